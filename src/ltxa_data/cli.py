@@ -1,0 +1,139 @@
+"""The `ltxa-data` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import SystemicError
+from .recipe import Recipe, RecipeError, load_recipe
+
+DEFAULT_RECIPE = "recipes/demo.yaml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ltxa-data", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="run the pipeline (resumes where it stopped)")
+    p.add_argument("recipe")
+    p.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages (table names)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("status", help="per stage: partitions done, rows ok/skipped/failed, top failure reasons")
+    p.add_argument("recipe")
+
+    p = sub.add_parser("verify", help="check the build's invariants; exit 1 naming every violation")
+    p.add_argument("recipe")
+    p.add_argument("--no-media", action="store_true", help="skip decoding the media inside the shards")
+
+    p = sub.add_parser("corpus", help="generate the recipe's sample corpus (its `corpus` section)")
+    p.add_argument("recipe")
+
+    p = sub.add_parser("demo", help="generate the sample corpus, build it, verify it, and summarise")
+    p.add_argument("recipe", nargs="?", default=DEFAULT_RECIPE)
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("schemas", help="print the manifest schemas")
+
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RecipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (SystemicError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .pipeline import build
+
+    recipe = load_recipe(args.recipe)
+    t0 = time.perf_counter()
+    reports = build(recipe, only=args.only, progress=not args.no_progress)
+    for r in reports:
+        counts = " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
+        print(f"{r.stage:>10}: ran {r.ran}/{r.partitions} partitions in {r.seconds:.1f} s  ({counts})")
+    print(f"build '{recipe.name}' done in {time.perf_counter() - t0:.1f} s; manifests in {recipe.manifests_dir}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import format_status, stage_statuses
+
+    recipe = load_recipe(args.recipe)
+    print(format_status(recipe, stage_statuses(recipe)))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_build
+
+    recipe = load_recipe(args.recipe)
+    problems = verify_build(recipe, check_media=not args.no_media)
+    for p in problems:
+        print(f"violation: {p}")
+    if problems:
+        print(f"verify: {len(problems)} violation(s)", file=sys.stderr)
+        return 1
+    print("verify: all invariants hold")
+    return 0
+
+
+def _generate(recipe: Recipe) -> Path:
+    from .corpus import generate_corpus
+
+    if recipe.corpus is None:
+        raise RecipeError(f"recipe '{recipe.name}' has no `corpus` section to generate")
+    out = recipe.resolve(recipe.input.paths[0])
+    return generate_corpus(out, recipe.corpus)
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe)
+    t0 = time.perf_counter()
+    gt = _generate(recipe)
+    print(f"corpus ready in {time.perf_counter() - t0:.1f} s: {gt.parent} (ground truth: {gt.name})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .summary import summarize
+
+    recipe = load_recipe(args.recipe)
+    t0 = time.perf_counter()
+    gt = _generate(recipe)
+    print(f"corpus: {gt.parent} ({time.perf_counter() - t0:.1f} s)")
+    rc = cmd_build(argparse.Namespace(recipe=args.recipe, only=None, no_progress=args.no_progress))
+    rc = rc or cmd_verify(argparse.Namespace(recipe=args.recipe, no_media=False))
+    print(summarize(recipe, gt))
+    return rc
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from .schemas import TABLES
+
+    for t in TABLES.values():
+        print(f"{t.name}  (one row is {t.row}; key {', '.join(t.key)})")
+        for name, typ, doc in t.fields:
+            print(f"  {name:<22}{typ!s:<16}{doc}")
+        print(f"  {'status':<22}{'string':<16}ok / skipped / failed")
+        print(f"  {'error':<22}{'string':<16}reason, required when status is not ok\n")
+    return 0
+
+
+COMMANDS = {
+    "build": cmd_build,
+    "status": cmd_status,
+    "verify": cmd_verify,
+    "corpus": cmd_corpus,
+    "demo": cmd_demo,
+    "schemas": cmd_schemas,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

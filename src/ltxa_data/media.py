@@ -1,0 +1,349 @@
+"""Media I/O on PyAV (which bundles FFmpeg): probing, decoding audio and frame-exact video windows,
+encoding mp4/wav. Every stage that touches media goes through here."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+av.logging.set_level(av.logging.PANIC)  # FFmpeg's own stderr chatter; errors still raise
+
+__all__ = [
+    "MediaError",
+    "ProbeResult",
+    "encode_video",
+    "encode_wav",
+    "probe",
+    "read_audio",
+    "read_frames",
+    "write_video",
+]
+
+
+class MediaError(Exception):
+    """A media file cannot be used; the message is the reason, and callers prefix the path."""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What scan records about one source file (measured by demuxing, not trusted from headers)."""
+
+    duration_s: float
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    video_codec: str
+    variable_frame_rate: bool
+    has_audio: bool
+    audio_codec: str | None
+    sample_rate: int | None
+    channels: int | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _open(path: Path | str) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise MediaError("file does not exist")
+    if p.stat().st_size == 0:
+        raise MediaError("empty file (0 bytes)")
+    try:
+        return av.open(str(p), mode="r")
+    except av.FFmpegError as e:
+        raise MediaError(f"cannot open container: {_ffmpeg_reason(e)}") from None
+
+
+def _ffmpeg_reason(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return msg.strip().rstrip(".") or type(e).__name__
+
+
+def probe(path: Path | str, check_packets: bool = True) -> ProbeResult:
+    """Probe a source video.
+
+    With `check_packets`, every packet is demuxed (no decoding) so that truncated files, the true
+    frame count and variable frame rates are measured instead of read from headers.
+    """
+    with _open(path) as c:
+        if not c.streams.video:
+            raise MediaError("no video stream (audio-only file?)")
+        vs = c.streams.video[0]
+        if vs.codec_context.width <= 0 or vs.codec_context.height <= 0:
+            raise MediaError("video stream has no frame size")
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        if not rate or float(rate) <= 0:
+            raise MediaError("video stream has no frame rate")
+        a = c.streams.audio[0] if c.streams.audio else None
+        header_dur = _header_duration(c, vs)
+        if check_packets:
+            streams = [vs] + ([a] if a is not None else [])
+            v_end, a_end, n_frames, deltas = _demux_extent(c, streams, vs, a)
+            if n_frames == 0:
+                raise MediaError("video stream has no packets")
+            if header_dur and v_end < header_dur - max(0.5, 0.05 * header_dur):
+                raise MediaError(f"truncated: video ends at {v_end:.2f} s but the header says {header_dur:.2f} s")
+            duration = min(v_end, a_end) if a is not None and a_end > 0 else v_end
+            vfr = _is_variable(deltas)
+            fps = (n_frames / v_end) if vfr and v_end > 0 else float(rate)
+        else:
+            duration = header_dur or 0.0
+            n_frames = vs.frames or round(duration * float(rate))
+            vfr = False
+            fps = float(rate)
+        return ProbeResult(
+            duration_s=round(float(duration), 6),
+            fps=round(float(fps), 6),
+            num_frames=int(n_frames),
+            width=int(vs.codec_context.width),
+            height=int(vs.codec_context.height),
+            video_codec=vs.codec_context.name,
+            variable_frame_rate=bool(vfr),
+            has_audio=a is not None,
+            audio_codec=a.codec_context.name if a is not None else None,
+            sample_rate=int(a.codec_context.sample_rate) if a is not None else None,
+            channels=int(a.codec_context.channels) if a is not None else None,
+        )
+
+
+def _header_duration(c: av.container.InputContainer, vs: av.video.stream.VideoStream) -> float | None:
+    if vs.duration is not None and vs.time_base is not None:
+        return float(vs.duration * vs.time_base)
+    if c.duration is not None:
+        return c.duration / av.time_base
+    return None
+
+
+def _demux_extent(c, streams, vs, a) -> tuple[float, float, int, list[float]]:
+    v_end = a_end = 0.0
+    n = 0
+    pts: list[float] = []
+    try:
+        for pkt in c.demux(streams):
+            if pkt.pts is None or pkt.size == 0:
+                continue
+            end = float((pkt.pts + (pkt.duration or 0)) * pkt.time_base)
+            if pkt.stream is vs:
+                n += 1
+                v_end = max(v_end, end)
+                if len(pts) < 2000:
+                    pts.append(float(pkt.pts * pkt.time_base))
+            elif a is not None and pkt.stream is a:
+                a_end = max(a_end, end)
+    except av.FFmpegError as e:
+        raise MediaError(f"corrupt stream data: {_ffmpeg_reason(e)}") from None
+    pts.sort()
+    deltas = [b - a_ for a_, b in zip(pts, pts[1:], strict=False)]
+    return v_end, a_end, n, deltas
+
+
+def _is_variable(deltas: Sequence[float]) -> bool:
+    if len(deltas) < 3:
+        return False
+    d = np.asarray(deltas)
+    med = float(np.median(d))
+    return med > 0 and float(np.mean(np.abs(d - med) > 0.25 * med)) > 0.05
+
+
+def read_audio(
+    path: Path | str,
+    sample_rate: int = 16000,
+    channels: int = 1,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+) -> np.ndarray:
+    """Decode the first audio track, resampled, as float32 [channels, samples] on the container clock.
+
+    Sample 0 is at t=0 of the container (a late-starting track is padded with silence), so an
+    audio window and a video window that start at the same time start at the same instant.
+    A window past the end of the track is zero-padded; the result has exactly
+    round(duration_s * sample_rate) samples when `duration_s` is given. A mono source asked for as
+    stereo is duplicated exactly (FFmpeg's upmix would lower it by 3 dB).
+    """
+    if channels not in (1, 2):
+        raise ValueError("channels must be 1 or 2")
+    with _open(path) as c:
+        if not c.streams.audio:
+            raise MediaError("no audio track")
+        st = c.streams.audio[0]
+        duplicate = channels == 2 and st.codec_context.channels == 1
+        decode_channels = 1 if duplicate else channels
+        layout = {1: "mono", 2: "stereo"}[decode_channels]
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
+        chunks: list[np.ndarray] = []
+        first_pts: float | None = None
+        stop_s = None if duration_s is None else start_s + duration_s + 0.5
+        try:
+            if start_s > 2.0:
+                c.seek(int((start_s - 1.0) / st.time_base), stream=st, backward=True)
+            for frame in c.decode(st):
+                if first_pts is None:
+                    first_pts = float(frame.time or 0.0)
+                for rf in resampler.resample(frame):
+                    chunks.append(rf.to_ndarray())
+                if stop_s is not None and frame.time is not None and frame.time > stop_s:
+                    break
+            for rf in resampler.resample(None):
+                chunks.append(rf.to_ndarray())
+        except av.FFmpegError as e:
+            raise MediaError(f"audio decode failed: {_ffmpeg_reason(e)}") from None
+    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((decode_channels, 0), np.float32)
+    audio = audio.astype(np.float32, copy=False)
+    if duplicate:
+        audio = np.repeat(audio, 2, axis=0)
+    offset = round((first_pts or 0.0) * sample_rate) - round(start_s * sample_rate)
+    if offset > 0:
+        audio = np.concatenate([np.zeros((channels, offset), np.float32), audio], axis=1)
+    elif offset < 0:
+        audio = audio[:, -offset:]
+    if duration_s is not None:
+        n = round(duration_s * sample_rate)
+        audio = audio[:, :n]
+        if audio.shape[1] < n:
+            audio = np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
+    return np.ascontiguousarray(audio)
+
+
+def read_frames(
+    path: Path | str,
+    times: Sequence[float],
+    crop: tuple[int, int, int, int] | None = None,
+    size: int | None = None,
+) -> np.ndarray:
+    """Sample frames at the given instants (seconds, increasing) as uint8 [F, H, W, 3].
+
+    Each instant gets the source frame on screen at that time (the last frame with pts <= t):
+    this resamples any source rate, VFR included, to the caller's grid without drifting.
+    `crop` is (x, y, w, h) in source pixels; `size` resizes the crop to size x size.
+    """
+    times = list(times)
+    if not times:
+        raise ValueError("no times requested")
+    eps = 1e-6
+    out: list[np.ndarray | None] = [None] * len(times)
+    with _open(path) as c:
+        if not c.streams.video:
+            raise MediaError("no video stream")
+        vs = c.streams.video[0]
+        vs.thread_type = "AUTO"
+        if times[0] > 2.0:
+            c.seek(int((times[0] - 1.0) / vs.time_base), stream=vs, backward=True)
+        k = 0
+        prev: np.ndarray | None = None
+        last_t = -math.inf
+        try:
+            for frame in c.decode(vs):
+                ft = float(frame.time if frame.time is not None else 0.0)
+                while k < len(times) and times[k] + eps < ft:
+                    out[k] = prev
+                    k += 1
+                if k >= len(times):
+                    break
+                prev = _prepare(frame.to_ndarray(format="rgb24"), crop, size)
+                last_t = ft
+        except av.FFmpegError as e:
+            raise MediaError(f"video decode failed: {_ffmpeg_reason(e)}") from None
+        if prev is None:
+            raise MediaError("video stream decoded no frames")
+        # Past the last frame only its own display interval may be held, not arbitrary time.
+        frame_dur = 1.0 / float(vs.average_rate or vs.guessed_rate or 25)
+        if k < len(times) and times[-1] > last_t + frame_dur + eps:
+            raise MediaError(f"video ends at {last_t + frame_dur:.3f} s, before the requested {times[-1]:.3f} s")
+        while k < len(times):
+            out[k] = prev
+            k += 1
+        first = next(f for f in out if f is not None)
+        out = [first if f is None else f for f in out]
+    return np.stack(out)  # type: ignore[arg-type]
+
+
+def _prepare(rgb: np.ndarray, crop: tuple[int, int, int, int] | None, size: int | None) -> np.ndarray:
+    if crop is not None:
+        x, y, w, h = crop
+        rgb = rgb[y : y + h, x : x + w]
+    if size is not None and (rgb.shape[0] != size or rgb.shape[1] != size):
+        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BICUBIC))
+    return rgb
+
+
+def encode_video(frames: np.ndarray, fps: int, crf: int = 18, preset: str = "veryfast") -> bytes:
+    """Encode uint8 [F, H, W, 3] frames as an H.264 mp4 (yuv420p, constant `fps`), no audio."""
+    buf = io.BytesIO()
+    write_video(buf, frames, fps=fps, crf=crf, preset=preset)
+    return buf.getvalue()
+
+
+def write_video(
+    dest: Path | str | io.BytesIO,
+    frames: Iterable[np.ndarray],
+    fps: float | Fraction,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+    crf: int = 18,
+    preset: str = "veryfast",
+    frame_times: Sequence[float] | None = None,
+) -> None:
+    """Write an mp4: H.264 video (+ AAC audio from float32 [C, N] when `audio` is given).
+
+    `frame_times` (seconds) writes a variable-frame-rate file with those presentation times.
+    """
+    rate = Fraction(fps).limit_denominator(1001)
+    target = dest if isinstance(dest, io.BytesIO) else str(dest)
+    with av.open(target, mode="w", format="mp4") as c:
+        vs = None
+        a_stream = None
+        if audio is not None:
+            if sample_rate is None:
+                raise ValueError("sample_rate is required with audio")
+            layout = {1: "mono", 2: "stereo"}[audio.shape[0]]
+            a_stream = c.add_stream("aac", rate=sample_rate, layout=layout)
+        tb = Fraction(1, 90000) if frame_times is not None else 1 / rate
+        for i, arr in enumerate(frames):
+            if vs is None:
+                vs = c.add_stream("libx264", rate=rate)
+                vs.width, vs.height = int(arr.shape[1]), int(arr.shape[0])
+                vs.pix_fmt = "yuv420p"
+                vs.time_base = tb
+                vs.codec_context.time_base = tb
+                vs.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            vf.pts = round(frame_times[i] / tb) if frame_times is not None else i
+            vf.time_base = tb
+            for p in vs.encode(vf):
+                c.mux(p)
+        if vs is None:
+            raise ValueError("no frames to write")
+        for p in vs.encode():
+            c.mux(p)
+        if a_stream is not None:
+            assert audio is not None and sample_rate is not None
+            pcm = np.ascontiguousarray(audio.astype(np.float32))
+            step = 1024 * 16
+            for s in range(0, pcm.shape[1], step):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, s : s + step]), format="fltp",
+                                                layout=a_stream.layout.name)
+                af.sample_rate = sample_rate
+                af.pts = s
+                af.time_base = Fraction(1, sample_rate)
+                for p in a_stream.encode(af):
+                    c.mux(p)
+            for p in a_stream.encode():
+                c.mux(p)
+
+
+def encode_wav(audio: np.ndarray, sample_rate: int) -> bytes:
+    """Encode float32 [C, N] audio as 16-bit PCM wav bytes."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio.T, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()

@@ -1,0 +1,199 @@
+"""Runs stages in order, resumably.
+
+Per stage: plan partitions from the input tables; skip those whose completion marker matches
+(same stage version and config hash, same input hash, outputs present); run the rest on the
+executor; merge the partition tables into `manifests/<stage>.parquet`. A worker writes its
+partition table, then its outputs, then its marker, each atomically, so a killed run leaves at
+worst an unmarked partition, which the next run redoes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from .backends import unavailable_backends
+from .executors import Executor, make_executor
+from .recipe import Recipe, RecipeError, missing_inputs
+from .schemas import conform, to_table
+from .stages import STAGES
+from .stages.base import Partition, Stage
+from .storage import parquet_bytes, read_frame, read_json, table_path, write_bytes_atomic, write_json_atomic, write_table_atomic
+
+
+@dataclass
+class PartitionDone:
+    key: str
+    counts: dict[str, int]
+    seconds: float
+
+
+@dataclass
+class StageReport:
+    """What one stage did in this run."""
+
+    stage: str
+    partitions: int
+    ran: int
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def state_dir(recipe: Recipe, stage: str) -> Path:
+    return recipe.manifests_dir / ".state" / stage
+
+
+def _marker_path(sdir: Path, key: str) -> Path:
+    return sdir / f"part-{key}.done"
+
+
+def _part_path(sdir: Path, key: str) -> Path:
+    return sdir / f"part-{key}.parquet"
+
+
+def read_marker(sdir: Path, key: str) -> dict[str, Any] | None:
+    return read_json(_marker_path(sdir, key))
+
+
+def _is_done(recipe: Recipe, sdir: Path, part: Partition, config_hash: str) -> bool:
+    m = read_marker(sdir, part.key)
+    if not m or m.get("config_hash") != config_hash or m.get("input_hash") != part.input_hash:
+        return False
+    if not _part_path(sdir, part.key).exists():
+        return False
+    return all(recipe.output_dir.joinpath(o).exists() for o in m.get("outputs", []))
+
+
+def run_partition(stage: Stage, sdir: Path, config_hash: str, part: Partition) -> PartitionDone:
+    """Process one partition and commit it: table, outputs, then marker."""
+    t0 = time.perf_counter()
+    old = read_marker(sdir, part.key)
+    result = stage.process(part)
+    table = to_table(stage.name, result.rows)
+    write_table_atomic(_part_path(sdir, part.key), table)
+    if old:
+        _remove_outputs(stage.recipe, set(old.get("outputs", [])) - set(result.outputs))
+    counts = dict(Counter(table.column("status").to_pylist()))
+    write_json_atomic(
+        _marker_path(sdir, part.key),
+        {
+            "stage": stage.name,
+            "version": stage.version,
+            "config_hash": config_hash,
+            "input_hash": part.input_hash,
+            "rows": table.num_rows,
+            "counts": counts,
+            "outputs": sorted(result.outputs),
+        },
+    )
+    return PartitionDone(part.key, counts, time.perf_counter() - t0)
+
+
+def _remove_outputs(recipe: Recipe, outputs: set[str]) -> None:
+    for o in outputs:
+        with contextlib.suppress(FileNotFoundError):
+            recipe.output_dir.joinpath(o).unlink()
+
+
+@dataclass
+class PartitionWorker:
+    """Picklable worker factory: builds the stage in the worker and runs its setup once."""
+
+    stage_cls: type[Stage]
+    recipe: Recipe
+    sdir: Path
+    config_hash: str
+
+    def __call__(self):
+        threads = self.recipe.executor.threads_per_worker
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS"):
+            os.environ[var] = str(threads)
+        import torch  # noqa: PLC0415 - after the thread variables are set
+
+        torch.set_num_threads(threads)
+        stage = self.stage_cls(self.recipe)
+        stage.setup()
+        return partial(run_partition, stage, self.sdir, self.config_hash)
+
+
+def preflight(recipe: Recipe) -> None:
+    """Refuse a build that cannot produce a real result, saying everything that is missing."""
+    problems = unavailable_backends(recipe) + missing_inputs(recipe)
+    if problems:
+        raise RecipeError("cannot build:\n  - " + "\n  - ".join(problems))
+
+
+def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progress: bool = True) -> StageReport:
+    """Plan, run and merge one stage."""
+    t0 = time.perf_counter()
+    stage = stage_cls(recipe)
+    sdir = state_dir(recipe, stage.name)
+    sdir.mkdir(parents=True, exist_ok=True)
+    tables = {name: read_frame(recipe.manifests_dir, name) for name in stage.reads}
+    parts = stage.plan(tables)
+    config_hash = stage.config_hash()
+    write_json_atomic(sdir / "plan.json", {"config_hash": config_hash,
+                                           "partitions": {p.key: p.input_hash for p in parts}})
+    todo = [p for p in parts if not _is_done(recipe, sdir, p, config_hash)]
+    bar = tqdm(total=len(parts), initial=len(parts) - len(todo), desc=f"{stage.name:>10}", unit="part",
+               disable=not progress, leave=True, dynamic_ncols=True)
+    try:
+        for _done in executor.map(PartitionWorker(stage_cls, recipe, sdir, config_hash), todo):
+            bar.update(1)
+    finally:
+        bar.close()
+    table = merge_partitions(recipe, stage, [p.key for p in parts])
+    counts = dict(Counter(table.column("status").to_pylist()))
+    return StageReport(stage.name, len(parts), len(todo), counts, time.perf_counter() - t0)
+
+
+def merge_partitions(recipe: Recipe, stage: Stage, keys: list[str]) -> pa.Table:
+    """Concatenate the planned partitions into the stage's table; drop stale partitions and their
+    outputs. The table is rewritten only when its bytes change."""
+    name = stage.name
+    sdir = state_dir(recipe, name)
+    wanted = set(keys)
+    for marker in sdir.glob("part-*.done"):
+        key = marker.name[len("part-") : -len(".done")]
+        if key not in wanted:
+            m = read_marker(sdir, key) or {}
+            _remove_outputs(recipe, set(m.get("outputs", [])))
+            marker.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                _part_path(sdir, key).unlink()
+    tables = [pq.read_table(_part_path(sdir, k)) for k in keys]
+    merged = to_table(name, []) if not tables else conform(name, pa.concat_tables(tables))
+    merged = conform(name, stage.finalize(merged))
+    data = parquet_bytes(merged)
+    dest = table_path(recipe.manifests_dir, name)
+    if not dest.exists() or dest.read_bytes() != data:
+        write_bytes_atomic(dest, data)
+    return merged
+
+
+def build(
+    recipe: Recipe,
+    only: list[str] | None = None,
+    progress: bool = True,
+    executor: Executor | None = None,
+) -> list[StageReport]:
+    """Run the pipeline (or the named stages, in pipeline order) and return what each stage did."""
+    preflight(recipe)
+    executor = executor or make_executor(recipe)
+    recipe.manifests_dir.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for stage_cls in STAGES:
+        if only and stage_cls.name not in only:
+            continue
+        reports.append(run_stage(recipe, stage_cls, executor, progress=progress))
+    return reports

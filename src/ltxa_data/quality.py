@@ -1,0 +1,70 @@
+"""Scoring a build against ground truth (the generated corpus writes it beside the clips)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import polars as pl
+from sklearn.metrics import adjusted_rand_score
+
+from .windows import covered
+
+
+@dataclass(frozen=True)
+class IdentityScore:
+    voices: int
+    true_identities: int
+    found_identities: int
+    purity: float
+    inverse_purity: float
+    ari: float
+    split_identities: int
+    """True identities spread over more than one found identity."""
+    merged_identities: int
+    """Found identities holding more than one true identity."""
+
+
+def true_speaker_of_voices(turns: pl.DataFrame, videos: pl.DataFrame, ground_truth: dict) -> dict[str, str]:
+    """voice_id -> the ground-truth speaker whose speech its turns overlap most."""
+    gt = {c["path"]: c for c in ground_truth["clips"]}
+    rel = dict(zip(videos["video_id"], videos["rel_path"], strict=True))
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for t in turns.filter(pl.col("status") == "ok").iter_rows(named=True):
+        spans[f"{t['video_id']}-{t['speaker']}"].append((t["start_s"], t["end_s"]))
+    out = {}
+    for voice_id, sp in spans.items():
+        clip = gt.get(rel.get(voice_id.rsplit("-", 1)[0], ""))
+        if clip is None:
+            continue
+        overlap: Counter[str] = Counter()
+        for seg in clip["segments"]:
+            overlap[seg["speaker"]] += sum(covered([(seg["start"], seg["end"])], s, e) for s, e in sp)
+        if overlap and overlap.most_common(1)[0][1] > 0:
+            out[voice_id] = overlap.most_common(1)[0][0]
+    return out
+
+
+def score_identities(identities: pl.DataFrame, truth: dict[str, str]) -> IdentityScore:
+    """Purity, inverse purity and adjusted Rand index of found identities against true speakers."""
+    ok = identities.filter(pl.col("status") == "ok")
+    pairs = [(truth[v], i) for v, i in zip(ok["voice_id"], ok["identity_id"], strict=True) if v in truth]
+    if not pairs:
+        return IdentityScore(0, 0, 0, 0.0, 0.0, 0.0, 0, 0)
+    true, found = zip(*pairs, strict=True)
+    by_found: dict[str, Counter[str]] = defaultdict(Counter)
+    by_true: dict[str, Counter[str]] = defaultdict(Counter)
+    for t, f in pairs:
+        by_found[f][t] += 1
+        by_true[t][f] += 1
+    n = len(pairs)
+    return IdentityScore(
+        voices=n,
+        true_identities=len(by_true),
+        found_identities=len(by_found),
+        purity=sum(c.most_common(1)[0][1] for c in by_found.values()) / n,
+        inverse_purity=sum(c.most_common(1)[0][1] for c in by_true.values()) / n,
+        ari=float(adjusted_rand_score(true, found)),
+        split_identities=sum(1 for c in by_true.values() if len(c) > 1),
+        merged_identities=sum(1 for c in by_found.values() if len(c) > 1),
+    )

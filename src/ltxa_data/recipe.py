@@ -1,0 +1,296 @@
+"""Recipes: YAML parsed into typed, strict config. Unknown keys are errors that name the key.
+
+Relative paths in a recipe resolve against the directory of the recipe file, so a build, `status`
+and `verify` find the same files from any working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TARGET_FRAMES = 121
+TARGET_FPS = 25
+AUDIO_SAMPLE_RATE = 16000
+
+
+class RecipeError(Exception):
+    """A recipe cannot be used; the message names the recipe file and the offending key or path."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputConfig(StrictModel):
+    paths: list[str] = Field(min_length=1, description="Folders (searched recursively), glob patterns, "
+                             "or .txt files listing one video path per line.")
+    extensions: list[str] = Field(
+        default=[".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v"],
+        description="File endings taken from folders and globs (case-insensitive).",
+    )
+    label_regex: str | None = Field(
+        default=None,
+        description="Optional regex with a named group `label` applied to each file's path relative to its "
+        "input root; a match names the identity of the clip's main speaker.",
+    )
+
+    @field_validator("label_regex")
+    @classmethod
+    def _label_group(cls, v: str | None) -> str | None:
+        if v is not None and "(?P<label>" not in v:
+            raise ValueError("label_regex needs a named group (?P<label>...)")
+        return v
+
+
+class OutputConfig(StrictModel):
+    dir: str = Field(description="Where shards and build state go.")
+    manifests: str | None = Field(default=None, description="Where manifest tables go (default: {dir}/manifests).")
+
+
+class ExecutorConfig(StrictModel):
+    kind: Literal["local"] = Field(default="local", description="`local`: a process pool on this machine.")
+    workers: int = Field(default=2, ge=1, description="Worker processes for map stages.")
+    threads_per_worker: int = Field(default=1, ge=1, description="torch/BLAS threads inside each worker.")
+
+
+class ScanConfig(StrictModel):
+    files_per_partition: int = Field(default=64, ge=1, description="Files probed per unit of resumable work.")
+    check_packets: bool = Field(default=True, description="Demux every packet: catches truncated files and "
+                                "measures true frame counts and VFR.")
+    min_short_side: int = Field(default=256, ge=16, description="Reject videos whose shorter side is smaller.")
+    min_duration_s: float = Field(default=3.5, ge=0, description="Reject clips shorter than this.")
+    fingerprint_bytes: int = Field(default=1 << 20, ge=4096, description="Bytes read at start, middle and end "
+                                   "of a file for its content fingerprint (plus the size).")
+
+
+class SileroVadConfig(StrictModel):
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="Speech probability threshold.")
+    min_speech_ms: int = Field(default=250, ge=0, description="Drop speech regions shorter than this.")
+    min_silence_ms: int = Field(default=300, ge=0, description="Silence that ends a region.")
+    speech_pad_ms: int = Field(default=30, ge=0, description="Padding around each region.")
+    local_speakers: Literal["cluster", "single"] = Field(
+        default="cluster",
+        description="`cluster`: split speech into local speakers by clustering voice embeddings of "
+        "short windows (resemblyzer); `single`: all speech is one speaker.",
+    )
+    window_s: float = Field(default=1.5, gt=0.2, description="Window length for local speaker clustering.")
+    speaker_threshold: float = Field(default=0.7, gt=0, lt=1,
+                                     description="Average-linkage cosine similarity above which windows are one "
+                                     "speaker (resemblyzer, 1.5 s windows: same voice ~0.82, others ~0.57).")
+
+
+class PyannoteConfig(StrictModel):
+    model: str = Field(default="pyannote/speaker-diarization-community-1",
+                       description="Hub id or local directory of a pyannote.audio pipeline.")
+    token_env: str = Field(default="HF_TOKEN", description="Environment variable holding the hub token.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    segmentation_batch_size: int = Field(default=32, ge=1)
+    embedding_batch_size: int = Field(default=32, ge=1)
+
+
+class DiarizeConfig(StrictModel):
+    backend: Literal["silero_vad", "pyannote"] = Field(default="silero_vad", description="Diarization backend.")
+    videos_per_partition: int = Field(default=16, ge=1)
+    silero_vad: SileroVadConfig = SileroVadConfig()
+    pyannote: PyannoteConfig = PyannoteConfig()
+
+
+class SpeechbrainConfig(StrictModel):
+    model: str = Field(default="speechbrain/spkrec-ecapa-voxceleb",
+                       description="Hub id or local directory (hyperparams.yaml + embedding_model.ckpt).")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(default=64, ge=1)
+
+
+class EmbedConfig(StrictModel):
+    backend: Literal["resemblyzer", "speechbrain_ecapa"] = Field(default="resemblyzer")
+    videos_per_partition: int = Field(default=32, ge=1)
+    min_speech_s: float = Field(default=2.0, gt=0, description="Speakers with less clean speech are skipped.")
+    window_s: float = Field(default=2.0, gt=0.2, description="Speech window length; window embeddings are averaged.")
+    max_windows: int = Field(default=16, ge=1, description="At most this many windows per speaker.")
+    speechbrain_ecapa: SpeechbrainConfig = SpeechbrainConfig()
+
+
+class IdentifyConfig(StrictModel):
+    similarity_threshold: float = Field(default=0.8, gt=0, lt=1, description="Average-linkage cosine "
+                                        "similarity above which voices are one identity.")
+
+
+class TargetsConfig(StrictModel):
+    size: int = Field(default=512, description="Output side in pixels (square, multiple of 32).")
+    crop: Literal["center"] = Field(default="center", description="Crop mode.")
+    min_speech_ratio: float = Field(default=0.6, ge=0, le=1,
+                                    description="Fraction of the window the speaker must be talking.")
+    max_other_speech_s: float = Field(default=0.0, ge=0,
+                                      description="Speech of any other speaker tolerated inside a window.")
+    stride_frames: int = Field(default=25, ge=1, description="Candidate window step, in 25 fps frames.")
+    max_per_video: int = Field(default=8, ge=1, description="At most this many targets per video.")
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: int) -> int:
+        if v <= 0 or v % 32:
+            raise ValueError("size must be a positive multiple of 32")
+        return v
+
+
+class ReferencesConfig(StrictModel):
+    duration_s: float = Field(default=3.5, gt=0, description="Reference window length.")
+    min_speech_ratio: float = Field(default=0.7, ge=0, le=1)
+    max_other_speech_s: float = Field(default=0.0, ge=0)
+    stride_s: float = Field(default=0.5, gt=0, description="Candidate window step.")
+    max_per_video: int = Field(default=8, ge=1)
+    min_rms_dbfs: float = Field(default=-45.0, description="Skip windows quieter than this.")
+
+
+class SplitsConfig(StrictModel):
+    train: float = Field(default=0.8, ge=0)
+    val: float = Field(default=0.1, ge=0)
+    test: float = Field(default=0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _sum(self) -> SplitsConfig:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("split fractions must add up to 1")
+        return self
+
+
+class PairsConfig(StrictModel):
+    seed: int = Field(default=0, description="Seeds reference choice and split assignment.")
+    references_per_target: int = Field(default=1, ge=1, description="Distinct references chosen per target.")
+    splits: SplitsConfig = SplitsConfig()
+
+
+class ShardConfig(StrictModel):
+    samples_per_shard: int = Field(default=256, ge=1)
+    max_shard_bytes: int = Field(default=1 << 30, ge=1 << 16, description="A shard rolls over past this size.")
+    video_crf: int = Field(default=18, ge=0, le=51, description="x264 quality of target mp4s.")
+
+
+class EncodeConfig(StrictModel):
+    backend: Literal["none", "ltx"] = Field(default="none", description="`none`: shards carry media only; "
+                                            "`ltx`: LTX-2 VAE latents.")
+    checkpoint: str | None = Field(default=None, description="LTX-2.3 checkpoint (.safetensors).")
+
+
+class CorpusConfig(StrictModel):
+    """The generated sample corpus (`ltxa-data corpus`, `ltxa-data demo`)."""
+
+    seed: int = 0
+    speakers: int = Field(default=8, ge=2, le=8, description="Distinct espeak-ng voices.")
+    clips_per_speaker: int = Field(default=3, ge=1, description="Single-speaker clips per voice.")
+    two_speaker_clips: int = Field(default=2, ge=0, description="Clips with two speakers taking turns.")
+    scene_cut_clips: int = Field(default=1, ge=0, description="Clips with a hard scene cut.")
+    short_clips: int = Field(default=2, ge=0, description="Clips shorter than one target window.")
+    clip_seconds: tuple[float, float] = Field(default=(7.0, 11.0), description="Length range of normal clips.")
+
+
+class Recipe(StrictModel):
+    """A whole build. Sections map one to one onto pipeline stages."""
+
+    name: str = Field(description="Build name, shown in progress and status.")
+    input: InputConfig
+    output: OutputConfig
+    executor: ExecutorConfig = ExecutorConfig()
+    scan: ScanConfig = ScanConfig()
+    diarize: DiarizeConfig = DiarizeConfig()
+    embed: EmbedConfig = EmbedConfig()
+    identify: IdentifyConfig = IdentifyConfig()
+    targets: TargetsConfig = TargetsConfig()
+    references: ReferencesConfig = ReferencesConfig()
+    pairs: PairsConfig = PairsConfig()
+    shard: ShardConfig = ShardConfig()
+    encode: EncodeConfig = EncodeConfig()
+    corpus: CorpusConfig | None = Field(default=None, description="Set for a generated corpus (demo, tests).")
+
+    # Set by load_recipe; not a YAML key.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, p: str | Path) -> Path:
+        """A recipe path made absolute against the recipe file's folder."""
+        p = Path(p).expanduser()
+        return Path(os.path.normpath(p if p.is_absolute() else self.base_dir / p))
+
+    @property
+    def output_dir(self) -> Path:
+        return self.resolve(self.output.dir)
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.resolve(self.output.manifests) if self.output.manifests else self.output_dir / "manifests"
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.output_dir / "shards"
+
+    def section_hash(self, *sections: str) -> str:
+        """Hash of the named recipe sections: what a stage's completion markers depend on."""
+        data = {s: self.model_dump(mode="json")[s] for s in sections}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_recipe(path: str | Path, check_inputs: bool = False) -> Recipe:
+    """Parse and validate a recipe file. Errors name the file and the key (or the missing path)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping of sections")
+    recipe = parse_recipe(data, source=str(path), base_dir=path.parent.absolute())
+    if check_inputs:
+        missing = missing_inputs(recipe)
+        if missing:
+            raise RecipeError(f"{path}: " + "; ".join(missing))
+    return recipe
+
+
+def parse_recipe(data: dict[str, Any], source: str = "<recipe>", base_dir: Path = Path(".")) -> Recipe:
+    """Validate a recipe mapping; see `load_recipe`."""
+    try:
+        recipe = Recipe.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as e:
+        raise RecipeError(f"{source}: " + "; ".join(_explain(err) for err in e.errors())) from None
+    if "base_dir" in data:
+        raise RecipeError(f"{source}: unknown key 'base_dir'")
+    return recipe
+
+
+def _explain(err: dict[str, Any]) -> str:
+    loc = ".".join(str(x) for x in err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent, key = err["loc"][:-1], str(err["loc"][-1])
+        model: Any = Recipe
+        for part in parent:
+            field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+            model = field.annotation if field is not None else None
+        known = list(model.model_fields) if hasattr(model, "model_fields") else []
+        hint = difflib.get_close_matches(key, known, n=1)
+        return f"unknown key '{loc}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+    if err["type"] == "missing":
+        return f"missing key '{loc}'"
+    return f"'{loc}': {err['msg']}"
+
+
+def missing_inputs(recipe: Recipe) -> list[str]:
+    """Input paths in the recipe that do not exist (globs must match at least one file)."""
+    out = []
+    for i, raw in enumerate(recipe.input.paths):
+        p = recipe.resolve(raw)
+        if any(ch in raw for ch in "*?["):
+            if not any(Path(p.anchor).glob(str(p.relative_to(p.anchor)))):
+                out.append(f"input.paths[{i}]: glob '{raw}' matches no file")
+        elif not p.exists():
+            out.append(f"input.paths[{i}]: path does not exist: {p}")
+    return out

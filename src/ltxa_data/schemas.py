@@ -1,0 +1,230 @@
+"""Manifest schemas: the contract between stages. Every table a stage writes is checked here.
+
+Every table carries `status` (ok / skipped / failed) and `error` (the reason, required when the
+row is not ok). Downstream stages read only `ok` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+STATUSES = ("ok", "skipped", "failed")
+
+
+class SchemaError(Exception):
+    """A table does not match its schema: a programming fault, so the run stops."""
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """One manifest table: its columns, its key (unique, the sort order) and what a row is."""
+
+    name: str
+    row: str
+    key: tuple[str, ...]
+    fields: tuple[tuple[str, pa.DataType, str], ...]
+
+    @property
+    def arrow(self) -> pa.Schema:
+        cols = [pa.field(n, t) for n, t, _ in self.fields]
+        cols += [pa.field("status", pa.string(), nullable=False), pa.field("error", pa.string())]
+        return pa.schema(cols)
+
+    @property
+    def columns(self) -> list[str]:
+        return self.arrow.names
+
+
+_S = pa.string()
+_F = pa.float64()
+_I = pa.int64()
+_B = pa.bool_()
+
+VIDEOS = TableSchema(
+    "videos", "a source file: probe facts, fingerprint, status (rejects are the rows that are not ok)",
+    ("video_id", "path"),
+    (
+        ("video_id", _S, "content fingerprint id (16 hex); `path:<hash>` for unreadable files"),
+        ("path", _S, "absolute path of the file"),
+        ("rel_path", _S, "path relative to the input root it was found under"),
+        ("size_bytes", _I, "file size"),
+        ("fingerprint", _S, "sha256 of size + sampled content"),
+        ("label", _S, "identity label from input.label_regex, if any"),
+        ("duration_s", _F, "usable duration: where both streams have data"),
+        ("fps", _F, "source frame rate (mean rate for VFR)"),
+        ("num_frames", _I, "video packets counted"),
+        ("width", _I, "frame width"),
+        ("height", _I, "frame height"),
+        ("video_codec", _S, "video codec"),
+        ("variable_frame_rate", _B, "frame intervals vary"),
+        ("audio_codec", _S, "audio codec"),
+        ("sample_rate", _I, "source audio sample rate"),
+        ("channels", _I, "source audio channels"),
+    ),
+)
+
+TURNS = TableSchema(
+    "turns", "a speech turn: video, local speaker, start, end, overlap flag",
+    ("turn_id",),
+    (
+        ("turn_id", _S, "{video_id}-{speaker}-{start_ms:09d}"),
+        ("video_id", _S, "source video"),
+        ("speaker", _S, "local speaker label within the video (S0, S1, ...)"),
+        ("start_s", _F, "turn start"),
+        ("end_s", _F, "turn end"),
+        ("overlap", _B, "another speaker talks at the same time"),
+    ),
+)
+
+VOICES = TableSchema(
+    "voices", "a (video, local speaker): embedding, speech seconds, quality",
+    ("voice_id",),
+    (
+        ("voice_id", _S, "{video_id}-{speaker}"),
+        ("video_id", _S, "source video"),
+        ("speaker", _S, "local speaker label"),
+        ("embedding", pa.list_(pa.float32()), "L2-normalised speaker embedding"),
+        ("speech_s", _F, "clean single-speaker speech seconds available"),
+        ("num_windows", _I, "windows averaged into the embedding"),
+        ("quality", _F, "mean cosine of window embeddings to their mean (consistency)"),
+    ),
+)
+
+IDENTITIES = TableSchema(
+    "identities", "a voice -> identity id, confidence",
+    ("voice_id",),
+    (
+        ("voice_id", _S, "voice"),
+        ("video_id", _S, "source video"),
+        ("speaker", _S, "local speaker label"),
+        ("identity_id", _S, "identity (label-<label> for labelled, id-<hash> for clustered)"),
+        ("confidence", _F, "cosine of the voice to its identity centroid"),
+        ("label", _S, "prior label that decided the identity, if any"),
+    ),
+)
+
+TARGETS = TableSchema(
+    "targets", "a 121-frame window: video, identity, start frame, crop box",
+    ("target_id",),
+    (
+        ("target_id", _S, "{video_id}-{speaker}-{start_ms:09d}"),
+        ("video_id", _S, "source video"),
+        ("voice_id", _S, "the speaker talking in the window"),
+        ("identity_id", _S, "that speaker's identity"),
+        ("start_frame", _I, "first frame on the 25 fps grid"),
+        ("start_s", _F, "start_frame / 25"),
+        ("num_frames", _I, "121"),
+        ("duration_s", _F, "num_frames / 25"),
+        ("crop_x", _I, "crop box in source pixels"),
+        ("crop_y", _I, ""),
+        ("crop_w", _I, ""),
+        ("crop_h", _I, ""),
+        ("speech_ratio", _F, "fraction of the window the speaker talks"),
+    ),
+)
+
+REFERENCES = TableSchema(
+    "references", "a 3.5 s voice window: video, identity, start, loudness",
+    ("reference_id",),
+    (
+        ("reference_id", _S, "{video_id}-{speaker}-{start_ms:09d}"),
+        ("video_id", _S, "source video"),
+        ("voice_id", _S, "the speaker talking in the window"),
+        ("identity_id", _S, "that speaker's identity"),
+        ("start_s", _F, "window start"),
+        ("duration_s", _F, "window length (3.5 s)"),
+        ("speech_ratio", _F, "fraction of the window the speaker talks"),
+        ("rms_dbfs", _F, "loudness of the window (RMS, dBFS)"),
+        ("peak_dbfs", _F, "sample peak (dBFS)"),
+    ),
+)
+
+PAIRS = TableSchema(
+    "pairs", "a sample: target -> reference(s), split",
+    ("key",),
+    (
+        ("key", _S, "sample key (= target_id)"),
+        ("target_id", _S, "target window"),
+        ("reference_ids", pa.list_(_S), "chosen reference windows, all from other videos"),
+        ("identity_id", _S, "identity of target and references"),
+        ("target_video_id", _S, "video of the target"),
+        ("reference_video_ids", pa.list_(_S), "videos of the references"),
+        ("split", _S, "train / val / test"),
+    ),
+)
+
+SHARDS = TableSchema(
+    "shards", "sample key -> shard file, byte offset, split",
+    ("key",),
+    (
+        ("key", _S, "sample key"),
+        ("split", _S, "train / val / test"),
+        ("shard", _S, "tar path relative to the shards folder"),
+        ("offset", _I, "byte offset of the sample's first tar header"),
+        ("nbytes", _I, "bytes the sample occupies in the tar"),
+        ("members", pa.list_(_S), "tar member names of the sample"),
+    ),
+)
+
+TABLES: dict[str, TableSchema] = {
+    t.name: t for t in (VIDEOS, TURNS, VOICES, IDENTITIES, TARGETS, REFERENCES, PAIRS, SHARDS)
+}
+
+
+def to_table(name: str, rows: Iterable[dict]) -> pa.Table:
+    """Build a table from row dicts, checked against its schema (extra or missing keys are errors)."""
+    schema = TABLES[name]
+    rows = list(rows)
+    cols = set(schema.columns)
+    for r in rows:
+        if set(r) != cols:
+            extra, missing = sorted(set(r) - cols), sorted(cols - set(r))
+            raise SchemaError(f"{name}: row {r.get(schema.key[0])!r} has extra {extra} / missing {missing} columns")
+    try:
+        table = pa.Table.from_pylist(rows, schema=schema.arrow)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise SchemaError(f"{name}: {e}") from None
+    return conform(name, table)
+
+
+def conform(name: str, table: pa.Table) -> pa.Table:
+    """Check a table against its schema and return it in key order."""
+    schema = TABLES[name]
+    if table.schema.names != schema.columns:
+        raise SchemaError(f"{name}: columns {table.schema.names} do not match the schema {schema.columns}")
+    try:
+        table = table.cast(schema.arrow)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        raise SchemaError(f"{name}: {e}") from None
+    status = table.column("status")
+    bad = pc.invert(pc.is_in(status, pa.array(STATUSES)))
+    if pc.any(bad).as_py():
+        raise SchemaError(f"{name}: status must be one of {STATUSES}, got {set(pc.filter(status, bad).to_pylist())}")
+    no_reason = pc.and_(pc.not_equal(status, "ok"), pc.or_(pc.is_null(table.column("error")),
+                                                            pc.equal(table.column("error"), "")))
+    if pc.any(no_reason).as_py():
+        raise SchemaError(f"{name}: rows that are not ok must carry an error reason")
+    if table.num_rows:
+        table = table.sort_by([(k, "ascending") for k in schema.key])
+        keys = table.select(list(schema.key)).to_pylist()
+        if len({tuple(k.values()) for k in keys}) != len(keys):
+            raise SchemaError(f"{name}: duplicate key {schema.key}")
+    return table
+
+
+def blank_row(name: str, **values: object) -> dict:
+    """A row of the named table with every column null except `values`."""
+    cols = TABLES[name].columns
+    unknown = set(values) - set(cols)
+    if unknown:
+        raise SchemaError(f"{name}: no columns {sorted(unknown)}")
+    return {c: values.get(c) for c in cols}
+
+
+def empty(name: str) -> pa.Table:
+    """An empty table with the named schema."""
+    return TABLES[name].arrow.empty_table()

@@ -1,0 +1,24 @@
+"""Pipeline stages, in run order. Each module is one stage; `base` is the interface."""
+
+from .base import Partition, Stage, StageResult
+from .diarize import DiarizeStage
+from .embed import EmbedStage
+from .identify import IdentifyStage
+from .pairs import PairsStage
+from .references import ReferencesStage
+from .scan import ScanStage
+from .shard import ShardStage
+from .targets import TargetsStage
+
+STAGES: tuple[type[Stage], ...] = (
+    ScanStage,
+    DiarizeStage,
+    EmbedStage,
+    IdentifyStage,
+    TargetsStage,
+    ReferencesStage,
+    PairsStage,
+    ShardStage,
+)
+
+__all__ = ["STAGES", "Partition", "Stage", "StageResult"]

@@ -1,0 +1,112 @@
+"""The Stage interface. Stages know nothing of executors: an executor calls `setup()` once per
+worker and `process(partition)` per unit of work, and the pipeline writes what `process` returns."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import SystemicError
+from ..media import MediaError
+from ..recipe import Recipe
+from ..storage import frame_hash
+
+T = TypeVar("T")
+
+
+@dataclass
+class Partition:
+    """One unit of resumable work: its inputs travel with it, so a worker needs nothing else."""
+
+    index: int
+    data: dict[str, Any]
+    input_hash: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.index:05d}"
+
+
+@dataclass
+class StageResult:
+    """What `process` returns: manifest rows, plus files it wrote outside the manifests (shards)."""
+
+    rows: list[dict]
+    outputs: list[str] = field(default_factory=list)
+
+
+class Stage(ABC):
+    """A pipeline stage: reads manifest tables, writes one table."""
+
+    name: ClassVar[str]
+    """The table this stage writes (and the stage's name)."""
+    reads: ClassVar[tuple[str, ...]] = ()
+    """Tables the stage plans from."""
+    sections: ClassVar[tuple[str, ...]] = ()
+    """Recipe sections that change this stage's output (hashed into completion markers)."""
+    version: ClassVar[str] = "1"
+    """Bump when the stage's logic changes its output."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+
+    def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
+        """Split the work into partitions (runs in the driver; must be cheap and deterministic)."""
+        raise TypeError(f"{type(self).__name__} must define plan()")
+
+    def setup(self) -> None:
+        """Load models and other per-worker state. Called once per worker before `process`."""
+
+    @abstractmethod
+    def process(self, partition: Partition) -> StageResult:
+        """Do one partition's work and return its rows."""
+
+    def finalize(self, table: pa.Table) -> pa.Table:
+        """A last look at the merged table, for rules that need every partition (runs in the driver)."""
+        return table
+
+    def config_hash(self) -> str:
+        return frame_hash(self.name, self.version, self.recipe.section_hash(*self.sections))
+
+
+def partitions_by(
+    key: str, per_partition: int, tables: dict[str, pl.DataFrame], *, extra: Sequence[Any] = ()
+) -> list[Partition]:
+    """Chunk the sorted distinct values of `key` (e.g. video_id) into partitions; each partition
+    carries every table's rows for its keys. Same inputs -> same partitions."""
+    values = sorted(set().union(*(set(t.get_column(key).to_list()) for t in tables.values() if key in t.columns)))
+    parts = []
+    for i in range(0, len(values), per_partition):
+        chunk = values[i : i + per_partition]
+        data = {
+            name: (t.filter(pl.col(key).is_in(chunk)).sort(t.columns[0]) if key in t.columns else t)
+            for name, t in tables.items()
+        }
+        parts.append(Partition(len(parts), data, frame_hash(*data.values(), *extra)))
+    return parts
+
+
+def failure(subject: str | os.PathLike, reason: str) -> str:
+    """The error text of a row: the file (or item) first, then why."""
+    return f"{subject}: {reason}"
+
+
+def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callable[[T, str], dict]) -> Iterator[dict]:
+    """Run `fn` per item; an input fault becomes a failed row, a systemic fault stops the run."""
+    for item in items:
+        try:
+            yield from fn(item)
+        except (SystemicError, MemoryError, KeyboardInterrupt):
+            raise
+        except MediaError as e:
+            yield on_error(item, str(e))
+        except Exception as e:
+            if "out of memory" in str(e).lower():
+                raise SystemicError(str(e)) from e
+            yield on_error(item, f"{type(e).__name__}: {e}")

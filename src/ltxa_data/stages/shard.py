@@ -1,0 +1,180 @@
+"""shard: render each pair's media and write webdataset tar shards per split, with an index.
+
+A sample is `{key}.json`, `{key}.mp4` (121 frames, 512x512, 25 fps), `{key}.wav` (the target's
+audio, 16 kHz stereo, 77,440 samples) and `{key}.ref{i}.wav` (reference i, 16 kHz stereo, 3.5 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from .. import __version__
+from ..media import encode_video, encode_wav, read_audio, read_frames
+from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
+from ..splits import SPLITS
+from ..storage import atomic_open, frame_hash
+from .base import Partition, Stage, StageResult, failure, guarded
+from .scan import ok_videos
+
+TAR_BLOCK = 512
+
+
+@dataclass
+class Placement:
+    shard: str
+    offset: int
+    nbytes: int
+    members: list[str]
+
+
+class ShardWriter:
+    """Writes `{prefix}-{sub:02d}.tar` files, rolling over past `max_bytes`. Each tar is written
+    under a temporary name and renamed when complete, so a final name is never a partial tar.
+    Member headers are normalised (mtime 0, owner 0) so the same samples give the same bytes."""
+
+    def __init__(self, root: Path, prefix: str, max_bytes: int) -> None:
+        self.root, self.prefix, self.max_bytes = root, prefix, max_bytes
+        self.outputs: list[str] = []
+        self._stack: contextlib.ExitStack | None = None
+        self._tar: tarfile.TarFile | None = None
+        self._count = 0
+
+    def _rel(self) -> str:
+        return f"{self.prefix}-{len(self.outputs):02d}.tar"
+
+    def _open(self) -> None:
+        self._stack = contextlib.ExitStack()
+        f = self._stack.enter_context(atomic_open(self.root / self._rel()))
+        self._tar = tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT)
+        self._count = 0
+
+    def _commit(self) -> None:
+        assert self._tar is not None and self._stack is not None
+        self._tar.close()
+        self._stack.close()
+        self.outputs.append(self._rel())
+        self._tar = self._stack = None
+
+    def add(self, key: str, members: dict[str, bytes]) -> Placement:
+        size = sum(TAR_BLOCK + -(-len(b) // TAR_BLOCK) * TAR_BLOCK for b in members.values())
+        if self._tar is not None and self._count and self._tar.offset + size > self.max_bytes:
+            self._commit()
+        if self._tar is None:
+            self._open()
+        assert self._tar is not None
+        start = self._tar.offset
+        names = []
+        for ext, data in members.items():
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            self._tar.addfile(info, io.BytesIO(data))
+            names.append(info.name)
+        self._count += 1
+        return Placement(self._rel(), start, self._tar.offset - start, names)
+
+    def close(self) -> list[str]:
+        if self._tar is not None:
+            self._commit()
+        return self.outputs
+
+    def abort(self) -> None:
+        if self._stack is not None:
+            self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+            self._tar = self._stack = None
+
+
+def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
+    """Everything needed to render each ok pair, as plain dicts sorted by key."""
+    videos = {v["video_id"]: v for v in ok_videos(tables["videos"]).select("video_id", "path", "rel_path").to_dicts()}
+    targets = {t["target_id"]: t for t in tables["targets"].filter(pl.col("status") == "ok").to_dicts()}
+    refs = {r["reference_id"]: r for r in tables["references"].filter(pl.col("status") == "ok").to_dicts()}
+    out = []
+    for p in tables["pairs"].filter(pl.col("status") == "ok").sort("key").to_dicts():
+        t = targets[p["target_id"]]
+        out.append(dict(
+            key=p["key"], split=p["split"], identity_id=p["identity_id"], target_id=t["target_id"],
+            video_id=t["video_id"], path=videos[t["video_id"]]["path"], rel_path=videos[t["video_id"]]["rel_path"],
+            start_frame=t["start_frame"], crop=[t["crop_x"], t["crop_y"], t["crop_w"], t["crop_h"]],
+            references=[dict(reference_id=r, video_id=refs[r]["video_id"], path=videos[refs[r]["video_id"]]["path"],
+                             rel_path=videos[refs[r]["video_id"]]["rel_path"], start_s=refs[r]["start_s"],
+                             duration_s=refs[r]["duration_s"]) for r in p["reference_ids"]],
+        ))
+    return out
+
+
+class ShardStage(Stage):
+    name = "shards"
+    reads = ("videos", "targets", "references", "pairs")
+    sections = ("shard", "targets")
+
+    def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
+        samples = sample_rows(tables)
+        n = self.recipe.shard.samples_per_shard
+        parts: list[Partition] = []
+        for split in SPLITS:
+            keyed = [s for s in samples if s["split"] == split]
+            for j in range(0, len(keyed), n):
+                data = {"split": split, "shard_index": j // n, "samples": keyed[j : j + n]}
+                parts.append(Partition(len(parts), data, frame_hash(data)))
+        return parts
+
+    def process(self, partition: Partition) -> StageResult:
+        split, index = partition.data["split"], partition.data["shard_index"]
+        writer = ShardWriter(self.recipe.output_dir, f"shards/{split}/{split}-{index:05d}",
+                             self.recipe.shard.max_shard_bytes)
+        try:
+            rows = list(guarded(partition.data["samples"], lambda s: [self._write(writer, s)], self._failed))
+            outputs = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        return StageResult(rows, outputs)
+
+    def _failed(self, sample: dict, reason: str) -> dict:
+        return dict(key=sample["key"], split=sample["split"], shard=None, offset=None, nbytes=None, members=None,
+                    status="failed", error=failure(sample["rel_path"], reason))
+
+    def _write(self, writer: ShardWriter, sample: dict) -> dict:
+        members = render_sample(sample, self.recipe.targets.size, self.recipe.shard.video_crf)
+        placed = writer.add(sample["key"], members)
+        return dict(key=sample["key"], split=sample["split"], shard=placed.shard.removeprefix("shards/"),
+                    offset=placed.offset, nbytes=placed.nbytes, members=placed.members, status="ok", error=None)
+
+
+def render_sample(sample: dict, size: int, crf: int) -> dict[str, bytes]:
+    """Cut and encode one sample's media: frame-exact video and audio that start at the same instant."""
+    start_s = sample["start_frame"] / TARGET_FPS
+    times = [(sample["start_frame"] + k) / TARGET_FPS for k in range(TARGET_FRAMES)]
+    frames = read_frames(sample["path"], times, crop=tuple(sample["crop"]), size=size)
+    audio = read_audio(sample["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=start_s,
+                       duration_s=TARGET_FRAMES / TARGET_FPS)
+    members: dict[str, bytes] = {}
+    meta = dict(
+        key=sample["key"], identity_id=sample["identity_id"], split=sample["split"], target_id=sample["target_id"],
+        source=sample["rel_path"], video_id=sample["video_id"], start_frame=sample["start_frame"], start_s=start_s,
+        crop=sample["crop"], num_frames=TARGET_FRAMES, fps=TARGET_FPS, width=size, height=size,
+        sample_rate=AUDIO_SAMPLE_RATE, audio_samples=int(audio.shape[1]), references=[],
+        ltxa_data_version=__version__,
+    )
+    refs: list[np.ndarray] = []
+    for r in sample["references"]:
+        ref = read_audio(r["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=r["start_s"], duration_s=r["duration_s"])
+        refs.append(ref)
+        meta["references"].append(dict(reference_id=r["reference_id"], source=r["rel_path"], video_id=r["video_id"],
+                                        start_s=r["start_s"], duration_s=r["duration_s"], samples=int(ref.shape[1])))
+    members["json"] = json.dumps(meta, sort_keys=True).encode()
+    members["mp4"] = encode_video(frames, TARGET_FPS, crf=crf)
+    members["wav"] = encode_wav(audio, AUDIO_SAMPLE_RATE)
+    for i, ref in enumerate(refs):
+        members[f"ref{i}.wav"] = encode_wav(ref, AUDIO_SAMPLE_RATE)
+    return members

@@ -1,0 +1,68 @@
+"""`ltxa-data status`: per stage, partitions done/total, rows by status, most frequent failure reasons."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pyarrow.parquet as pq
+
+from .pipeline import read_marker, state_dir
+from .recipe import Recipe
+from .stages import STAGES
+from .storage import read_json, table_path
+
+_SUBJECT = re.compile(r"^.*?\.\w{2,5}: ")
+_DETAIL = re.compile(r" \([^()]*\)$")
+
+
+def reason_of(error: str) -> str:
+    """An error without its leading file name and trailing (details), so equal reasons group."""
+    return _DETAIL.sub("", _SUBJECT.sub("", error, count=1))
+
+
+@dataclass
+class StageStatus:
+    stage: str
+    partitions_done: int = 0
+    partitions_total: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    reasons: list[tuple[str, int]] = field(default_factory=list)
+    built: bool = False
+
+
+def stage_statuses(recipe: Recipe, top: int = 5) -> list[StageStatus]:
+    """Where each stage stands, from its plan, its completion markers and its table."""
+    out = []
+    for stage_cls in STAGES:
+        st = StageStatus(stage_cls.name)
+        sdir = state_dir(recipe, stage_cls.name)
+        plan = read_json(sdir / "plan.json")
+        if plan is not None:
+            st.partitions_total = len(plan["partitions"])
+            for key, input_hash in plan["partitions"].items():
+                m = read_marker(sdir, key)
+                if m and m.get("input_hash") == input_hash and m.get("config_hash") == plan["config_hash"]:
+                    st.partitions_done += 1
+        tp = table_path(recipe.manifests_dir, stage_cls.name)
+        if tp.exists():
+            st.built = True
+            t = pq.read_table(tp, columns=["status", "error"])
+            st.counts = dict(Counter(t.column("status").to_pylist()))
+            reasons = Counter(reason_of(e) for e in t.column("error").to_pylist() if e)
+            st.reasons = reasons.most_common(top)
+        out.append(st)
+    return out
+
+
+def format_status(recipe: Recipe, statuses: list[StageStatus]) -> str:
+    lines = [f"build '{recipe.name}': manifests in {recipe.manifests_dir}", ""]
+    lines.append(f"{'stage':<12}{'partitions':>12}{'ok':>9}{'skipped':>9}{'failed':>9}")
+    for st in statuses:
+        parts = f"{st.partitions_done}/{st.partitions_total}" if st.partitions_total is not None else "-"
+        c = st.counts
+        lines.append(f"{st.stage:<12}{parts:>12}{c.get('ok', 0):>9}{c.get('skipped', 0):>9}{c.get('failed', 0):>9}")
+        for reason, n in st.reasons:
+            lines.append(f"{'':<14}{n:>5} x {reason}")
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""`ltxa-data verify`: check the invariants of what a build wrote; every violation is reported."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+
+import av
+import polars as pl
+import pyarrow.parquet as pq
+import soundfile as sf
+
+from .recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
+from .schemas import TABLES, SchemaError, conform
+from .storage import table_path
+
+TARGET_SAMPLES = TARGET_FRAMES * AUDIO_SAMPLE_RATE // TARGET_FPS  # 77,440
+
+
+def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
+    """All invariant violations of a finished build (empty when it is sound)."""
+    problems: list[str] = []
+    tables: dict[str, pl.DataFrame] = {}
+    for name in TABLES:
+        p = table_path(recipe.manifests_dir, name)
+        if not p.exists():
+            problems.append(f"{name}: table missing ({p})")
+            continue
+        try:
+            tables[name] = pl.from_arrow(conform(name, pq.read_table(p)))  # type: ignore[assignment]
+        except SchemaError as e:
+            problems.append(str(e))
+    if {"pairs", "targets", "references"} <= tables.keys():
+        problems += check_pairs(tables["pairs"], tables["targets"], tables["references"])
+    if "shards" in tables:
+        problems += check_shards(recipe, tables["shards"], tables.get("pairs"), check_media)
+    return problems
+
+
+def check_pairs(pairs: pl.DataFrame, targets: pl.DataFrame, references: pl.DataFrame) -> list[str]:
+    """Identity-held-out splits; references from other videos of the same identity."""
+    problems = []
+    ok = pairs.filter(pl.col("status") == "ok")
+    multi = ok.group_by("identity_id").agg(pl.col("split").unique().sort()).filter(pl.col("split").list.len() > 1)
+    for r in multi.iter_rows(named=True):
+        problems.append(f"identity {r['identity_id']} appears in splits {r['split']}")
+    t_ident = dict(zip(targets["target_id"].to_list(), targets["identity_id"].to_list(), strict=True))
+    r_info = {r["reference_id"]: r for r in references.select("reference_id", "video_id", "identity_id").to_dicts()}
+    for p in ok.iter_rows(named=True):
+        if t_ident.get(p["target_id"]) != p["identity_id"]:
+            problems.append(f"pair {p['key']}: target identity {t_ident.get(p['target_id'])} != {p['identity_id']}")
+        if not p["reference_ids"]:
+            problems.append(f"pair {p['key']}: no reference")
+        for ref_id in p["reference_ids"] or []:
+            ref = r_info.get(ref_id)
+            if ref is None:
+                problems.append(f"pair {p['key']}: reference {ref_id} not in the references table")
+            elif ref["video_id"] == p["target_video_id"]:
+                problems.append(f"pair {p['key']}: reference {ref_id} comes from the target's own video")
+            elif ref["identity_id"] != p["identity_id"]:
+                problems.append(f"pair {p['key']}: reference {ref_id} is identity {ref['identity_id']}, "
+                                f"target is {p['identity_id']}")
+    return problems
+
+
+def check_shards(recipe: Recipe, index: pl.DataFrame, pairs: pl.DataFrame | None, check_media: bool) -> list[str]:
+    """The index and the tars agree key for key; every sample's media has the exact contract."""
+    problems = []
+    ok = index.filter(pl.col("status") == "ok")
+    expected: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in ok.iter_rows(named=True):
+        expected[r["shard"]][r["key"]] = r
+    root = recipe.shards_dir
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.tar")} if root.exists() else set()
+    for extra in sorted(on_disk - expected.keys()):
+        problems.append(f"shard {extra} is not in the index")
+    pair_split = dict(zip(pairs["key"], pairs["split"], strict=True)) if pairs is not None else {}
+    for shard, rows in sorted(expected.items()):
+        path = root / shard
+        if not path.exists():
+            problems.append(f"shard {shard}: in the index but missing on disk")
+            continue
+        try:
+            found = _read_tar(path)
+        except (tarfile.TarError, OSError) as e:
+            problems.append(f"shard {shard}: unreadable tar ({e})")
+            continue
+        for key in sorted(rows.keys() - found.keys()):
+            problems.append(f"shard {shard}: index key {key} not in the tar")
+        for key in sorted(found.keys() - rows.keys()):
+            problems.append(f"shard {shard}: tar key {key} not in the index")
+        for key in sorted(rows.keys() & found.keys()):
+            row, sample = rows[key], found[key]
+            if sample["offset"] != row["offset"] or sorted(sample["files"]) != sorted(row["members"]):
+                problems.append(f"shard {shard}: key {key} offset/members differ from the index")
+            if not shard.startswith(f"{row['split']}/"):
+                problems.append(f"shard {shard}: key {key} of split {row['split']} is in another split's folder")
+            if pair_split and pair_split.get(key) != row["split"]:
+                problems.append(f"shard {shard}: key {key} split {row['split']} != pairs split {pair_split.get(key)}")
+            if check_media:
+                problems += [f"shard {shard}: key {key}: {p}" for p in check_sample(sample["files"], recipe)]
+    return problems
+
+
+def _read_tar(path: Path) -> dict[str, dict]:
+    samples: dict[str, dict] = {}
+    with tarfile.open(path, "r") as tar:
+        for m in tar:
+            if not m.isfile():
+                continue
+            base = m.name.rsplit("/", 1)[-1]
+            key, _, ext = base.partition(".")
+            s = samples.setdefault(key, {"offset": m.offset, "files": {}})
+            f = tar.extractfile(m)
+            assert f is not None
+            s["files"][m.name] = (ext, f.read())
+    return samples
+
+
+def check_sample(files: dict[str, tuple[str, bytes]], recipe: Recipe) -> list[str]:
+    """A sample's media contract: target mp4, target wav, reference wavs, metadata."""
+    problems = []
+    by_ext = {ext: data for ext, data in files.values()}
+    for need in ("json", "mp4", "wav"):
+        if need not in by_ext:
+            problems.append(f"missing .{need}")
+    refs = sorted(ext for ext in by_ext if ext.startswith("ref") and ext.endswith(".wav"))
+    if len(refs) != recipe.pairs.references_per_target:
+        problems.append(f"{len(refs)} reference wavs, {recipe.pairs.references_per_target} expected")
+    if "mp4" in by_ext:
+        problems += _check_mp4(by_ext["mp4"], recipe.targets.size)
+    if "wav" in by_ext:
+        problems += _check_wav(by_ext["wav"], TARGET_SAMPLES, "target audio")
+    for ext in refs:
+        problems += _check_wav(by_ext[ext], round(recipe.references.duration_s * AUDIO_SAMPLE_RATE), ext)
+    if "json" in by_ext:
+        try:
+            meta = json.loads(by_ext["json"])
+            if meta.get("num_frames") != TARGET_FRAMES or meta.get("fps") != TARGET_FPS:
+                problems.append("metadata frames/fps disagree with the contract")
+        except json.JSONDecodeError as e:
+            problems.append(f"metadata is not JSON ({e})")
+    return problems
+
+
+def _check_mp4(data: bytes, size: int) -> list[str]:
+    try:
+        with av.open(io.BytesIO(data), "r") as c:
+            vs = c.streams.video[0]
+            n = sum(1 for p in c.demux(vs) if p.size)
+            rate = vs.average_rate
+            w, h = vs.codec_context.width, vs.codec_context.height
+    except (av.FFmpegError, IndexError) as e:
+        return [f"target mp4 unreadable ({e})"]
+    out = []
+    if n != TARGET_FRAMES:
+        out.append(f"target video has {n} frames, {TARGET_FRAMES} expected")
+    if (w, h) != (size, size):
+        out.append(f"target video is {w}x{h}, {size}x{size} expected")
+    if rate is None or abs(float(rate) - TARGET_FPS) > 1e-6:
+        out.append(f"target video is {rate} fps, {TARGET_FPS} expected")
+    return out
+
+
+def _check_wav(data: bytes, samples: int, what: str) -> list[str]:
+    try:
+        info = sf.info(io.BytesIO(data))
+    except RuntimeError as e:
+        return [f"{what} unreadable ({e})"]
+    out = []
+    if info.samplerate != AUDIO_SAMPLE_RATE:
+        out.append(f"{what} is {info.samplerate} Hz, {AUDIO_SAMPLE_RATE} expected")
+    if info.channels != 2:
+        out.append(f"{what} has {info.channels} channels, 2 expected")
+    if info.frames != samples:
+        out.append(f"{what} has {info.frames} samples, {samples} expected")
+    return out
