@@ -82,9 +82,12 @@ class SileroVadConfig(StrictModel):
         "short windows (resemblyzer); `single`: all speech is one speaker.",
     )
     window_s: float = Field(default=1.5, gt=0.2, description="Window length for local speaker clustering.")
-    speaker_threshold: float = Field(default=0.7, gt=0, lt=1,
+    speaker_threshold: float = Field(default=0.65, gt=0, lt=1,
                                      description="Average-linkage cosine similarity above which windows are one "
                                      "speaker (resemblyzer, 1.5 s windows: same voice ~0.82, others ~0.57).")
+    centroid_merge_threshold: float = Field(default=0.8, gt=0, lt=1,
+                                            description="Local speakers whose mean embeddings are this similar "
+                                            "are merged (same voice >= 0.88, others <= 0.81 on the demo corpus).")
 
 
 class PyannoteConfig(StrictModel):

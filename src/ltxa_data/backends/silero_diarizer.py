@@ -45,7 +45,8 @@ class SileroVadDiarizer:
             return [Turn("S0", round(s, 3), round(e, 3)) for s, e in regions]
         chunks = [c for s, e in regions for c in _chunks(s, e, self.cfg.window_s)]
         windows = [audio[round(s * sample_rate) : round(e * sample_rate)] for s, e in chunks]
-        labels = agglomerative_labels(self.embedder.embed(windows, sample_rate), self.cfg.speaker_threshold)
+        labels = agglomerative_labels(self.embedder.embed(windows, sample_rate), self.cfg.speaker_threshold,
+                                      self.cfg.centroid_merge_threshold)
         # Local speaker names by first appearance, so they do not depend on cluster numbering.
         order: dict[int, str] = {}
         for lab in labels:

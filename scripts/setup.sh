@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything ltxa_data needs on a fresh Debian/Ubuntu machine: system packages (as root,
+# or with sudo), then a virtualenv in .venv with exact versions from constraints.txt.
+# Idempotent: `make` calls it whenever pyproject.toml, constraints.txt or this file change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)   # the sample corpus's voices
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)         # handy for users; PyAV bundles its own
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "setup: please install ${need_apt[*]} (apt-get install ${need_apt[*]}) and rerun" >&2; exit 1
+  fi
+  echo "setup: installing ${need_apt[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade "pip>=24"
+# torch is pinned in constraints.txt: an unpinned torch pulls several GB of CUDA wheels.
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+touch .venv/.installed
+echo "setup: ready (.venv)"

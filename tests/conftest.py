@@ -1,0 +1,65 @@
+"""Shared fixtures: a small generated corpus and one build of it that most tests inspect."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ltxa_data.corpus import generate_corpus
+from ltxa_data.pipeline import build
+from ltxa_data.recipe import CorpusConfig, Recipe, load_recipe
+
+SMALL_CORPUS = CorpusConfig(seed=1, speakers=4, clips_per_speaker=3, two_speaker_clips=1, scene_cut_clips=1,
+                            short_clips=1)
+
+
+def recipe_dict(corpus: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A test recipe: small partitions so that every stage runs several of them on 2 workers."""
+    data: dict[str, Any] = {
+        "name": "test",
+        "input": {"paths": [str(corpus)]},
+        "output": {"dir": "out"},
+        "executor": {"workers": 2},
+        "scan": {"files_per_partition": 8},
+        "diarize": {"videos_per_partition": 5},
+        "embed": {"videos_per_partition": 5},
+        "identify": {"similarity_threshold": 0.85},
+        "pairs": {"splits": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        "shard": {"samples_per_shard": 4},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return data
+
+
+def write_recipe(folder: Path, data: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / "recipe.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("corpus") / "clips"
+    generate_corpus(out, SMALL_CORPUS)
+    return out
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Recipe:
+    """The small corpus built once, end to end. Treat as read-only; copy it to change it."""
+    recipe = load_recipe(write_recipe(tmp_path_factory.mktemp("build"), recipe_dict(corpus)))
+    build(recipe, progress=False)
+    return recipe
+
+
+def copy_build(recipe: Recipe, dest: Path, **sections: dict[str, Any]) -> Recipe:
+    """A copy of a finished build in `dest`, with recipe sections changed."""
+    corpus = Path(recipe.input.paths[0])
+    shutil.copytree(recipe.output_dir, dest / "out")
+    return load_recipe(write_recipe(dest, recipe_dict(corpus, **sections)))

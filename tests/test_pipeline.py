@@ -1,0 +1,170 @@
+"""The whole pipeline on a generated corpus: invariants, media contract, identity quality, reruns."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import av
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+import webdataset as wds
+
+from ltxa_data.cli import main
+from ltxa_data.corpus import load_ground_truth
+from ltxa_data.pipeline import build
+from ltxa_data.quality import score_identities, true_speaker_of_voices
+from ltxa_data.recipe import Recipe
+from ltxa_data.schemas import TABLES
+from ltxa_data.storage import read_frame, table_path
+from ltxa_data.verify import verify_build
+
+from .conftest import copy_build
+
+
+def frames(recipe: Recipe, name: str, ok: bool = True) -> pl.DataFrame:
+    return read_frame(recipe.manifests_dir, name, ok_only=ok)
+
+
+def test_every_table_is_written_and_every_row_has_a_status_and_reason(built: Recipe) -> None:
+    for name in TABLES:
+        df = frames(built, name, ok=False)
+        assert df.height > 0, name
+        assert set(df["status"].unique()) <= {"ok", "skipped", "failed"}
+        not_ok = df.filter(pl.col("status") != "ok")
+        assert not_ok.filter(pl.col("error").is_null() | (pl.col("error") == "")).height == 0, name
+
+
+def test_verify_passes_on_the_build(built: Recipe) -> None:
+    assert verify_build(built) == []
+    assert main(["verify", str(built.base_dir / "recipe.yaml")]) == 0
+
+
+def test_identity_grouping_matches_ground_truth(built: Recipe, corpus: Path) -> None:
+    truth = true_speaker_of_voices(frames(built, "turns", ok=False), frames(built, "videos"), load_ground_truth(corpus))
+    score = score_identities(frames(built, "identities"), truth)
+    assert score.voices >= 14
+    assert score.true_identities == 4
+    assert score.purity == 1.0
+    assert score.ari > 0.95
+
+
+def test_dialog_clips_get_two_local_speakers(built: Recipe, corpus: Path) -> None:
+    gt = load_ground_truth(corpus)
+    videos = frames(built, "videos")
+    voices = frames(built, "voices")
+    for clip in (c for c in gt["clips"] if c["kind"] == "dialog"):
+        vid = videos.filter(pl.col("rel_path") == clip["path"])["video_id"].item()
+        assert voices.filter(pl.col("video_id") == vid).height == 2, clip["path"]
+
+
+def test_splits_hold_out_identities_and_references_come_from_other_videos(built: Recipe) -> None:
+    pairs, refs = frames(built, "pairs"), frames(built, "references")
+    assert pairs.height > 0
+    assert pairs.group_by("identity_id").agg(pl.col("split").n_unique())["split"].max() == 1
+    assert set(pairs["split"].unique()) <= {"train", "val", "test"}
+    ref_video = dict(zip(refs["reference_id"], refs["video_id"], strict=True))
+    ref_ident = dict(zip(refs["reference_id"], refs["identity_id"], strict=True))
+    for p in pairs.iter_rows(named=True):
+        for r in p["reference_ids"]:
+            assert ref_video[r] != p["target_video_id"]
+            assert ref_ident[r] == p["identity_id"]
+
+
+def test_targets_are_frame_exact_windows_where_one_speaker_talks(built: Recipe) -> None:
+    targets, videos = frames(built, "targets"), frames(built, "videos")
+    turns = frames(built, "turns")
+    duration = dict(zip(videos["video_id"], videos["duration_s"], strict=True))
+    for t in targets.iter_rows(named=True):
+        assert t["num_frames"] == 121 and t["start_s"] == t["start_frame"] / 25
+        assert t["start_s"] + 4.84 <= duration[t["video_id"]] + 1e-6
+        others = turns.filter((pl.col("video_id") == t["video_id"]) & (pl.col("speaker") != t["voice_id"].rsplit("-", 1)[1]))
+        for o in others.iter_rows(named=True):
+            assert o["end_s"] <= t["start_s"] + 1e-6 or o["start_s"] >= t["start_s"] + 4.84 - 1e-6
+        assert t["speech_ratio"] >= 0.6
+
+
+def test_webdataset_iterates_every_shard_with_the_media_contract(built: Recipe) -> None:
+    index = frames(built, "shards")
+    urls = sorted(str(built.shards_dir / s) for s in index["shard"].unique())
+    assert len(urls) >= 2
+    seen = {}
+    for s in wds.WebDataset(urls, shardshuffle=False):
+        seen[s["__key__"]] = s
+    assert sorted(seen) == sorted(index["key"])
+    sample = seen[sorted(seen)[0]]
+    meta = json.loads(sample["json"])
+    with av.open(io.BytesIO(sample["mp4"])) as c:
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        rate = c.streams.video[0].average_rate
+    assert len(decoded) == 121 and decoded[0].shape == (512, 512, 3) and rate == 25
+    audio, sr = sf.read(io.BytesIO(sample["wav"]))
+    assert sr == 16000 and audio.shape == (77440, 2)
+    ref, sr = sf.read(io.BytesIO(sample["ref0.wav"]))
+    assert sr == 16000 and ref.shape == (56000, 2)
+    assert np.abs(ref).max() > 0.01, "the reference carries speech"
+    assert meta["references"][0]["video_id"] != meta["video_id"]
+
+
+def test_index_offsets_point_at_the_samples(built: Recipe) -> None:
+    index = frames(built, "shards")
+    for r in index.iter_rows(named=True):
+        with open(built.shards_dir / r["shard"], "rb") as f:
+            f.seek(r["offset"])
+            header = tarfile.TarInfo.frombuf(f.read(512), "utf-8", "surrogateescape")
+        assert header.name.startswith(r["key"] + ".")
+        assert header.name in r["members"]
+
+
+def test_no_op_rerun_does_no_work(built: Recipe) -> None:
+    before = {n: table_path(built.manifests_dir, n).read_bytes() for n in TABLES}
+    reports = build(built, progress=False)
+    assert [r.ran for r in reports] == [0] * len(reports)
+    assert before == {n: table_path(built.manifests_dir, n).read_bytes() for n in TABLES}
+
+
+def test_changing_one_setting_reruns_only_the_stages_it_affects(built: Recipe, tmp_path: Path) -> None:
+    recipe = copy_build(built, tmp_path / "crf", shard={"video_crf": 30})
+    ran = {r.stage: r.ran for r in build(recipe, progress=False)}
+    assert ran["shards"] > 0
+    assert all(v == 0 for k, v in ran.items() if k != "shards"), ran
+    assert verify_build(recipe) == []
+
+    recipe = copy_build(built, tmp_path / "refs", references={"max_per_video": 1}, shard={"video_crf": 30})
+    ran = {r.stage: r.ran for r in build(recipe, progress=False)}
+    assert ran["references"] > 0
+    for untouched in ("videos", "turns", "voices", "identities", "targets"):
+        assert ran[untouched] == 0, (untouched, ran)
+    assert frames(recipe, "references").group_by("voice_id").len()["len"].max() == 1
+    assert verify_build(recipe) == []
+
+
+def test_verify_names_violations(built: Recipe, tmp_path: Path) -> None:
+    recipe = copy_build(built, tmp_path / "bad")
+    pairs_path = table_path(recipe.manifests_dir, "pairs")
+    pairs = pq.read_table(pairs_path).to_pylist()
+    victim = next(p for p in pairs if p["status"] == "ok")
+    other_split = {"train": "val", "val": "test", "test": "train"}[victim["split"]]
+    victim["split"] = other_split
+    pq.write_table(pq.read_table(pairs_path).from_pylist(pairs, schema=pq.read_schema(pairs_path)), pairs_path)
+    index = frames(recipe, "shards")
+    shard = index["shard"][0]
+    (recipe.shards_dir / shard).unlink()
+    problems = verify_build(recipe)
+    assert any(f"identity {victim['identity_id']} appears in splits" in p for p in problems), problems
+    assert any(f"shard {shard}: in the index but missing on disk" in p for p in problems), problems
+    assert main(["verify", str(recipe.base_dir / "recipe.yaml"), "--no-media"]) == 1
+
+
+def test_status_reports_partitions_and_rows(built: Recipe, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", str(built.base_dir / "recipe.yaml")]) == 0
+    out = capsys.readouterr().out
+    videos_line = next(ln for ln in out.splitlines() if ln.startswith("videos"))
+    n_videos = frames(built, "videos", ok=False).height
+    assert f"{n_videos}" in videos_line and "/" in videos_line
+    assert "shorter than a 4.84 s target" in out, "skip reasons are listed"
