@@ -28,7 +28,17 @@ from .recipe import Recipe, RecipeError, missing_inputs
 from .schemas import conform, to_table
 from .stages import STAGES
 from .stages.base import Partition, Stage
-from .storage import parquet_bytes, read_frame, read_json, table_path, write_bytes_atomic, write_json_atomic, write_table_atomic
+from .storage import (
+    exclusive_lock,
+    parquet_bytes,
+    read_frame,
+    read_json,
+    sweep_temp_files,
+    table_path,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_table_atomic,
+)
 
 
 @dataclass
@@ -190,10 +200,11 @@ def build(
     """Run the pipeline (or the named stages, in pipeline order) and return what each stage did."""
     preflight(recipe)
     executor = executor or make_executor(recipe)
-    recipe.manifests_dir.mkdir(parents=True, exist_ok=True)
     reports = []
-    for stage_cls in STAGES:
-        if only and stage_cls.name not in only:
-            continue
-        reports.append(run_stage(recipe, stage_cls, executor, progress=progress))
+    with exclusive_lock(recipe.manifests_dir / ".state" / "build.lock"):
+        sweep_temp_files(recipe.manifests_dir, recipe.output_dir)
+        for stage_cls in STAGES:
+            if only and stage_cls.name not in only:
+                continue
+            reports.append(run_stage(recipe, stage_cls, executor, progress=progress))
     return reports

@@ -204,8 +204,7 @@ def conform(name: str, table: pa.Table) -> pa.Table:
     bad = pc.invert(pc.is_in(status, pa.array(STATUSES)))
     if pc.any(bad).as_py():
         raise SchemaError(f"{name}: status must be one of {STATUSES}, got {set(pc.filter(status, bad).to_pylist())}")
-    no_reason = pc.and_(pc.not_equal(status, "ok"), pc.or_(pc.is_null(table.column("error")),
-                                                            pc.equal(table.column("error"), "")))
+    no_reason = pc.and_(pc.not_equal(status, "ok"), pc.equal(pc.fill_null(table.column("error"), ""), ""))
     if pc.any(no_reason).as_py():
         raise SchemaError(f"{name}: rows that are not ok must carry an error reason")
     if table.num_rows:

@@ -7,6 +7,7 @@ name in the same folder, fsynced, then renamed over the final name.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -20,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import SystemicError
 from .schemas import conform, empty
 
 
@@ -47,6 +49,36 @@ def _fsync_dir(d: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+TEMP_GLOB = ".*.tmp"  # what atomic_open leaves behind when a process is killed mid-write
+
+
+def sweep_temp_files(*roots: Path) -> int:
+    """Delete temp files of killed writers under the roots; returns how many."""
+    n = 0
+    for root in roots:
+        if root.exists():
+            for p in root.rglob(TEMP_GLOB):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    n += 1
+    return n
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock file, or fail at once naming it (two builds of one output would clash)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemicError(f"{path}: another build of this recipe is running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -1,0 +1,177 @@
+"""The building blocks, one by one: windows, splits, ids, clustering, atomic files, shards, executor."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from ltxa_data.clustering import agglomerative_labels
+from ltxa_data.executors.local import LocalExecutor
+from ltxa_data.ids import child_id, content_fingerprint
+from ltxa_data.recipe import SplitsConfig
+from ltxa_data.schemas import SchemaError, conform, to_table
+from ltxa_data.splits import split_of
+from ltxa_data.stages.pairs import choose_references
+from ltxa_data.stages.shard import ShardWriter
+from ltxa_data.status import reason_of
+from ltxa_data.storage import atomic_open, sweep_temp_files
+from ltxa_data.windows import covered, single_speaker_windows
+
+
+def test_covered_merges_overlapping_intervals() -> None:
+    assert covered([(0, 2), (1, 3), (5, 6)], 0, 10) == pytest.approx(4.0)
+    assert covered([(0, 2), (1, 3)], 1.5, 2.5) == pytest.approx(1.0)
+    assert covered([], 0, 1) == 0.0
+
+
+def test_single_speaker_windows_exclude_other_speakers_and_do_not_overlap() -> None:
+    own = [(0.0, 10.0)]
+    others = [(4.0, 5.0)]
+    starts = [i * 0.5 for i in range(20)]
+    ws = single_speaker_windows(own, others, starts, 3.5, 0.7, 0.0, 10)
+    assert ws and all(w.start + 3.5 <= 4.0 + 1e-9 or w.start >= 5.0 - 1e-9 for w in ws)
+    for a, b in zip(ws, ws[1:], strict=False):
+        assert a.start + 3.5 <= b.start + 1e-9
+    assert len(single_speaker_windows(own, others, starts, 3.5, 0.7, 0.0, 1)) == 1
+
+
+def test_splits_are_deterministic_proportional_and_stable_when_identities_are_added() -> None:
+    fr = SplitsConfig(train=0.8, val=0.1, test=0.1)
+    first = {f"id-{i}": split_of(f"id-{i}", 0, fr) for i in range(2000)}
+    counts = {s: sum(v == s for v in first.values()) for s in ("train", "val", "test")}
+    assert 0.77 < counts["train"] / 2000 < 0.83 and 0.08 < counts["val"] / 2000 < 0.12
+    more = {f"id-{i}": split_of(f"id-{i}", 0, fr) for i in range(4000)}
+    assert all(more[k] == v for k, v in first.items())
+    assert any(split_of(f"id-{i}", 1, fr) != first[f"id-{i}"] for i in range(50)), "the seed matters"
+
+
+def test_references_never_come_from_the_target_video() -> None:
+    cands = [("r1", "vA"), ("r2", "vA"), ("r3", "vB"), ("r4", "vC")]
+    for seed in range(20):
+        chosen = choose_references("t", "vA", cands, 2, seed)
+        assert len(chosen) == 2 and all(v != "vA" for _, v in chosen)
+        assert {v for _, v in chosen} == {"vB", "vC"}, "spread over videos first"
+    assert choose_references("t", "vA", cands, 1, 3) == choose_references("t", "vA", cands, 1, 3)
+    assert choose_references("t", "vA", [("r1", "vA")], 1, 0) == []
+
+
+def test_ids_are_deterministic(tmp_path: Path) -> None:
+    assert child_id("abc", "S1", 1.2345) == "abc-S1-000001234"
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    data = os.urandom(10_000)
+    a.write_bytes(data)
+    b.write_bytes(data)
+    assert content_fingerprint(a, 4096) == content_fingerprint(b, 4096)
+    b.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert content_fingerprint(a, 4096) != content_fingerprint(b, 4096)
+
+
+def test_clustering_separates_planted_groups_and_merges_close_centroids() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 64))
+    x = np.concatenate([c + 0.3 * rng.normal(size=(10, 64)) for c in centers])
+    labels = agglomerative_labels(x, 0.8)
+    assert len(set(labels)) == 3
+    assert all(len(set(labels[i * 10 : (i + 1) * 10])) == 1 for i in range(3))
+    assert labels[0] == 0, "numbered by first appearance"
+    noisy = np.concatenate([centers[0] + 1.2 * rng.normal(size=(12, 64))])
+    assert len(set(agglomerative_labels(noisy, 0.5))) > 1
+    assert len(set(agglomerative_labels(noisy, 0.5, centroid_merge_threshold=0.2))) == 1
+
+
+def test_schema_checks_reject_bad_rows() -> None:
+    row = dict(turn_id="v-S0-000000000", video_id="v", speaker="S0", start_s=0.0, end_s=1.0, overlap=False,
+               status="ok", error=None)
+    assert to_table("turns", [row]).num_rows == 1
+    with pytest.raises(SchemaError, match="extra"):
+        to_table("turns", [{**row, "bogus": 1}])
+    with pytest.raises(SchemaError, match="must carry an error reason"):
+        to_table("turns", [{**row, "status": "failed"}])
+    with pytest.raises(SchemaError, match="status must be one of"):
+        to_table("turns", [{**row, "status": "meh", "error": "x"}])
+    with pytest.raises(SchemaError, match="duplicate key"):
+        to_table("turns", [row, row])
+    with pytest.raises(SchemaError, match="columns"):
+        conform("turns", pa.table({"turn_id": ["x"]}))
+
+
+def test_reasons_group_without_file_names_and_details() -> None:
+    assert reason_of("a b/c's.mp4: too short: under x=3.5 (0.40 s)") == "too short: under x=3.5"
+    assert reason_of("clip.mkv: no audio track") == "no audio track"
+
+
+def test_atomic_open_never_leaves_a_partial_final_file(tmp_path: Path) -> None:
+    dest = tmp_path / "x.bin"
+    with pytest.raises(ValueError), atomic_open(dest) as f:
+        f.write(b"half")
+        raise ValueError("killed")
+    assert not dest.exists() and not list(tmp_path.iterdir())
+    with atomic_open(dest) as f:
+        f.write(b"whole")
+    assert dest.read_bytes() == b"whole"
+    (tmp_path / ".y.bin.abc.tmp").write_bytes(b"left by a killed writer")
+    assert sweep_temp_files(tmp_path) == 1 and dest.exists()
+
+
+def test_shard_writer_rolls_over_by_bytes_and_is_deterministic(tmp_path: Path) -> None:
+    def write(root: Path) -> tuple[list[str], list]:
+        w = ShardWriter(root, "shards/train/train-00000", max_bytes=40_000)
+        placed = [w.add(f"k{i:02d}", {"json": b"{}", "bin": bytes([i]) * 15_000}) for i in range(5)]
+        return w.close(), placed
+
+    outputs, placed = write(tmp_path / "a")
+    assert outputs == [f"shards/train/train-00000-{i:02d}.tar" for i in range(3)]
+    assert [p.shard for p in placed] == [outputs[0]] * 2 + [outputs[1]] * 2 + [outputs[2]]
+    for p in placed:
+        with tarfile.open(tmp_path / "a" / p.shard) as tar:
+            m = next(m for m in tar if m.name == p.members[0])
+            assert m.offset == p.offset and m.mtime == 0
+    again, _ = write(tmp_path / "b")
+    assert [(tmp_path / "a" / o).read_bytes() for o in outputs] == [(tmp_path / "b" / o).read_bytes() for o in again]
+
+    w = ShardWriter(tmp_path / "c", "shards/val/val-00000", max_bytes=1 << 20)
+    w.add("k", {"bin": b"x" * 100})
+    w.abort()
+    assert not list((tmp_path / "c").rglob("*.tar")) and not list((tmp_path / "c").rglob(".*.tmp"))
+
+
+class _CountingFactory:
+    """A worker factory whose setup is observable: each worker records its pid once."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def __call__(self):
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return _square
+
+
+def _square(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+def test_local_executor_sets_up_once_per_worker(tmp_path: Path) -> None:
+    log = tmp_path / "setups.txt"
+    results = list(LocalExecutor(workers=2).map(_CountingFactory(log), list(range(12))))
+    assert sorted(r[0] for r in results) == [i * i for i in range(12)]
+    setups = log.read_text().split()
+    assert len(setups) == len(set(setups)) <= 2, "setup ran once per worker"
+    assert {r[1] for r in results} <= {int(p) for p in setups}
+    assert list(LocalExecutor(workers=1).map(_CountingFactory(log), [3])) == [(9, os.getpid())]
+
+
+def test_wav_bytes_roundtrip() -> None:
+    import soundfile as sf
+
+    from ltxa_data.media import encode_wav
+
+    x = np.stack([np.linspace(-0.5, 0.5, 1600), np.zeros(1600)]).astype(np.float32)
+    y, sr = sf.read(io.BytesIO(encode_wav(x, 16000)), dtype="float32")
+    assert sr == 16000 and y.shape == (1600, 2) and np.abs(y.T - x).max() < 1e-4
