@@ -168,3 +168,15 @@ def test_status_reports_partitions_and_rows(built: Recipe, capsys: pytest.Captur
     n_videos = frames(built, "videos", ok=False).height
     assert f"{n_videos}" in videos_line and "/" in videos_line
     assert "shorter than a 4.84 s target" in out, "skip reasons are listed"
+
+
+def test_notebook_runs_on_a_build(built: Recipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "inspect_demo.ipynb").read_text())
+    monkeypatch.setenv("LTXA_MANIFESTS", str(built.manifests_dir))
+    scope: dict = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "inspect_demo.ipynb", "exec"), scope)
+    per_identity = scope["per_identity"]
+    assert per_identity.height == frames(built, "identities")["identity_id"].n_unique()
+    assert per_identity["samples"].sum() == frames(built, "pairs").height

@@ -86,3 +86,12 @@ def test_production_recipe_is_refused_saying_what_is_missing(tmp_path: Path, cap
     err = capsys.readouterr().err
     assert "pyannote" in err and "speechbrain" in err and "ltx" in err
     assert not (tmp_path / "out" / "manifests" / "videos.parquet").exists(), "refused builds write nothing"
+
+
+def test_readme_documents_every_recipe_key_and_column_and_the_two_commands() -> None:
+    from ltxa_data.docs import recipe_reference, schema_reference
+
+    readme = (ROOT / "README.md").read_text()
+    assert recipe_reference() in readme, "regenerate the README's recipe reference from ltxa_data.docs"
+    assert schema_reference() in readme, "regenerate the README's schema reference from ltxa_data.docs"
+    assert "make demo" in readme and "make test" in readme and "ltxa-data build" in readme

@@ -94,14 +94,16 @@ class PyannoteConfig(StrictModel):
     model: str = Field(default="pyannote/speaker-diarization-community-1",
                        description="Hub id or local directory of a pyannote.audio pipeline.")
     token_env: str = Field(default="HF_TOKEN", description="Environment variable holding the hub token.")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    segmentation_batch_size: int = Field(default=32, ge=1)
-    embedding_batch_size: int = Field(default=32, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="`auto`: CUDA when present.")
+    segmentation_batch_size: int = Field(default=32, ge=1, description="Segmentation model batch size.")
+    embedding_batch_size: int = Field(default=32, ge=1, description="Embedding model batch size.")
 
 
 class DiarizeConfig(StrictModel):
-    backend: Literal["silero_vad", "pyannote"] = Field(default="silero_vad", description="Diarization backend.")
-    videos_per_partition: int = Field(default=16, ge=1)
+    backend: Literal["silero_vad", "pyannote"] = Field(default="silero_vad", description="`silero_vad` "
+                                                       "(offline) or `pyannote` (pyannote.audio).")
+    videos_per_partition: int = Field(default=16, ge=1, description="Videos per unit of resumable work (also "
+                                      "used by targets and references).")
     silero_vad: SileroVadConfig = SileroVadConfig()
     pyannote: PyannoteConfig = PyannoteConfig()
 
@@ -109,13 +111,14 @@ class DiarizeConfig(StrictModel):
 class SpeechbrainConfig(StrictModel):
     model: str = Field(default="speechbrain/spkrec-ecapa-voxceleb",
                        description="Hub id or local directory (hyperparams.yaml + embedding_model.ckpt).")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch_size: int = Field(default=64, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="`auto`: CUDA when present.")
+    batch_size: int = Field(default=64, ge=1, description="Windows per forward pass.")
 
 
 class EmbedConfig(StrictModel):
-    backend: Literal["resemblyzer", "speechbrain_ecapa"] = Field(default="resemblyzer")
-    videos_per_partition: int = Field(default=32, ge=1)
+    backend: Literal["resemblyzer", "speechbrain_ecapa"] = Field(default="resemblyzer", description="`resemblyzer` "
+                                                                 "(offline) or `speechbrain_ecapa`.")
+    videos_per_partition: int = Field(default=32, ge=1, description="Videos per unit of resumable work.")
     min_speech_s: float = Field(default=2.0, gt=0, description="Speakers with less clean speech are skipped.")
     window_s: float = Field(default=2.0, gt=0.2, description="Speech window length; window embeddings are averaged.")
     max_windows: int = Field(default=16, ge=1, description="At most this many windows per speaker.")
@@ -147,17 +150,18 @@ class TargetsConfig(StrictModel):
 
 class ReferencesConfig(StrictModel):
     duration_s: float = Field(default=3.5, gt=0, description="Reference window length.")
-    min_speech_ratio: float = Field(default=0.7, ge=0, le=1)
-    max_other_speech_s: float = Field(default=0.0, ge=0)
+    min_speech_ratio: float = Field(default=0.7, ge=0, le=1, description="Fraction of the window the speaker "
+                                    "must be talking.")
+    max_other_speech_s: float = Field(default=0.0, ge=0, description="Speech of any other speaker tolerated.")
     stride_s: float = Field(default=0.5, gt=0, description="Candidate window step.")
-    max_per_video: int = Field(default=8, ge=1)
+    max_per_video: int = Field(default=8, ge=1, description="At most this many references per video.")
     min_rms_dbfs: float = Field(default=-45.0, description="Skip windows quieter than this.")
 
 
 class SplitsConfig(StrictModel):
-    train: float = Field(default=0.8, ge=0)
-    val: float = Field(default=0.1, ge=0)
-    test: float = Field(default=0.1, ge=0)
+    train: float = Field(default=0.8, ge=0, description="Fraction of identities in train.")
+    val: float = Field(default=0.1, ge=0, description="Fraction of identities in val.")
+    test: float = Field(default=0.1, ge=0, description="Fraction of identities in test.")
 
     @model_validator(mode="after")
     def _sum(self) -> SplitsConfig:
@@ -169,11 +173,12 @@ class SplitsConfig(StrictModel):
 class PairsConfig(StrictModel):
     seed: int = Field(default=0, description="Seeds reference choice and split assignment.")
     references_per_target: int = Field(default=1, ge=1, description="Distinct references chosen per target.")
-    splits: SplitsConfig = SplitsConfig()
+    splits: SplitsConfig = Field(default=SplitsConfig(), description="Fractions of identities per split "
+                                 "(train, val, test); they add up to 1.")
 
 
 class ShardConfig(StrictModel):
-    samples_per_shard: int = Field(default=256, ge=1)
+    samples_per_shard: int = Field(default=256, ge=1, description="Samples per shard (and per unit of work).")
     max_shard_bytes: int = Field(default=1 << 30, ge=1 << 16, description="A shard rolls over past this size.")
     video_crf: int = Field(default=18, ge=0, le=51, description="x264 quality of target mp4s.")
 
@@ -187,7 +192,7 @@ class EncodeConfig(StrictModel):
 class CorpusConfig(StrictModel):
     """The generated sample corpus (`ltxa-data corpus`, `ltxa-data demo`)."""
 
-    seed: int = 0
+    seed: int = Field(default=0, description="Seeds every random choice of the generator.")
     speakers: int = Field(default=8, ge=2, le=8, description="Distinct espeak-ng voices.")
     clips_per_speaker: int = Field(default=3, ge=1, description="Single-speaker clips per voice.")
     two_speaker_clips: int = Field(default=2, ge=0, description="Clips with two speakers taking turns.")

@@ -48,7 +48,7 @@ VIDEOS = TableSchema(
     "videos", "a source file: probe facts, fingerprint, status (rejects are the rows that are not ok)",
     ("video_id", "path"),
     (
-        ("video_id", _S, "content fingerprint id (16 hex); `path:<hash>` for unreadable files"),
+        ("video_id", _S, "content fingerprint id (16 hex); `path-<hash>` for unreadable files"),
         ("path", _S, "absolute path of the file"),
         ("rel_path", _S, "path relative to the input root it was found under"),
         ("size_bytes", _I, "file size"),
@@ -119,10 +119,10 @@ TARGETS = TableSchema(
         ("start_s", _F, "start_frame / 25"),
         ("num_frames", _I, "121"),
         ("duration_s", _F, "num_frames / 25"),
-        ("crop_x", _I, "crop box in source pixels"),
-        ("crop_y", _I, ""),
-        ("crop_w", _I, ""),
-        ("crop_h", _I, ""),
+        ("crop_x", _I, "crop box left, source pixels"),
+        ("crop_y", _I, "crop box top, source pixels"),
+        ("crop_w", _I, "crop box width, source pixels"),
+        ("crop_h", _I, "crop box height, source pixels"),
         ("speech_ratio", _F, "fraction of the window the speaker talks"),
     ),
 )
