@@ -83,7 +83,8 @@ def test_targets_are_frame_exact_windows_where_one_speaker_talks(built: Recipe) 
     for t in targets.iter_rows(named=True):
         assert t["num_frames"] == 121 and t["start_s"] == t["start_frame"] / 25
         assert t["start_s"] + 4.84 <= duration[t["video_id"]] + 1e-6
-        others = turns.filter((pl.col("video_id") == t["video_id"]) & (pl.col("speaker") != t["voice_id"].rsplit("-", 1)[1]))
+        speaker = t["voice_id"].rsplit("-", 1)[1]
+        others = turns.filter((pl.col("video_id") == t["video_id"]) & (pl.col("speaker") != speaker))
         for o in others.iter_rows(named=True):
             assert o["end_s"] <= t["start_s"] + 1e-6 or o["start_s"] >= t["start_s"] + 4.84 - 1e-6
         assert t["speech_ratio"] >= 0.6

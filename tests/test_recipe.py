@@ -39,23 +39,23 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
 
 def test_bad_values_name_the_key(tmp_path: Path) -> None:
     data = recipe_dict(tmp_path, pairs={"splits": {"train": 0.9, "val": 0.2, "test": 0.1}})
-    with pytest.raises(RecipeError, match="pairs.splits.*add up to 1"):
+    with pytest.raises(RecipeError, match=r"pairs.splits.*add up to 1"):
         load_recipe(write_recipe(tmp_path, data))
     data = recipe_dict(tmp_path, targets={"size": 500})
-    with pytest.raises(RecipeError, match="targets.size.*multiple of 32"):
+    with pytest.raises(RecipeError, match=r"targets.size.*multiple of 32"):
         load_recipe(write_recipe(tmp_path, data))
     data = recipe_dict(tmp_path, input={"label_regex": "spk\\d"})
-    with pytest.raises(RecipeError, match="label_regex.*named group"):
+    with pytest.raises(RecipeError, match=r"label_regex.*named group"):
         load_recipe(write_recipe(tmp_path, data))
 
 
 def test_not_a_mapping_and_bad_yaml(tmp_path: Path) -> None:
     p = tmp_path / "r.yaml"
     p.write_text("- just\n- a list\n")
-    with pytest.raises(RecipeError, match="r.yaml: a recipe is a YAML mapping"):
+    with pytest.raises(RecipeError, match=r"r.yaml: a recipe is a YAML mapping"):
         load_recipe(p)
     p.write_text("name: [unclosed\n")
-    with pytest.raises(RecipeError, match="r.yaml: not valid YAML"):
+    with pytest.raises(RecipeError, match=r"r.yaml: not valid YAML"):
         load_recipe(p)
 
 

@@ -55,7 +55,7 @@ def test_sigkill_mid_stage_then_rerun_equals_uninterrupted_build(built: Recipe, 
     recipe = load_recipe(path)
 
     # Killed while the turns stage has some partitions done and others running in the pool.
-    _kill_when(path, lambda: 0 < _markers(recipe, "turns"))
+    _kill_when(path, lambda: _markers(recipe, "turns") > 0)
     assert not table_path(recipe.manifests_dir, "voices").exists()
 
     # Killed again while shards are being written: some tars done, others half-written.
@@ -70,7 +70,8 @@ def test_sigkill_mid_stage_then_rerun_equals_uninterrupted_build(built: Recipe, 
     _assert_no_partial_tar(recipe)
     assert not list(recipe.output_dir.rglob(".*.tmp")), "the rerun sweeps the killed writers' temp files"
     for name in TABLES:
-        assert table_path(recipe.manifests_dir, name).read_bytes() == table_path(built.manifests_dir, name).read_bytes(), name
+        resumed_table = table_path(recipe.manifests_dir, name).read_bytes()
+        assert resumed_table == table_path(built.manifests_dir, name).read_bytes(), name
     reference = {p.relative_to(built.shards_dir): p.read_bytes() for p in built.shards_dir.rglob("*.tar")}
     resumed = {p.relative_to(recipe.shards_dir): p.read_bytes() for p in recipe.shards_dir.rglob("*.tar")}
     assert resumed == reference

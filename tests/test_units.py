@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import tarfile
 from pathlib import Path
@@ -36,7 +37,7 @@ def test_single_speaker_windows_exclude_other_speakers_and_do_not_overlap() -> N
     starts = [i * 0.5 for i in range(20)]
     ws = single_speaker_windows(own, others, starts, 3.5, 0.7, 0.0, 10)
     assert ws and all(w.start + 3.5 <= 4.0 + 1e-9 or w.start >= 5.0 - 1e-9 for w in ws)
-    for a, b in zip(ws, ws[1:], strict=False):
+    for a, b in itertools.pairwise(ws):
         assert a.start + 3.5 <= b.start + 1e-9
     assert len(single_speaker_windows(own, others, starts, 3.5, 0.7, 0.0, 1)) == 1
 
@@ -175,3 +176,19 @@ def test_wav_bytes_roundtrip() -> None:
     x = np.stack([np.linspace(-0.5, 0.5, 1600), np.zeros(1600)]).astype(np.float32)
     y, sr = sf.read(io.BytesIO(encode_wav(x, 16000)), dtype="float32")
     assert sr == 16000 and y.shape == (1600, 2) and np.abs(y.T - x).max() < 1e-4
+
+
+def test_inputs_from_folders_globs_and_list_files(tmp_path: Path) -> None:
+    from ltxa_data.recipe import parse_recipe
+    from ltxa_data.stages.scan import find_inputs
+
+    for rel in ("a/x.mp4", "a/sub/y.MOV", "a/notes.txt", "b/z.mkv", "c/w.mp4"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    (tmp_path / "list.txt").write_text("# comment\nc/w.mp4\n\n")
+    recipe = parse_recipe({"name": "t", "input": {"paths": ["a", "b/*.mkv", "list.txt", "a/x.mp4"]},
+                           "output": {"dir": "out"}}, base_dir=tmp_path)
+    found = find_inputs(recipe)
+    assert dict(found) == {str(tmp_path / "a/x.mp4"): "x.mp4", str(tmp_path / "a/sub/y.MOV"): "sub/y.MOV",
+                           str(tmp_path / "b/z.mkv"): "z.mkv", str(tmp_path / "c/w.mp4"): "c/w.mp4"}
+    assert [p for p, _ in found] == sorted(p for p, _ in found), "sorted, and a file named twice is scanned once"

@@ -4,6 +4,7 @@ encoding mp4/wav. Every stage that touches media goes through here."""
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -144,7 +145,7 @@ def _demux_extent(c, streams, vs, a) -> tuple[float, float, int, list[float]]:
     except av.FFmpegError as e:
         raise MediaError(f"corrupt stream data: {_ffmpeg_reason(e)}") from None
     pts.sort()
-    deltas = [b - a_ for a_, b in zip(pts, pts[1:], strict=False)]
+    deltas = [b - a_ for a_, b in itertools.pairwise(pts)]
     return v_end, a_end, n, deltas
 
 

@@ -128,7 +128,7 @@ class PartitionWorker:
         threads = self.recipe.executor.threads_per_worker
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS"):
             os.environ[var] = str(threads)
-        import torch  # noqa: PLC0415 - after the thread variables are set
+        import torch
 
         torch.set_num_threads(threads)
         stage = self.stage_cls(self.recipe)

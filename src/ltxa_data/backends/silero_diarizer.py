@@ -4,11 +4,13 @@ every turn has overlap=False."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..clustering import agglomerative_labels
-from ..recipe import SileroVadConfig
 from ..errors import SystemicError
+from ..recipe import SileroVadConfig
 from . import SpeakerEmbedder, Turn
 
 
@@ -65,4 +67,4 @@ def _chunks(start: float, end: float, window: float) -> list[tuple[float, float]
     """Split [start, end) into near-equal chunks of about `window` seconds."""
     n = max(1, round((end - start) / window))
     edges = np.linspace(start, end, n + 1)
-    return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [(float(a), float(b)) for a, b in itertools.pairwise(edges)]

@@ -60,7 +60,7 @@ class Stage(ABC):
         """Split the work into partitions (runs in the driver; must be cheap and deterministic)."""
         raise TypeError(f"{type(self).__name__} must define plan()")
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - optional hook; most stages load nothing
         """Load models and other per-worker state. Called once per worker before `process`."""
 
     @abstractmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def find_inputs(recipe: Recipe) -> list[tuple[str, str]]:
         p = recipe.resolve(raw)
         if any(ch in raw for ch in _GLOB_CHARS):
             anchor = Path(p.anchor)
-            root = Path(*[part for part in p.parts if not any(ch in part for ch in _GLOB_CHARS)][:-1] or [anchor])
+            fixed = itertools.takewhile(lambda part: not any(ch in part for ch in _GLOB_CHARS), p.parts)
+            root = Path(*fixed)
             files = [f for f in anchor.glob(str(p.relative_to(anchor))) if f.is_file()]
         elif p.is_file() and p.suffix.lower() == ".txt":
             root = p.parent

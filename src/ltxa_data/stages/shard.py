@@ -53,7 +53,8 @@ class ShardWriter:
     def _open(self) -> None:
         self._stack = contextlib.ExitStack()
         f = self._stack.enter_context(atomic_open(self.root / self._rel()))
-        self._tar = tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT)
+        # Closed in _commit: a tar outlives this call, it spans many add() calls.
+        self._tar = tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
         self._count = 0
 
     def _commit(self) -> None:
