@@ -237,7 +237,8 @@ def read_frames(
         if not c.streams.video:
             raise MediaError("no video stream")
         vs = c.streams.video[0]
-        vs.thread_type = "AUTO"
+        # No frame threading: closing a frame-threaded decoder after breaking out of decode()
+        # can hang in FFmpeg (seen with PyAV 18). Slice threading is safe and on by default.
         if times[0] > 2.0:
             c.seek(int((times[0] - 1.0) / vs.time_base), stream=vs, backward=True)
         k = 0
