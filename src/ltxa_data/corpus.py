@@ -10,7 +10,6 @@ import colorsys
 import json
 import math
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -340,18 +339,25 @@ class _Speech:
         return self._cache[key]
 
     def take(self, speaker: str, rate: int, max_s: float | None = None, min_s: float = 0.0,
-             scan: int | None = _SCAN) -> tuple[str, np.ndarray] | None:
-        """The next unused sentence of this speaker lasting min_s..max_s seconds (None: any), or None."""
+             scan: int | None = _SCAN, longest: bool = False) -> tuple[str, np.ndarray] | None:
+        """The next unused sentence of this speaker lasting min_s..max_s seconds (None: any), or None.
+
+        With `longest`, the longest such sentence among those scanned instead of the next one.
+        """
         q = self._queues[speaker]
         if not q:  # only after the whole pool is used up; sentences repeat from here on
             q.extend(int(i) for i in self._rng.permutation(len(SENTENCES)))
+        best, best_d = -1, -1.0
         for j, idx in enumerate(q if scan is None else q[:scan]):
-            wave = self.say(speaker, idx, rate)
-            d = len(wave) / _ESPEAK_SR
-            if d >= min_s and (max_s is None or d <= max_s):
-                del q[j]
-                return SENTENCES[idx], wave
-        return None
+            d = len(self.say(speaker, idx, rate)) / _ESPEAK_SR
+            if d >= min_s and (max_s is None or d <= max_s) and d > best_d:
+                best, best_d = j, d
+                if not longest:
+                    break
+        if best < 0:
+            return None
+        idx = q.pop(best)
+        return SENTENCES[idx], self.say(speaker, idx, rate)
 
 
 # ---------------------------------------------------------------------------------------------- planning
@@ -411,8 +417,8 @@ def _monologue(speech: _Speech, rng: np.random.Generator, spk: str, length_s: fl
         room = length_s - 0.15 - start
         got = None
         if bounds is None and not utts:
-            got = speech.take(spk, rate, room, room - 1.0, scan=None)
-            got = got or speech.take(spk, rate, room, scan=None)
+            got = speech.take(spk, rate, room, room - 0.6, scan=None)
+            got = got or speech.take(spk, rate, room, scan=None, longest=True)
         elif room > 0.8:
             got = speech.take(spk, rate, room)
         if got is None and bounds is not None and bounds[0] - t > 0.6:
@@ -447,13 +453,19 @@ def _dialog(speech: _Speech, rng: np.random.Generator, a: str, b: str
         start = t + (gaps[k - 1] if k else 0.0)
         s, n = start, 0
         while n < 2 or s - start < _TURN_MIN_S or (s - start < turn_len - 0.8 and n < 3):
+            rate = rates[spk]
+            pause = float(rng.uniform(0.3, 0.6)) if n else 0.0
+            got = None
             if n:
-                s += float(rng.uniform(0.3, 0.6))
-            need = turn_len - (s - start)
-            got = speech.take(spk, rates[spk], need + 1.2, need) if n and need > 0.8 else None
-            got = got or speech.take(spk, rates[spk])
+                need = turn_len - (s + pause - start)
+                got = speech.take(spk, rate, max(need, 0.0) + 1.5, need)
+                got = got or speech.take(spk, rate, max(need, 0.0) + 1.5, longest=True)
+            got = got or speech.take(spk, rate)
             assert got is not None
-            utts.append(_Utt(spk, got[0], s, got[1]))
+            short_by = _TURN_MIN_S + 0.01 - (s + pause + len(got[1]) / _ESPEAK_SR - start)
+            if n and 0 < short_by <= 0.9 - pause:
+                pause += short_by  # a slightly longer pause completes the turn instead of a third sentence
+            utts.append(_Utt(spk, got[0], s + pause, got[1]))
             s, n = utts[-1].end, n + 1
         turn_starts.append(start)
         t = s
@@ -692,8 +704,8 @@ def _plain_video(dest: Path, w: int, h: int, n_frames: int, audio: np.ndarray | 
 def make_bad_inputs(out_dir: Path, good_clip: Path) -> dict[str, str]:
     """Write a bad-input corpus into out_dir; return {relative filename: short expected-reason keyword}.
 
-    Each file is broken in one way (the keyword says which); the strangely named one is a valid copy
-    of `good_clip` and is expected to be accepted ("ok").
+    Each file is broken in one way (the keyword says which); the strangely named one is a valid clip
+    (its own content, so it is no duplicate) and is expected to be accepted ("ok").
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -716,7 +728,7 @@ def make_bad_inputs(out_dir: Path, good_clip: Path) -> dict[str, str]:
     _plain_video(out_dir / "ten_frames.mp4", 480, 360, 10, speech[:, : 16000 * 10 // 25])
     _plain_video(out_dir / "tiny.mp4", 96, 96, 150, speech)
     weird = "it's a \"weird\" náme 東京.mp4"
-    shutil.copyfile(good_clip, out_dir / weird)
+    _plain_video(out_dir / weird, 480, 360, 150, speech)
     return {
         "truncated.mp4": "truncated",
         "empty.mp4": "empty",

@@ -16,8 +16,6 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-av.logging.set_level(av.logging.PANIC)  # FFmpeg's own stderr chatter; errors still raise
-
 __all__ = [
     "MediaError",
     "ProbeResult",
@@ -63,7 +61,36 @@ def _open(path: Path | str) -> av.container.InputContainer:
     try:
         return av.open(str(p), mode="r")
     except av.FFmpegError as e:
-        raise MediaError(f"cannot open container: {_ffmpeg_reason(e)}") from None
+        raise MediaError(_iso_truncation(p) or f"cannot open container: {_ffmpeg_reason(e)}") from None
+
+
+def _iso_truncation(path: Path) -> str | None:
+    """For an MP4/MOV that FFmpeg cannot open: say so if it is truncated (a top-level box runs past
+    the end of the file, or the index box is missing)."""
+    size = path.stat().st_size
+    boxes = []
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 8 or head[4:8] != b"ftyp":
+            return None
+        pos = 0
+        while pos + 8 <= size:
+            f.seek(pos)
+            hdr = f.read(16)
+            n, kind = int.from_bytes(hdr[:4], "big"), hdr[4:8].decode("latin-1")
+            if n == 1 and len(hdr) == 16:
+                n = int.from_bytes(hdr[8:16], "big")
+            elif n == 0:
+                n = size - pos
+            if n < 8:
+                return None
+            boxes.append(kind)
+            if pos + n > size:
+                return f"truncated: the '{kind}' box needs {pos + n} bytes, the file has {size}"
+            pos += n
+    if "moov" not in boxes:
+        return "truncated: no 'moov' index box (the file was cut before its index was written)"
+    return None
 
 
 def _ffmpeg_reason(e: Exception) -> str:
