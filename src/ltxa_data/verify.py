@@ -84,7 +84,7 @@ def check_shards(recipe: Recipe, index: pl.DataFrame, pairs: pl.DataFrame | None
             problems.append(f"shard {shard}: in the index but missing on disk")
             continue
         try:
-            found = _read_tar(path)
+            found = _read_tar(path, with_data=check_media)
         except (tarfile.TarError, OSError) as e:
             problems.append(f"shard {shard}: unreadable tar ({e})")
             continue
@@ -105,7 +105,9 @@ def check_shards(recipe: Recipe, index: pl.DataFrame, pairs: pl.DataFrame | None
     return problems
 
 
-def _read_tar(path: Path) -> dict[str, dict]:
+def _read_tar(path: Path, with_data: bool) -> dict[str, dict]:
+    """Samples of a tar by webdataset key: first header offset and {member: (extension, bytes)}.
+    Without data, members are still read through (a truncated tar fails) but not kept."""
     samples: dict[str, dict] = {}
     with tarfile.open(path, "r") as tar:
         for m in tar:
@@ -116,7 +118,10 @@ def _read_tar(path: Path) -> dict[str, dict]:
             s = samples.setdefault(key, {"offset": m.offset, "files": {}})
             f = tar.extractfile(m)
             assert f is not None
-            s["files"][m.name] = (ext, f.read())
+            data = f.read()
+            if len(data) != m.size:
+                raise tarfile.ReadError(f"member {m.name} is truncated")
+            s["files"][m.name] = (ext, data if with_data else b"")
     return samples
 
 

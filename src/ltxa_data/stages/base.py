@@ -56,9 +56,9 @@ class Stage(ABC):
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
 
+    @abstractmethod
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         """Split the work into partitions (runs in the driver; must be cheap and deterministic)."""
-        raise TypeError(f"{type(self).__name__} must define plan()")
 
     def setup(self) -> None:  # noqa: B027 - optional hook; most stages load nothing
         """Load models and other per-worker state. Called once per worker before `process`."""

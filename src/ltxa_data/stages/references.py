@@ -13,10 +13,8 @@ import polars as pl
 from ..ids import child_id
 from ..media import read_audio
 from ..recipe import AUDIO_SAMPLE_RATE
-from ..schemas import blank_row
 from ..windows import single_speaker_windows
-from .base import Partition, Stage, StageResult, failure, guarded
-from .targets import speaker_inputs, speaker_spans
+from .speaker_windows import SpeakerWindowStage, speaker_spans
 
 
 def dbfs(x: np.ndarray) -> tuple[float, float]:
@@ -27,32 +25,18 @@ def dbfs(x: np.ndarray) -> tuple[float, float]:
     return to_db(rms), to_db(peak)
 
 
-class ReferencesStage(Stage):
+class ReferencesStage(SpeakerWindowStage):
     name = "references"
-    reads = ("videos", "turns", "identities")
     sections = ("references",)
 
-    def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
-        return speaker_inputs(tables, self.recipe.diarize.videos_per_partition)
-
-    def process(self, partition: Partition) -> StageResult:
-        turns, ids = partition.data["turns"], partition.data["identities"]
-        work = [(v, turns.filter(pl.col("video_id") == v["video_id"]), ids.filter(pl.col("video_id") == v["video_id"]))
-                for v in partition.data["videos"].to_dicts()]
-        return StageResult(list(guarded(work, self._references_of, self._failed)))
-
-    def _failed(self, item: tuple, reason: str) -> dict:
-        return _skip_row(item[0], "failed", reason)
-
-    def _references_of(self, item: tuple) -> list[dict]:
-        video, turns, ids = item
+    def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
         cfg = self.recipe.references
         audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1)[0]
         n_len = round(cfg.duration_s * AUDIO_SAMPLE_RATE)
         steps = math.floor((video["duration_s"] - cfg.duration_s) / cfg.stride_s + 1e-6)
         starts = [round(k * cfg.stride_s, 6) for k in range(steps + 1)] if steps >= 0 else []
         rows = []
-        for ident in ids.sort("speaker").iter_rows(named=True):
+        for ident in identities.sort("speaker").iter_rows(named=True):
             own, others = speaker_spans(turns, ident["speaker"])
             for w in single_speaker_windows(own, others, starts, cfg.duration_s, cfg.min_speech_ratio,
                                             cfg.max_other_speech_s, cfg.max_per_video):
@@ -66,11 +50,7 @@ class ReferencesStage(Stage):
                     duration_s=cfg.duration_s, speech_ratio=w.speech_ratio, rms_dbfs=round(rms, 3),
                     peak_dbfs=round(peak, 3), status="ok", error=None))
         if not rows:
-            return [_skip_row(video, "skipped", f"no {cfg.duration_s} s window where one speaker talks "
-                              f"≥ {cfg.min_speech_ratio:.0%}, alone and above {cfg.min_rms_dbfs} dBFS")]
+            return [self.no_window(video, "skipped", f"no {cfg.duration_s} s window where one speaker talks "
+                                   f"≥ {cfg.min_speech_ratio:.0%}, alone and above {cfg.min_rms_dbfs} dBFS")]
         return rows
 
-
-def _skip_row(video: dict, status: str, reason: str) -> dict:
-    return blank_row("references", reference_id=f"{video['video_id']}-none", video_id=video["video_id"],
-                     status=status, error=failure(video["rel_path"], reason))

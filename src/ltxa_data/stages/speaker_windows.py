@@ -1,0 +1,60 @@
+"""The common shape of the targets and references stages: per video, windows where exactly one
+identified speaker talks."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import polars as pl
+
+from ..schemas import TABLES, blank_row
+from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
+from .scan import ok_videos
+
+
+def speaker_spans(turns: pl.DataFrame, speaker: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(the speaker's clean speech, everyone else's speech including any overlapped stretch)."""
+    own, others = [], []
+    for t in turns.iter_rows(named=True):
+        span = (t["start_s"], t["end_s"])
+        if t["speaker"] == speaker and not t["overlap"]:
+            own.append(span)
+        else:
+            others.append(span)
+    return own, others
+
+
+class SpeakerWindowStage(Stage):
+    """Plans videos with their ok turns and the identities of their speakers; a video that yields
+    no window gets one row saying why."""
+
+    reads = ("videos", "turns", "identities")
+
+    def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
+        identities = tables["identities"].filter(pl.col("status") == "ok").select(
+            "video_id", "speaker", "voice_id", "identity_id")
+        videos = ok_videos(tables["videos"]).filter(
+            pl.col("video_id").is_in(identities.get_column("video_id").unique().to_list())
+        ).select("video_id", "path", "rel_path", "duration_s", "width", "height")
+        turns = tables["turns"].filter(pl.col("status") == "ok").select(
+            "video_id", "speaker", "start_s", "end_s", "overlap")
+        return partitions_by("video_id", self.recipe.diarize.videos_per_partition,
+                             {"videos": videos, "turns": turns, "identities": identities})
+
+    def process(self, partition: Partition) -> StageResult:
+        turns, ids = partition.data["turns"], partition.data["identities"]
+        work = [(v, turns.filter(pl.col("video_id") == v["video_id"]), ids.filter(pl.col("video_id") == v["video_id"]))
+                for v in partition.data["videos"].to_dicts()]
+        rows = guarded(work, lambda item: self.windows_of(*item),
+                       lambda item, reason: self.no_window(item[0], "failed", reason))
+        return StageResult(list(rows))
+
+    @abstractmethod
+    def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
+        """The rows for one video (its turns, and the identities of its local speakers)."""
+
+    def no_window(self, video: dict, status: str, reason: str) -> dict:
+        """The one row of a video that yields no window, saying why."""
+        key = TABLES[self.name].key[0]
+        return blank_row(self.name, **{key: f"{video['video_id']}-none"}, video_id=video["video_id"],
+                         status=status, error=failure(video["rel_path"], reason))
