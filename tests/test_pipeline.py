@@ -24,7 +24,7 @@ from ltxa_data.schemas import TABLES
 from ltxa_data.storage import read_frame, table_path
 from ltxa_data.verify import verify_build
 
-from .conftest import copy_build
+from .conftest import SMALL_CORPUS, copy_build, recipe_dict, write_recipe
 
 
 def frames(recipe: Recipe, name: str, ok: bool = True) -> pl.DataFrame:
@@ -181,3 +181,24 @@ def test_notebook_runs_on_a_build(built: Recipe, monkeypatch: pytest.MonkeyPatch
     per_identity = scope["per_identity"]
     assert per_identity.height == frames(built, "identities")["identity_id"].n_unique()
     assert per_identity["samples"].sum() == frames(built, "pairs").height
+
+
+def test_demo_command_generates_builds_verifies_and_scores(built: Recipe, tmp_path: Path, capsys) -> None:
+    recipe = copy_build(built, tmp_path / "demo")
+    data = recipe_dict(Path(recipe.input.paths[0]))
+    data["corpus"] = SMALL_CORPUS.model_dump(mode="json")
+    path = write_recipe(tmp_path / "demo", data)
+    assert main(["demo", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "ran 0/" in out, "the corpus exists and the copy is built: nothing to redo"
+    assert "verify: all invariants hold" in out
+    assert "identity grouping vs ground truth: purity 1.000" in out
+    assert f"targets: {frames(built, 'targets').height}" in out
+
+
+def test_schemas_command_lists_every_table(capsys) -> None:
+    assert main(["schemas"]) == 0
+    out = capsys.readouterr().out
+    for name, table in TABLES.items():
+        assert out.count(f"{name}  (one row is") == 1
+        assert all(col in out for col in table.columns)
