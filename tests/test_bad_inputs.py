@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +20,9 @@ def test_bad_inputs_are_rejected_with_reasons_and_the_rest_builds(corpus: Path, 
     bad = tmp_path / "bad inputs"
     expected = make_bad_inputs(bad, sorted(corpus.rglob("clip_00.mp4"))[0])
     assert len(expected) >= 7
+    not_utf8 = os.fsdecode(b"latin1 caf\xe9.mp4")
+    (bad / not_utf8).write_bytes((bad / "tiny.mp4").read_bytes())
+    expected[not_utf8] = "not valid UTF-8"
     data = recipe_dict(corpus)
     data["input"]["paths"] = [str(corpus), str(bad)]
     recipe = load_recipe(write_recipe(tmp_path / "recipe", data))
@@ -27,14 +31,15 @@ def test_bad_inputs_are_rejected_with_reasons_and_the_rest_builds(corpus: Path, 
 
     videos = read_frame(recipe.manifests_dir, "videos")
     for name, keyword in expected.items():
-        rows = videos.filter(pl.col("path") == str(bad / name))
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        rows = videos.filter(pl.col("path") == str(bad / shown))
         assert rows.height == 1, name
         row = rows.row(0, named=True)
         if keyword == "ok":
             assert row["status"] == "ok", (name, row["error"])
         else:
             assert row["status"] in ("skipped", "failed"), name
-            assert row["error"].startswith(f"{name}: "), row["error"]
+            assert row["error"].startswith(f"{shown}: "), row["error"]
             assert keyword in row["error"], (keyword, row["error"])
     weird = next(n for n, k in expected.items() if k == "ok")
     assert videos.filter(pl.col("rel_path") == weird)["status"].item() == "ok", "odd names round-trip"

@@ -19,7 +19,7 @@ from ltxa_data.cli import main
 from ltxa_data.corpus import load_ground_truth
 from ltxa_data.pipeline import build
 from ltxa_data.quality import score_identities, true_speaker_of_voices
-from ltxa_data.recipe import Recipe
+from ltxa_data.recipe import Recipe, load_recipe
 from ltxa_data.schemas import TABLES
 from ltxa_data.storage import read_frame, table_path
 from ltxa_data.verify import verify_build
@@ -142,6 +142,42 @@ def test_changing_one_setting_reruns_only_the_stages_it_affects(built: Recipe, t
     for untouched in ("videos", "turns", "voices", "identities", "targets"):
         assert ran[untouched] == 0, (untouched, ran)
     assert frames(recipe, "references").group_by("voice_id").len()["len"].max() == 1
+    assert verify_build(recipe) == []
+
+    recipe = copy_build(built, tmp_path / "layout", shard={"samples_per_shard": 3})
+    ran = {r.stage: r.ran for r in build(recipe, progress=False)}
+    assert ran["shards"] > 0 and ran["pairs"] == 0
+    assert verify_build(recipe) == [], "re-sharding leaves no stale or missing tar"
+    assert frames(recipe, "shards").group_by("shard").len()["len"].max() <= 3
+
+
+def test_adding_a_video_reruns_only_its_partitions_and_keeps_ids_and_splits(
+    built: Recipe, tmp_path: Path
+) -> None:
+    from ltxa_data.corpus import make_bad_inputs
+
+    extra = tmp_path / "extra"
+    expected = make_bad_inputs(tmp_path / "bad", sorted(Path(built.input.paths[0]).rglob("clip_00.mp4"))[0])
+    extra.mkdir()
+    new_clip = next(n for n, k in expected.items() if k == "ok")
+    (extra / new_clip).write_bytes((tmp_path / "bad" / new_clip).read_bytes())
+    recipe = copy_build(built, tmp_path / "grow")
+    data = recipe_dict(Path(built.input.paths[0]))
+    data["input"]["paths"].append(str(extra))
+    recipe = load_recipe(write_recipe(tmp_path / "grow", data))
+
+    reports = {r.stage: r for r in build(recipe, progress=False)}
+    for stage in ("turns", "voices", "targets", "references"):
+        assert reports[stage].ran == 1 < reports[stage].partitions, (stage, reports[stage])
+    old_ids, new_ids = frames(built, "identities"), frames(recipe, "identities")
+    kept = old_ids.join(new_ids, on="voice_id", suffix="_new")
+    assert kept.height == old_ids.height
+    assert (kept["identity_id"] == kept["identity_id_new"]).all(), "existing identities keep their ids"
+    added = new_ids.join(old_ids, on="voice_id", how="anti")
+    assert added.height == 1 and added["identity_id"][0] in set(old_ids["identity_id"]), "spk0's new clip joins spk0"
+    old_pairs, new_pairs = frames(built, "pairs"), frames(recipe, "pairs")
+    both = old_pairs.join(new_pairs, on="key", suffix="_new")
+    assert both.height == old_pairs.height and (both["split"] == both["split_new"]).all()
     assert verify_build(recipe) == []
 
 

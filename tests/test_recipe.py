@@ -89,9 +89,16 @@ def test_production_recipe_is_refused_saying_what_is_missing(tmp_path: Path, cap
 
 
 def test_readme_documents_every_recipe_key_and_column_and_the_two_commands() -> None:
-    from ltxa_data.docs import recipe_reference, schema_reference
+    from ltxa_data.docs import recipe_reference, render, schema_reference
 
     readme = (ROOT / "README.md").read_text()
-    assert recipe_reference() in readme, "regenerate the README's recipe reference from ltxa_data.docs"
-    assert schema_reference() in readme, "regenerate the README's schema reference from ltxa_data.docs"
+    assert render(readme) == readme, "the README is stale: run `python -m ltxa_data.docs README.md`"
+    assert recipe_reference() in readme and schema_reference().rstrip() in readme
     assert "make demo" in readme and "make test" in readme and "ltxa-data build" in readme
+
+
+def test_unknown_stage_names_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "videos").mkdir()
+    p = write_recipe(tmp_path, recipe_dict(tmp_path / "videos"))
+    assert main(["build", str(p), "--only", "scan", "--no-progress"]) == 2
+    assert "unknown stage(s) ['scan']" in capsys.readouterr().err

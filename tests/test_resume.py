@@ -18,7 +18,7 @@ from ltxa_data.recipe import Recipe, load_recipe
 from ltxa_data.schemas import TABLES
 from ltxa_data.storage import table_path
 
-from .conftest import recipe_dict, write_recipe
+from .conftest import copy_build, recipe_dict, write_recipe
 
 
 def _kill_when(recipe_path: Path, ready, timeout: float = 240.0) -> None:
@@ -75,3 +75,29 @@ def test_sigkill_mid_stage_then_rerun_equals_uninterrupted_build(built: Recipe, 
     reference = {p.relative_to(built.shards_dir): p.read_bytes() for p in built.shards_dir.rglob("*.tar")}
     resumed = {p.relative_to(recipe.shards_dir): p.read_bytes() for p in recipe.shards_dir.rglob("*.tar")}
     assert resumed == reference
+
+
+def test_a_kill_between_table_and_marker_never_lets_old_settings_reuse_the_new_table(
+    built: Recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ltxa_data.pipeline as pipeline
+
+    recipe = copy_build(built, tmp_path / "revert", pairs={"seed": 99})
+    real = pipeline.write_json_atomic
+
+    def killed_before_marker(path: Path, obj: object) -> None:
+        if path.name.startswith("part-") and "/pairs/" in path.as_posix():
+            raise KeyboardInterrupt("killed")
+        real(path, obj)
+
+    monkeypatch.setattr(pipeline, "write_json_atomic", killed_before_marker)
+    with pytest.raises(KeyboardInterrupt):
+        build(recipe, progress=False)
+    monkeypatch.setattr(pipeline, "write_json_atomic", real)
+
+    # Back to the original settings, which the killed run's old pairs marker was written for.
+    recipe = load_recipe(write_recipe(tmp_path / "revert", recipe_dict(Path(built.input.paths[0]))))
+    ran = {r.stage: r.ran for r in build(recipe, progress=False)}
+    assert ran["pairs"] == 1, "the half-committed partition is redone"
+    pairs = table_path(recipe.manifests_dir, "pairs").read_bytes()
+    assert pairs == table_path(built.manifests_dir, "pairs").read_bytes()

@@ -192,3 +192,95 @@ def test_inputs_from_folders_globs_and_list_files(tmp_path: Path) -> None:
     assert dict(found) == {str(tmp_path / "a/x.mp4"): "x.mp4", str(tmp_path / "a/sub/y.MOV"): "sub/y.MOV",
                            str(tmp_path / "b/z.mkv"): "z.mkv", str(tmp_path / "c/w.mp4"): "c/w.mp4"}
     assert [p for p, _ in found] == sorted(p for p, _ in found), "sorted, and a file named twice is scanned once"
+
+
+def test_a_partition_where_every_item_fails_alike_stops_the_run() -> None:
+    from ltxa_data.errors import SystemicError
+    from ltxa_data.media import MediaError
+    from ltxa_data.stages.base import guarded
+
+    def broken(item: int) -> list[dict]:
+        raise KeyError("a bug, not an input")
+
+    with pytest.raises(SystemicError, match="all 3 items of a partition failed with KeyError"):
+        guarded([1, 2, 3], broken, lambda item, reason: {"item": item, "error": reason})
+
+    def bad_media(item: int) -> list[dict]:
+        raise MediaError("no audio track")
+
+    rows = guarded([1, 2], bad_media, lambda item, reason: {"item": item, "error": reason})
+    assert [r["error"] for r in rows] == ["no audio track"] * 2, "input faults are rows, however many"
+
+    def one_odd(item: int) -> list[dict]:
+        if item == 2:
+            raise ValueError("odd input")
+        return [{"item": item, "error": None}]
+
+    rows = guarded([1, 2, 3], one_odd, lambda item, reason: {"item": item, "error": reason})
+    assert [r["error"] for r in rows] == [None, "ValueError: odd input", None]
+
+
+class _FailingFactory:
+    def __call__(self):
+        from ltxa_data.errors import SystemicError
+
+        raise SystemicError("model weights not found at /models/x: download them first")
+
+
+def test_a_worker_whose_setup_fails_reports_the_reason() -> None:
+    from ltxa_data.errors import SystemicError
+
+    with pytest.raises(SystemicError, match="model weights not found"):
+        list(LocalExecutor(workers=2).map(_FailingFactory(), [1, 2, 3]))
+
+
+def test_partitions_are_hash_buckets_so_one_new_video_touches_one_partition() -> None:
+    import polars as pl
+
+    from ltxa_data.stages.base import partitions_by
+
+    ids = [f"{i:016x}" for i in range(0, 4000, 37)]
+    before = partitions_by("video_id", 16, {"videos": pl.DataFrame({"video_id": ids})})
+    after = partitions_by("video_id", 16, {"videos": pl.DataFrame({"video_id": [*ids, "ffffffffffffff00"]})})
+    changed = {p.key for p in after} ^ {p.key for p in before} | {
+        a.key for a in after for b in before if a.key == b.key and a.input_hash != b.input_hash}
+    assert len(changed) == 1
+    assert sorted(v for p in before for v in p.data["videos"]["video_id"]) == sorted(ids)
+
+
+def test_group_embeddings_keeps_video_speakers_apart_and_labels_together() -> None:
+    from ltxa_data.clustering import group_embeddings
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 32))
+    x = np.stack([a + 0.05 * rng.normal(size=32) for _ in range(4)] + [b + 0.05 * rng.normal(size=32)
+                                                                       for _ in range(2)])
+    free = group_embeddings(x, 0.8)
+    assert len(set(free[:4])) == 1 and free[4] == free[5] != free[0]
+    # Voices 0 and 1 come from one video: never one identity, however alike.
+    split = group_embeddings(x, 0.8, groups=["v0", "v0", "v2", "v3", "v4", "v5"])
+    assert split[0] != split[1]
+    # Labels: the same label joins even dissimilar voices; different labels never merge.
+    labelled = group_embeddings(x, 0.8, labels=["p", None, None, None, "p", None])
+    assert labelled[0] == labelled[4], "must-link holds even against the embeddings"
+    one_label = group_embeddings(x, 0.8, labels=["p", None, None, None, None, None])
+    assert len(set(one_label[:4])) == 1 and one_label[4] != one_label[0], "unlabelled voices join by similarity"
+    apart = group_embeddings(x, 0.8, labels=["p", "q", None, None, None, None])
+    assert apart[0] != apart[1]
+
+
+def test_identity_ids_survive_new_voices_and_record_their_run() -> None:
+    import polars as pl
+
+    from ltxa_data.stages.identify import stable_names
+
+    first, created = stable_names(np.array([0, 0, 1]), ["v1-S0", "v2-S0", "v3-S0"], [None] * 3, None)
+    assert set(created.values()) == {1}
+    prev = pl.DataFrame({"voice_id": ["v1-S0", "v2-S0", "v3-S0"], "identity_id": [first[0], first[0], first[1]],
+                         "created_run": [1, 1, 1]})
+    # A new voice v0 sorts before the others: it must not rename the identity it joins.
+    names, created = stable_names(np.array([0, 0, 0, 1, 2]), ["v0-S0", "v1-S0", "v2-S0", "v3-S0", "v9-S0"],
+                                  [None] * 5, prev)
+    assert names[0] == first[0] and names[1] == first[1]
+    assert created[0] == created[1] == 1 and created[2] == 2
+    assert names[2] not in (first[0], first[1])

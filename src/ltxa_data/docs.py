@@ -1,9 +1,13 @@
 """Reference tables for the README, generated from the recipe models and the schemas so they
-cannot drift (a test checks that the README holds them verbatim)."""
+cannot drift. `python -m ltxa_data.docs README.md` rewrites the marked sections; a test checks
+that the README is current."""
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -46,3 +50,22 @@ def schema_reference() -> str:
         out.append("| `status` | string | ok / skipped / failed |")
         out.append("| `error` | string | the file (or item) and the reason; set on every row that is not ok |\n")
     return "\n".join(out).rstrip() + "\n"
+
+
+SECTIONS = {"recipe-reference": recipe_reference, "schema-reference": schema_reference}
+
+
+def render(text: str) -> str:
+    """`text` with every `<!-- NAME -->...<!-- /NAME -->` section regenerated."""
+    for name, make in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"no <!-- {name} --> section")
+        text = pattern.sub(lambda m, make=make: m.group(1) + make().rstrip("\n") + m.group(2), text)
+    return text
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        path = Path(arg)
+        path.write_text(render(path.read_text()))

@@ -35,7 +35,8 @@ def child_id(parent: str, speaker: str, start_s: float) -> str:
 
 
 def short_hash(*parts: object, n: int = 12) -> str:
-    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:n]
+    # surrogateescape: file names that are not valid UTF-8 still hash (to their raw bytes).
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8", "surrogateescape")).hexdigest()[:n]
 
 
 def unit_interval(*parts: object) -> float:

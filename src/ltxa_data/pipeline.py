@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from .backends import unavailable_backends
+from .errors import SystemicError
 from .executors import Executor, make_executor
 from .recipe import Recipe, RecipeError, missing_inputs
 from .schemas import conform, to_table
@@ -88,6 +89,9 @@ def run_partition(stage: Stage, sdir: Path, config_hash: str, part: Partition) -
     """Process one partition and commit it: table, outputs, then marker."""
     t0 = time.perf_counter()
     old = read_marker(sdir, part.key)
+    # The old marker goes first: were we killed after rewriting the table but before the new
+    # marker, a rerun under the old settings must not take the new table for the old one.
+    _marker_path(sdir, part.key).unlink(missing_ok=True)
     result = stage.process(part)
     table = to_table(stage.name, result.rows)
     write_table_atomic(_part_path(sdir, part.key), table)
@@ -149,6 +153,10 @@ def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progre
     stage = stage_cls(recipe)
     sdir = state_dir(recipe, stage.name)
     sdir.mkdir(parents=True, exist_ok=True)
+    for name in stage.reads:
+        if not table_path(recipe.manifests_dir, name).exists():
+            raise SystemicError(f"stage '{stage.name}' reads table '{name}', which has not been built: "
+                                "run the stages before it (or build without --only)")
     tables = {name: read_frame(recipe.manifests_dir, name) for name in stage.reads}
     parts = stage.plan(tables)
     config_hash = stage.config_hash()
@@ -179,8 +187,9 @@ def merge_partitions(recipe: Recipe, stage: Stage, keys: list[str]) -> pa.Table:
             m = read_marker(sdir, key) or {}
             _remove_outputs(recipe, set(m.get("outputs", [])))
             marker.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                _part_path(sdir, key).unlink()
+    for part in sdir.glob("part-*.parquet"):
+        if part.name[len("part-") : -len(".parquet")] not in wanted:
+            part.unlink()
     tables = [pq.read_table(_part_path(sdir, k)) for k in keys]
     merged = to_table(name, []) if not tables else conform(name, pa.concat_tables(tables))
     merged = conform(name, stage.finalize(merged))
@@ -198,6 +207,10 @@ def build(
     executor: Executor | None = None,
 ) -> list[StageReport]:
     """Run the pipeline (or the named stages, in pipeline order) and return what each stage did."""
+    names = [s.name for s in STAGES]
+    unknown = [n for n in only or [] if n not in names]
+    if unknown:
+        raise RecipeError(f"unknown stage(s) {unknown}; stages are named by the table they write: {names}")
     preflight(recipe)
     executor = executor or make_executor(recipe)
     reports = []

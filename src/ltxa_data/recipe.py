@@ -128,6 +128,12 @@ class EmbedConfig(StrictModel):
 class IdentifyConfig(StrictModel):
     similarity_threshold: float = Field(default=0.8, gt=0, lt=1, description="Average-linkage cosine "
                                         "similarity above which voices are one identity.")
+    labels_csv: str | None = Field(default=None, description="CSV with columns `video` (path, path relative "
+                                   "to its input root, or video_id) and `identity`: must-links naming the "
+                                   "main speaker of each listed video (overrides input.label_regex).")
+    neighbors: int = Field(default=16, ge=1, description="Nearest neighbours per voice in the similarity graph.")
+    max_component: int = Field(default=2000, ge=2, description="Graph components larger than this are split "
+                               "at a higher threshold before exact clustering inside them.")
 
 
 class TargetsConfig(StrictModel):
@@ -294,6 +300,8 @@ def _explain(err: dict[str, Any]) -> str:
 def missing_inputs(recipe: Recipe) -> list[str]:
     """Input paths in the recipe that do not exist (globs must match at least one file)."""
     out = []
+    if recipe.identify.labels_csv and not recipe.resolve(recipe.identify.labels_csv).is_file():
+        out.append(f"identify.labels_csv: file does not exist: {recipe.resolve(recipe.identify.labels_csv)}")
     for i, raw in enumerate(recipe.input.paths):
         p = recipe.resolve(raw)
         if any(ch in raw for ch in "*?["):

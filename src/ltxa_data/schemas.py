@@ -101,9 +101,12 @@ IDENTITIES = TableSchema(
         ("voice_id", _S, "voice"),
         ("video_id", _S, "source video"),
         ("speaker", _S, "local speaker label"),
-        ("identity_id", _S, "identity (label-<label> for labelled, id-<hash> for clustered)"),
+        ("identity_id", _S, "identity (label-<label> for labelled, id-<hash> for clustered); kept across "
+         "incremental runs"),
         ("confidence", _F, "cosine of the voice to its identity centroid"),
-        ("label", _S, "prior label that decided the identity, if any"),
+        ("label", _S, "prior label (must-link) of this voice, if any"),
+        ("created_run", _I, "the identify run (1, 2, ...) that created the identity"),
+        ("clustered_alone", _S, "the cluster clustering alone (no labels) would give, when labels exist"),
     ),
 )
 

@@ -13,7 +13,8 @@ from .recipe import Recipe
 from .stages import STAGES
 from .storage import read_json, table_path
 
-_SUBJECT = re.compile(r"^.*?\.\w{2,5}: ")
+# A file name, or an id built from a video id (16 hex digits), before the reason.
+_SUBJECT = re.compile(r"^(?:.*?\.\w{2,5}|[0-9a-f]{16}-[^:\s]+): ")
 _DETAIL = re.compile(r" \([^()]*\)$")
 
 

@@ -11,14 +11,22 @@ from typing import Any
 from . import WorkerFactory
 
 _worker_fn: Callable[[Any], Any] | None = None
+_init_error: BaseException | None = None
 
 
 def _init_worker(factory: WorkerFactory) -> None:
-    global _worker_fn
-    _worker_fn = factory()
+    # An initializer that raises only breaks the pool; keep the error to raise it with the first
+    # item, so the driver sees the real reason (a model that cannot load, say).
+    global _worker_fn, _init_error
+    try:
+        _worker_fn = factory()
+    except Exception as e:
+        _init_error = e
 
 
 def _run_item(item: Any) -> Any:
+    if _init_error is not None:
+        raise _init_error
     assert _worker_fn is not None, "worker was not initialised"
     return _worker_fn(item)
 

@@ -3,9 +3,10 @@ worker and `process(partition)` per unit of work, and the pipeline writes what `
 
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -22,15 +23,15 @@ T = TypeVar("T")
 
 @dataclass
 class Partition:
-    """One unit of resumable work: its inputs travel with it, so a worker needs nothing else."""
+    """One unit of resumable work: its inputs travel with it, so a worker needs nothing else.
 
-    index: int
+    `key` names the partition's marker and table; the same key must always mean the same slice of
+    the work (a key whose outputs another key could write would let cleanups delete live files).
+    """
+
+    key: str
     data: dict[str, Any]
     input_hash: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.index:05d}"
 
 
 @dataclass
@@ -75,20 +76,35 @@ class Stage(ABC):
         return frame_hash(self.name, self.version, self.recipe.section_hash(*self.sections))
 
 
+def bucket_count(n_items: int, per_partition: int) -> int:
+    """A power of two near n_items / per_partition: adding items moves few of them to new buckets."""
+    want = max(1, -(-n_items // per_partition))
+    return 1 << (want - 1).bit_length()
+
+
+def bucket_of(value: str, n_buckets: int) -> int:
+    """A stable bucket for a key (its hash), so one new video changes only its own partition."""
+    return int(hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:12], 16) % n_buckets
+
+
 def partitions_by(
     key: str, per_partition: int, tables: dict[str, pl.DataFrame], *, extra: Sequence[Any] = ()
 ) -> list[Partition]:
-    """Chunk the sorted distinct values of `key` (e.g. video_id) into partitions; each partition
-    carries every table's rows for its keys. Same inputs -> same partitions."""
+    """Partitions by hash buckets of `key` (e.g. video_id); each carries every table's rows for its
+    keys. Same inputs -> same partitions; an added key changes only its bucket's partition."""
     values = sorted(set().union(*(set(t.get_column(key).to_list()) for t in tables.values() if key in t.columns)))
+    n = bucket_count(len(values), per_partition)
+    buckets: dict[int, list[str]] = {}
+    for v in values:
+        buckets.setdefault(bucket_of(v, n), []).append(v)
     parts = []
-    for i in range(0, len(values), per_partition):
-        chunk = values[i : i + per_partition]
+    for b in sorted(buckets):
+        chunk = buckets[b]
         data = {
             name: (t.filter(pl.col(key).is_in(chunk)).sort(t.columns[0]) if key in t.columns else t)
             for name, t in tables.items()
         }
-        parts.append(Partition(len(parts), data, frame_hash(*data.values(), *extra)))
+        parts.append(Partition(f"{b:05d}-of-{n:05d}", data, frame_hash(*data.values(), *extra)))
     return parts
 
 
@@ -97,16 +113,30 @@ def failure(subject: str | os.PathLike, reason: str) -> str:
     return f"{subject}: {reason}"
 
 
-def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callable[[T, str], dict]) -> Iterator[dict]:
-    """Run `fn` per item; an input fault becomes a failed row, a systemic fault stops the run."""
+def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callable[[T, str], dict]) -> list[dict]:
+    """Run `fn` per item; an input fault becomes a failed row, a systemic fault stops the run.
+
+    Media and file errors are input faults. Any other exception is recorded too, unless every item
+    of the partition fails with the same exception type: that is a fault of the pipeline or a
+    model, not of the inputs, and the run stops.
+    """
+    items = list(items)
+    rows: list[dict] = []
+    unexpected: list[Exception] = []
     for item in items:
         try:
-            yield from fn(item)
+            rows.extend(fn(item))
         except (SystemicError, MemoryError, KeyboardInterrupt):
             raise
-        except MediaError as e:
-            yield on_error(item, str(e))
+        except (MediaError, OSError) as e:
+            rows.append(on_error(item, str(e)))
         except Exception as e:
             if "out of memory" in str(e).lower():
                 raise SystemicError(str(e)) from e
-            yield on_error(item, f"{type(e).__name__}: {e}")
+            unexpected.append(e)
+            rows.append(on_error(item, f"{type(e).__name__}: {e}"))
+    if len(items) >= 2 and len(unexpected) == len(items) and len({type(e) for e in unexpected}) == 1:
+        e = unexpected[0]
+        raise SystemicError(f"all {len(items)} items of a partition failed with {type(e).__name__}: {e} "
+                            "(a fault of the pipeline or a model, not of the inputs)") from e
+    return rows

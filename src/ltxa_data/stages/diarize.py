@@ -27,7 +27,7 @@ class DiarizeStage(Stage):
 
     def process(self, partition: Partition) -> StageResult:
         videos = partition.data["videos"].to_dicts()
-        return StageResult(list(guarded(videos, self._diarize_one, self._failed)))
+        return StageResult(guarded(videos, self._diarize_one, self._failed))
 
     def _failed(self, video: dict, reason: str) -> dict:
         return _row(video["video_id"], "", 0.0, 0.0, False, "failed", failure(video["rel_path"], reason))

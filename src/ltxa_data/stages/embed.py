@@ -29,7 +29,7 @@ class EmbedStage(Stage):
     def process(self, partition: Partition) -> StageResult:
         turns = partition.data["turns"]
         work = [(v, turns.filter(pl.col("video_id") == v["video_id"])) for v in partition.data["videos"].to_dicts()]
-        return StageResult(list(guarded(work, self._embed_video, self._failed)))
+        return StageResult(guarded(work, self._embed_video, self._failed))
 
     def _failed(self, item: tuple[dict, pl.DataFrame], reason: str) -> dict:
         video = item[0]

@@ -1,96 +1,144 @@
-"""identify: group voices across videos into identities (a global stage over the voices table)."""
+"""identify: group voices across videos into identities (a global stage over the voices table).
+
+Rules: two local speakers of one video are never one identity (cannot-link); voices with the
+same prior label always are and voices with different labels never are (must-link); identity ids
+survive incremental runs (a new cluster takes the id of the previous identity most of its voices
+had); each identity records the run that created it.
+"""
 
 from __future__ import annotations
+
+import csv
+from collections import Counter
 
 import numpy as np
 import polars as pl
 
-from ..clustering import agglomerative_labels
+from ..clustering import GraphConfig, group_embeddings, normalized
 from ..ids import short_hash
-from ..storage import frame_hash
+from ..recipe import Recipe
+from ..storage import frame_hash, read_frame, table_path
 from .base import Partition, Stage, StageResult
+
+
+def prior_labels(recipe: Recipe, videos: pl.DataFrame) -> dict[str, str]:
+    """video_id -> label: from the path regex (scan's `label` column), overridden by the labels CSV."""
+    out = {v: lab for v, lab in zip(videos["video_id"], videos["label"], strict=True) if lab}
+    csv_path = recipe.identify.labels_csv
+    if csv_path:
+        by_name: dict[str, str] = {}
+        for v in videos.iter_rows(named=True):
+            by_name.update({v["video_id"]: v["video_id"], v["rel_path"]: v["video_id"], v["path"]: v["video_id"]})
+        with open(recipe.resolve(csv_path), newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                vid = by_name.get((row.get("video") or "").strip())
+                if vid is not None and (row.get("identity") or "").strip():
+                    out[vid] = row["identity"].strip()
+    return out
 
 
 class IdentifyStage(Stage):
     name = "identities"
     reads = ("videos", "voices")
     sections = ("identify",)
+    version = "2"
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
-        voices = tables["voices"].filter(pl.col("status") == "ok").sort("voice_id")
-        labels = tables["videos"].filter(pl.col("status") == "ok").select("video_id", "label").unique("video_id")
-        voices = voices.join(labels, on="video_id", how="left")
-        return [Partition(0, {"voices": voices}, frame_hash(voices))]
+        voices = tables["voices"].filter(pl.col("status") == "ok").sort("voice_id").select(
+            "voice_id", "video_id", "speaker", "embedding", "speech_s")
+        videos = tables["videos"].filter(pl.col("status") == "ok").unique("video_id", keep="first")
+        labels = prior_labels(self.recipe, videos)
+        label_col = [labels.get(v) for v in voices["video_id"]]
+        voices = voices.with_columns(pl.Series("video_label", label_col, dtype=pl.String))
+        # The previous run's identities keep ids stable; they are not an input of this run's
+        # marker (or every run would invalidate the next one), only a naming aid when it runs.
+        prev = (read_frame(self.recipe.manifests_dir, "identities", ok_only=True)
+                if table_path(self.recipe.manifests_dir, "identities").exists() else None)
+        data = {"voices": voices, "previous": prev}
+        return [Partition("all", data, frame_hash(voices))]
 
     def process(self, partition: Partition) -> StageResult:
-        voices = partition.data["voices"]
+        voices: pl.DataFrame = partition.data["voices"]
         if voices.height == 0:
             return StageResult([])
-        emb = np.asarray(voices.get_column("embedding").to_list(), np.float32)
-        ids = assign_identities(
-            voice_ids=voices.get_column("voice_id").to_list(),
-            video_ids=voices.get_column("video_id").to_list(),
-            labels=voices.get_column("label").to_list(),
-            speech_s=voices.get_column("speech_s").to_list(),
-            embeddings=emb,
-            threshold=self.recipe.identify.similarity_threshold,
-        )
+        cfg = self.recipe.identify
+        emb = normalized(np.asarray(voices["embedding"].to_list(), np.float32))
+        labels = main_speaker_labels(voices)
+        graph = GraphConfig(k=cfg.neighbors, max_component=cfg.max_component)
+        groups = voices["video_id"].to_list()
+        clusters = group_embeddings(emb, cfg.similarity_threshold, groups=groups, labels=labels, cfg=graph)
+        alone = (group_embeddings(emb, cfg.similarity_threshold, groups=groups, cfg=graph)
+                 if any(labels) else None)
+        names, created = stable_names(clusters, voices["voice_id"].to_list(), labels, partition.data["previous"])
+        confidence = centroid_similarity(emb, clusters)
         rows = []
         for i, v in enumerate(voices.iter_rows(named=True)):
-            identity, label = ids[i]
-            rows.append(dict(voice_id=v["voice_id"], video_id=v["video_id"], speaker=v["speaker"],
-                             identity_id=identity, confidence=None, label=label, status="ok", error=None))
-        centroids: dict[str, np.ndarray] = {}
-        for identity in {r["identity_id"] for r in rows}:
-            idx = [i for i, r in enumerate(rows) if r["identity_id"] == identity]
-            c = emb[idx].mean(axis=0)
-            centroids[identity] = c / max(float(np.linalg.norm(c)), 1e-12)
-        for i, r in enumerate(rows):
-            r["confidence"] = round(float(emb[i] @ centroids[r["identity_id"]]), 6)
+            rows.append(dict(
+                voice_id=v["voice_id"], video_id=v["video_id"], speaker=v["speaker"],
+                identity_id=names[clusters[i]], confidence=round(float(confidence[i]), 6), label=labels[i],
+                created_run=created[clusters[i]],
+                clustered_alone=None if alone is None else f"c{alone[i]}",
+                status="ok", error=None))
         return StageResult(rows)
 
 
-def assign_identities(
-    voice_ids: list[str],
-    video_ids: list[str],
-    labels: list[str | None],
-    speech_s: list[float],
-    embeddings: np.ndarray,
-    threshold: float,
-) -> list[tuple[str, str | None]]:
-    """(identity id, deciding label) per voice.
+def main_speaker_labels(voices: pl.DataFrame) -> list[str | None]:
+    """A video's label names its main speaker (most clean speech); other voices are unlabelled."""
+    best: dict[str, int] = {}
+    speech = voices["speech_s"].to_list()
+    for i, (vid, lab) in enumerate(zip(voices["video_id"], voices["video_label"], strict=True)):
+        if lab and (vid not in best or speech[i] > speech[best[vid]]):
+            best[vid] = i
+    chosen = set(best.values())
+    return [lab if i in chosen else None for i, lab in enumerate(voices["video_label"])]
 
-    A path label names its video's main speaker (most speech). Other voices join the labelled
-    identity whose centroid they are most similar to (above `threshold`), or else are grouped by
-    average-linkage clustering. Clustered identities are named after their smallest voice id.
+
+def centroid_similarity(emb: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Cosine of each row to the mean of its cluster."""
+    k = int(clusters.max()) + 1
+    sums = np.zeros((k, emb.shape[1]), np.float64)
+    np.add.at(sums, clusters, emb)
+    cents = normalized(sums)
+    return np.einsum("ij,ij->i", emb, cents[clusters])
+
+
+def stable_names(
+    clusters: np.ndarray, voice_ids: list[str], labels: list[str | None], previous: pl.DataFrame | None
+) -> tuple[dict[int, str], dict[int, int]]:
+    """(cluster -> identity id, cluster -> run that created it).
+
+    A labelled cluster is `label-<label>`. Otherwise clusters and previous identities are matched
+    greedily by the number of voices they share (most first); an unmatched cluster gets a new id
+    `id-<hash of its smallest voice id>` and the next run number.
     """
-    n = len(voice_ids)
-    result: list[tuple[str, str | None] | None] = [None] * n
-    main: dict[str, int] = {}
-    for i in range(n):
-        if labels[i] and (video_ids[i] not in main or speech_s[i] > speech_s[main[video_ids[i]]]):
-            main[video_ids[i]] = i
-    for i in main.values():
-        result[i] = (f"label-{labels[i]}", labels[i])
-    free = [i for i in range(n) if result[i] is None]
-    if main and free:
-        names = sorted({result[i][0] for i in main.values()})  # type: ignore[index]
-        cents = []
-        for name in names:
-            idx = [i for i in main.values() if result[i][0] == name]  # type: ignore[index]
-            c = embeddings[idx].mean(axis=0)
-            cents.append(c / max(float(np.linalg.norm(c)), 1e-12))
-        sims = embeddings[free] @ np.stack(cents).T
-        for j, i in enumerate(free):
-            k = int(np.argmax(sims[j]))
-            if sims[j, k] >= threshold:
-                result[i] = (names[k], None)
-        free = [i for i in range(n) if result[i] is None]
-    if free:
-        labels_ = agglomerative_labels(embeddings[free], threshold)
-        for c in np.unique(labels_):
-            members = [free[j] for j in np.flatnonzero(labels_ == c)]
-            name = f"id-{short_hash(min(voice_ids[i] for i in members))}"
-            for i in members:
-                result[i] = (name, None)
-    return result  # type: ignore[return-value]
+    prev_id: dict[str, str] = {}
+    prev_run: dict[str, int] = {}
+    if previous is not None and previous.height:
+        prev_id = dict(zip(previous["voice_id"], previous["identity_id"], strict=True))
+        prev_run = dict(zip(previous["identity_id"], previous["created_run"], strict=True))
+    this_run = max(prev_run.values(), default=0) + 1
+    members: dict[int, list[int]] = {}
+    for i, c in enumerate(clusters):
+        members.setdefault(int(c), []).append(i)
+    names: dict[int, str] = {}
+    for c, rows in members.items():
+        labs = {labels[i] for i in rows if labels[i]}
+        if labs:
+            names[c] = f"label-{min(labs)}"
+    overlap = Counter((int(clusters[i]), prev_id[v]) for i, v in enumerate(voice_ids) if v in prev_id)
+    taken = set(names.values())
+    for (c, old), _n in sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0])):
+        if c not in names and old not in taken and not old.startswith("label-"):
+            names[c] = old
+            taken.add(old)
+    for c in sorted(members):
+        if c not in names:
+            base = f"id-{short_hash(min(voice_ids[i] for i in members[c]))}"
+            name, k = base, 1
+            while name in taken or name in prev_run:
+                name, k = f"{base}-{k}", k + 1
+            names[c] = name
+            taken.add(name)
+    created = {c: prev_run.get(names[c], this_run) for c in members}
+    return names, created
+

@@ -40,7 +40,7 @@ class PairsStage(Stage):
         targets = tables["targets"].filter(pl.col("status") == "ok").select("target_id", "video_id", "identity_id")
         refs = tables["references"].filter(pl.col("status") == "ok").select("reference_id", "video_id", "identity_id")
         data = {"targets": targets.sort("target_id"), "references": refs.sort("reference_id")}
-        return [Partition(0, data, frame_hash(*data.values()))]
+        return [Partition("all", data, frame_hash(*data.values()))]
 
     def process(self, partition: Partition) -> StageResult:
         cfg = self.recipe.pairs

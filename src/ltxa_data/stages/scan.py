@@ -14,7 +14,7 @@ from ..media import probe
 from ..recipe import Recipe
 from ..schemas import blank_row
 from ..storage import frame_hash
-from .base import Partition, Stage, StageResult, failure, guarded
+from .base import Partition, Stage, StageResult, bucket_count, bucket_of, failure, guarded
 
 _GLOB_CHARS = "*?["
 
@@ -29,7 +29,7 @@ def find_inputs(recipe: Recipe) -> list[tuple[str, str]]:
             anchor = Path(p.anchor)
             fixed = itertools.takewhile(lambda part: not any(ch in part for ch in _GLOB_CHARS), p.parts)
             root = Path(*fixed)
-            files = [f for f in anchor.glob(str(p.relative_to(anchor))) if f.is_file()]
+            files = [f for f in anchor.glob(str(p.relative_to(anchor))) if f.is_file() and f.suffix.lower() in exts]
         elif p.is_file() and p.suffix.lower() == ".txt":
             root = p.parent
             lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
@@ -58,11 +58,11 @@ class ScanStage(Stage):
                 files.append((path, rel, st.st_size, st.st_mtime_ns))
             except OSError:
                 files.append((path, rel, -1, -1))
-        n = self.recipe.scan.files_per_partition
-        return [
-            Partition(i // n, {"files": files[i : i + n]}, frame_hash(files[i : i + n]))
-            for i in range(0, len(files), n)
-        ]
+        n = bucket_count(len(files), self.recipe.scan.files_per_partition)
+        buckets: dict[int, list[tuple]] = {}
+        for f in files:
+            buckets.setdefault(bucket_of(f[0], n), []).append(f)
+        return [Partition(f"{b:05d}-of-{n:05d}", {"files": fs}, frame_hash(fs)) for b, fs in sorted(buckets.items())]
 
     def setup(self) -> None:
         rx = self.recipe.input.label_regex
@@ -70,19 +70,21 @@ class ScanStage(Stage):
 
     def process(self, partition: Partition) -> StageResult:
         files = partition.data["files"]
-        rows = list(guarded(files, self._scan_one, self._failed))
+        rows = guarded(files, self._scan_one, self._failed)
         return StageResult(rows)
 
     def _failed(self, file: tuple, reason: str) -> dict:
-        path, rel = file[0], file[1]
-        row = _blank(path, rel)
-        row.update(status="failed", error=failure(rel, reason))
+        row = _blank(file[0], file[1])
+        row.update(status="failed", error=failure(row["rel_path"], reason))
         return row
 
     def _scan_one(self, file: tuple) -> list[dict]:
         path, rel, _size, _mtime = file
         cfg = self.recipe.scan
         row = _blank(path, rel)
+        if not _is_utf8(path):
+            row.update(status="failed", error=failure(row["rel_path"], "file name is not valid UTF-8: rename it"))
+            return [row]
         try:
             fp = content_fingerprint(Path(path), cfg.fingerprint_bytes)
         except OSError as e:
@@ -124,7 +126,21 @@ class ScanStage(Stage):
 
 def _blank(path: str, rel: str) -> dict:
     # Unreadable files still need a unique, deterministic id: derived from the path.
-    return blank_row("videos", video_id=f"path-{short_hash(path)}", path=path, rel_path=rel, status="ok")
+    return blank_row("videos", video_id=f"path-{short_hash(path)}", path=_printable(path), rel_path=_printable(rel),
+                     status="ok")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    """A file name as valid text: bytes that are not UTF-8 shown as escapes (tables need text)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def ok_videos(videos: pl.DataFrame) -> pl.DataFrame:

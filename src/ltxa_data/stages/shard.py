@@ -126,7 +126,7 @@ class ShardStage(Stage):
             keyed = [s for s in samples if s["split"] == split]
             for j in range(0, len(keyed), n):
                 data = {"split": split, "shard_index": j // n, "samples": keyed[j : j + n]}
-                parts.append(Partition(len(parts), data, frame_hash(data)))
+                parts.append(Partition(f"{split}-{j // n:05d}", data, frame_hash(data)))
         return parts
 
     def process(self, partition: Partition) -> StageResult:
@@ -134,7 +134,7 @@ class ShardStage(Stage):
         writer = ShardWriter(self.recipe.output_dir, f"shards/{split}/{split}-{index:05d}",
                              self.recipe.shard.max_shard_bytes)
         try:
-            rows = list(guarded(partition.data["samples"], lambda s: [self._write(writer, s)], self._failed))
+            rows = guarded(partition.data["samples"], lambda s: [self._write(writer, s)], self._failed)
             outputs = writer.close()
         except BaseException:
             writer.abort()

@@ -47,7 +47,7 @@ class SpeakerWindowStage(Stage):
                 for v in partition.data["videos"].to_dicts()]
         rows = guarded(work, lambda item: self.windows_of(*item),
                        lambda item, reason: self.no_window(item[0], "failed", reason))
-        return StageResult(list(rows))
+        return StageResult(rows)
 
     @abstractmethod
     def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
