@@ -238,3 +238,17 @@ def test_schemas_command_lists_every_table(capsys) -> None:
     for name, table in TABLES.items():
         assert out.count(f"{name}  (one row is") == 1
         assert all(col in out for col in table.columns)
+
+
+def test_score_command_reports_identity_quality(built: Recipe, corpus: Path, tmp_path: Path, capsys) -> None:
+    recipe_path = str(built.base_dir / "recipe.yaml")
+    assert main(["score", "identities", recipe_path, "--truth", str(corpus / "ground_truth.json")]) == 0
+    out = capsys.readouterr().out
+    assert "adjusted Rand index: 1.0000" in out and "true identities: 4" in out
+    gt = load_ground_truth(corpus)
+    csv_path = tmp_path / "truth.csv"
+    solo = [c for c in gt["clips"] if len(c["speakers"]) == 1]  # a CSV names each video's main speaker
+    csv_path.write_text("video,identity\n" + "".join(f"{c['path']},{c['identity']}\n" for c in solo))
+    assert main(["score", "identities", recipe_path, "--truth", str(csv_path)]) == 0
+    out = capsys.readouterr().out
+    assert "purity: 1.0000" in out and "true identities: 4" in out

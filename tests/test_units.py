@@ -284,3 +284,40 @@ def test_identity_ids_survive_new_voices_and_record_their_run() -> None:
     assert names[0] == first[0] and names[1] == first[1]
     assert created[0] == created[1] == 1 and created[2] == 2
     assert names[2] not in (first[0], first[1])
+
+
+def test_identify_stage_names_labelled_identities_and_reports_clustering_alone(tmp_path: Path) -> None:
+    import polars as pl
+
+    from ltxa_data.quality import label_agreement
+    from ltxa_data.recipe import parse_recipe
+    from ltxa_data.schemas import to_table
+    from ltxa_data.stages.base import Partition
+    from ltxa_data.stages.identify import IdentifyStage
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 64))
+    vecs = [a, a, a, a, b]  # v1-S1 sounds like v1-S0 but shares its video: cannot-link
+    voices = pl.DataFrame({
+        "voice_id": ["v1-S0", "v1-S1", "v2-S0", "v3-S0", "v4-S0"],
+        "video_id": ["v1", "v1", "v2", "v3", "v4"],
+        "speaker": ["S0", "S1", "S0", "S0", "S0"],
+        "embedding": [(v + 0.05 * rng.normal(size=64)).astype(np.float32).tolist() for v in vecs],
+        "speech_s": [9.0, 3.0, 8.0, 8.0, 8.0],
+        "video_label": ["ann", "ann", None, "ann", None],
+    })
+    recipe = parse_recipe({"name": "t", "input": {"paths": ["x"]}, "output": {"dir": "o"},
+                           "identify": {"similarity_threshold": 0.8}}, base_dir=tmp_path)
+    rows = IdentifyStage(recipe).process(Partition("all", {"voices": voices, "previous": None})).rows
+    ident = pl.from_arrow(to_table("identities", rows))
+    by_voice = dict(zip(ident["voice_id"], ident["identity_id"], strict=True))
+    assert by_voice["v1-S0"] == by_voice["v3-S0"] == "label-ann"
+    assert by_voice["v1-S1"] != "label-ann", "a label names its video's main speaker only, and cannot-link holds"
+    assert by_voice["v2-S0"] == "label-ann", "an unlabelled voice joins the labelled identity it sounds like"
+    assert by_voice["v4-S0"] != "label-ann"
+    assert ident.filter(pl.col("label") == "ann")["voice_id"].sort().to_list() == ["v1-S0", "v3-S0"]
+    assert ident["created_run"].unique().to_list() == [1]
+    assert ident["clustered_alone"].null_count() == 0
+    report = label_agreement(ident)
+    assert report == ["labels: 1 labels on 2 voices; clustering alone would split 0 of them and merge 0 group(s) "
+                      "of different labels"]

@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("recipe", nargs="?", default=DEFAULT_RECIPE)
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("score", help="score identity grouping against ground truth")
+    p.add_argument("what", choices=["identities"])
+    p.add_argument("recipe")
+    p.add_argument("--truth", help="ground_truth.json of a generated corpus (default: the recipe's corpus), "
+                   "or a CSV with columns video, identity")
+
     p = sub.add_parser("schemas", help="print the manifest schemas")
 
     args = parser.parse_args(argv)
@@ -114,6 +120,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return rc
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+
+    from .quality import label_agreement, score_identities, true_speaker_of_voices, truth_from_csv
+    from .storage import read_frame
+
+    recipe = load_recipe(args.recipe)
+    m = recipe.manifests_dir
+    videos, identities = read_frame(m, "videos", ok_only=True), read_frame(m, "identities", ok_only=True)
+    truth_path = Path(args.truth) if args.truth else recipe.resolve(recipe.input.paths[0]) / "ground_truth.json"
+    if not truth_path.exists():
+        raise FileNotFoundError(f"{truth_path}: no ground truth (pass --truth FILE)")
+    if truth_path.suffix == ".csv":
+        truth = truth_from_csv(truth_path, read_frame(m, "voices"), videos)
+    else:
+        truth = true_speaker_of_voices(read_frame(m, "turns"), videos, json.loads(truth_path.read_text()))
+    s = score_identities(identities, truth)
+    print(f"voices scored: {s.voices}\ntrue identities: {s.true_identities}\nfound identities: "
+          f"{s.found_identities}\npurity: {s.purity:.4f}\ninverse purity: {s.inverse_purity:.4f}\n"
+          f"adjusted Rand index: {s.ari:.4f}\nover-split true identities: {s.split_identities}\n"
+          f"found identities merging several true ones: {s.merged_identities}")
+    for line in label_agreement(identities):
+        print(line)
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from .schemas import TABLES
 
@@ -132,6 +164,7 @@ COMMANDS = {
     "verify": cmd_verify,
     "corpus": cmd_corpus,
     "demo": cmd_demo,
+    "score": cmd_score,
     "schemas": cmd_schemas,
 }
 

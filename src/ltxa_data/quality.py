@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 from sklearn.metrics import adjusted_rand_score
@@ -68,3 +70,27 @@ def score_identities(identities: pl.DataFrame, truth: dict[str, str]) -> Identit
         split_identities=sum(1 for c in by_true.values() if len(c) > 1),
         merged_identities=sum(1 for c in by_found.values() if len(c) > 1),
     )
+
+
+def truth_from_csv(path: Path, voices: pl.DataFrame, videos: pl.DataFrame) -> dict[str, str]:
+    """voice_id -> identity from a CSV (`video`, `identity`) naming each video's main speaker (the
+    voice with the most clean speech)."""
+    by_name: dict[str, str] = {}
+    for v in videos.iter_rows(named=True):
+        by_name.update({v["video_id"]: v["video_id"], v["rel_path"]: v["video_id"], v["path"]: v["video_id"]})
+    with open(path, newline="", encoding="utf-8") as f:
+        wanted = {by_name[r["video"].strip()]: r["identity"].strip() for r in csv.DictReader(f)
+                  if r.get("video") and r["video"].strip() in by_name}
+    main = voices.filter(pl.col("status") == "ok").sort("speech_s", descending=True).unique("video_id", keep="first")
+    return {v: wanted[vid] for v, vid in zip(main["voice_id"], main["video_id"], strict=True) if vid in wanted}
+
+
+def label_agreement(identities: pl.DataFrame) -> list[str]:
+    """How prior labels compare with what clustering alone would have done."""
+    lab = identities.filter(pl.col("label").is_not_null() & pl.col("clustered_alone").is_not_null())
+    if lab.height == 0:
+        return []
+    split = lab.group_by("label").agg(pl.col("clustered_alone").n_unique().alias("n")).filter(pl.col("n") > 1)
+    merged = lab.group_by("clustered_alone").agg(pl.col("label").n_unique().alias("n")).filter(pl.col("n") > 1)
+    return [f"labels: {lab['label'].n_unique()} labels on {lab.height} voices; clustering alone would split "
+            f"{split.height} of them and merge {merged.height} group(s) of different labels"]
