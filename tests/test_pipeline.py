@@ -252,3 +252,56 @@ def test_score_command_reports_identity_quality(built: Recipe, corpus: Path, tmp
     assert main(["score", "identities", recipe_path, "--truth", str(csv_path)]) == 0
     out = capsys.readouterr().out
     assert "purity: 1.0000" in out and "true identities: 4" in out
+
+
+def _rewrite(path: Path, change) -> None:
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    change(rows)
+    pq.write_table(table.from_pylist(rows, schema=table.schema), path)
+
+
+def test_verify_catches_each_broken_invariant(built: Recipe, tmp_path: Path) -> None:
+    recipe = copy_build(built, tmp_path / "broken")
+    m = recipe.manifests_dir
+    pair = frames(recipe, "pairs").row(0, named=True)
+    ref_id = pair["reference_ids"][0]
+
+    def own_video(rows: list[dict]) -> None:  # the reference now claims the target's own video
+        next(r for r in rows if r["reference_id"] == ref_id)["video_id"] = pair["target_video_id"]
+
+    _rewrite(m / "references.parquet", own_video)
+
+    def no_reason(rows: list[dict]) -> None:
+        next(r for r in rows if r["status"] == "skipped")["error"] = None
+
+    _rewrite(m / "targets.parquet", no_reason)
+
+    index = frames(recipe, "shards")
+    victim = index.row(0, named=True)
+    tar_path = recipe.shards_dir / victim["shard"]
+    with tarfile.open(tar_path) as tar:
+        members = [(m_, tar.extractfile(m_).read()) for m_ in tar]  # type: ignore[union-attr]
+    with tarfile.open(tar_path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, data in members:
+            if info.name == f"{victim['key']}.mp4":
+                with av.open(io.BytesIO(data)) as c:
+                    short = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][:120]
+                from ltxa_data.media import encode_video
+
+                data = encode_video(np.stack(short), 25)
+                info.size = len(data)
+            if info.name == f"{victim['key']}.wav":
+                data = data[:-400]  # 100 stereo samples short
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        extra = tarfile.TarInfo("stray.json")
+        extra.size = 2
+        tar.addfile(extra, io.BytesIO(b"{}"))
+
+    problems = "\n".join(verify_build(recipe))
+    assert f"reference {ref_id} comes from the target's own video" in problems
+    assert "targets: rows that are not ok must carry an error reason" in problems
+    assert f"key {victim['key']}: target video has 120 frames, 121 expected" in problems
+    assert f"key {victim['key']}: target audio has 77340 samples, 77440 expected" in problems
+    assert "tar key stray not in the index" in problems
