@@ -321,3 +321,18 @@ def test_identify_stage_names_labelled_identities_and_reports_clustering_alone(t
     report = label_agreement(ident)
     assert report == ["labels: 1 labels on 2 voices; clustering alone would split 0 of them and merge 0 group(s) "
                       "of different labels"]
+
+
+def test_variable_frame_rate_is_detected_and_resampled_to_the_frame_on_screen(tmp_path: Path) -> None:
+    from ltxa_data.media import probe, read_frames, write_video
+
+    times = [0.0, 0.04, 0.07, 0.12, 0.2, 0.21, 0.3, 0.33, 0.4, 0.5, 0.52, 0.6]
+    levels = [20 * i for i in range(len(times))]
+    path = tmp_path / "vfr.mp4"
+    write_video(path, (np.full((64, 64, 3), v, np.uint8) for v in levels), fps=25, frame_times=times, crf=0)
+    info = probe(path)
+    assert info.variable_frame_rate and info.num_frames == len(times)
+    grid = [k / 25 for k in range(15)]  # 25 fps instants over 0.56 s
+    got = read_frames(path, grid)[:, 32, 32, 0].astype(int)
+    on_screen = [levels[max(i for i, t in enumerate(times) if t <= g + 1e-6)] for g in grid]
+    assert np.abs(got - np.array(on_screen)).max() <= 3, (got, on_screen)
