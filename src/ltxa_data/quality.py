@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,16 +72,14 @@ def score_identities(identities: pl.DataFrame, truth: dict[str, str]) -> Identit
 
 
 def truth_from_csv(path: Path, voices: pl.DataFrame, videos: pl.DataFrame) -> dict[str, str]:
-    """voice_id -> identity from a CSV (`video`, `identity`) naming each video's main speaker (the
-    voice with the most clean speech)."""
-    by_name: dict[str, str] = {}
-    for v in videos.iter_rows(named=True):
-        by_name.update({v["video_id"]: v["video_id"], v["rel_path"]: v["video_id"], v["path"]: v["video_id"]})
-    with open(path, newline="", encoding="utf-8") as f:
-        wanted = {by_name[r["video"].strip()]: r["identity"].strip() for r in csv.DictReader(f)
-                  if r.get("video") and r["video"].strip() in by_name}
-    main = voices.filter(pl.col("status") == "ok").sort("speech_s", descending=True).unique("video_id", keep="first")
-    return {v: wanted[vid] for v, vid in zip(main["voice_id"], main["video_id"], strict=True) if vid in wanted}
+    """voice_id -> identity from a CSV (`video`, `identity`) naming each video's main speaker, by
+    the rule prior labels follow (the voice with the most clean speech)."""
+    from .stages.identify import main_speaker_labels, video_identities_from_csv
+
+    wanted = video_identities_from_csv(path, videos)
+    ok = voices.filter(pl.col("status") == "ok")
+    ok = ok.with_columns(pl.Series("video_label", [wanted.get(v) for v in ok["video_id"]], dtype=pl.String))
+    return {v: lab for v, lab in zip(ok["voice_id"], main_speaker_labels(ok), strict=True) if lab}
 
 
 def label_agreement(identities: pl.DataFrame) -> list[str]:

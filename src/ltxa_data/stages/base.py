@@ -87,24 +87,28 @@ def bucket_of(value: str, n_buckets: int) -> int:
     return int(hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:12], 16) % n_buckets
 
 
+def hash_buckets(items: Sequence[T], key_of: Callable[[T], str], per_partition: int) -> list[tuple[str, list[T]]]:
+    """(partition key, items) by hash bucket of each item's key, in bucket order."""
+    n = bucket_count(len(items), per_partition)
+    buckets: dict[int, list[T]] = {}
+    for item in items:
+        buckets.setdefault(bucket_of(key_of(item), n), []).append(item)
+    return [(f"{b:05d}-of-{n:05d}", buckets[b]) for b in sorted(buckets)]
+
+
 def partitions_by(
     key: str, per_partition: int, tables: dict[str, pl.DataFrame], *, extra: Sequence[Any] = ()
 ) -> list[Partition]:
     """Partitions by hash buckets of `key` (e.g. video_id); each carries every table's rows for its
     keys. Same inputs -> same partitions; an added key changes only its bucket's partition."""
     values = sorted(set().union(*(set(t.get_column(key).to_list()) for t in tables.values() if key in t.columns)))
-    n = bucket_count(len(values), per_partition)
-    buckets: dict[int, list[str]] = {}
-    for v in values:
-        buckets.setdefault(bucket_of(v, n), []).append(v)
     parts = []
-    for b in sorted(buckets):
-        chunk = buckets[b]
+    for part_key, chunk in hash_buckets(values, str, per_partition):
         data = {
             name: (t.filter(pl.col(key).is_in(chunk)).sort(t.columns[0]) if key in t.columns else t)
             for name, t in tables.items()
         }
-        parts.append(Partition(f"{b:05d}-of-{n:05d}", data, frame_hash(*data.values(), *extra)))
+        parts.append(Partition(part_key, data, frame_hash(*data.values(), *extra)))
     return parts
 
 

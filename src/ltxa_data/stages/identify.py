@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -21,19 +22,26 @@ from ..storage import frame_hash, read_frame, table_path
 from .base import Partition, Stage, StageResult
 
 
+def video_identities_from_csv(path: Path, videos: pl.DataFrame) -> dict[str, str]:
+    """video_id -> identity from a CSV with columns `video` (a path, a path relative to its input
+    root, or a video_id) and `identity`; rows naming no known video are ignored."""
+    by_name: dict[str, str] = {}
+    for v in videos.iter_rows(named=True):
+        by_name.update({v["video_id"]: v["video_id"], v["rel_path"]: v["video_id"], v["path"]: v["video_id"]})
+    out = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            vid = by_name.get((row.get("video") or "").strip())
+            if vid is not None and (row.get("identity") or "").strip():
+                out[vid] = row["identity"].strip()
+    return out
+
+
 def prior_labels(recipe: Recipe, videos: pl.DataFrame) -> dict[str, str]:
     """video_id -> label: from the path regex (scan's `label` column), overridden by the labels CSV."""
     out = {v: lab for v, lab in zip(videos["video_id"], videos["label"], strict=True) if lab}
-    csv_path = recipe.identify.labels_csv
-    if csv_path:
-        by_name: dict[str, str] = {}
-        for v in videos.iter_rows(named=True):
-            by_name.update({v["video_id"]: v["video_id"], v["rel_path"]: v["video_id"], v["path"]: v["video_id"]})
-        with open(recipe.resolve(csv_path), newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                vid = by_name.get((row.get("video") or "").strip())
-                if vid is not None and (row.get("identity") or "").strip():
-                    out[vid] = row["identity"].strip()
+    if recipe.identify.labels_csv:
+        out.update(video_identities_from_csv(recipe.resolve(recipe.identify.labels_csv), videos))
     return out
 
 

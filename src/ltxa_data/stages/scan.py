@@ -14,7 +14,7 @@ from ..media import probe
 from ..recipe import Recipe
 from ..schemas import blank_row
 from ..storage import frame_hash
-from .base import Partition, Stage, StageResult, bucket_count, bucket_of, failure, guarded
+from .base import Partition, Stage, StageResult, failure, guarded, hash_buckets
 
 _GLOB_CHARS = "*?["
 
@@ -58,11 +58,8 @@ class ScanStage(Stage):
                 files.append((path, rel, st.st_size, st.st_mtime_ns))
             except OSError:
                 files.append((path, rel, -1, -1))
-        n = bucket_count(len(files), self.recipe.scan.files_per_partition)
-        buckets: dict[int, list[tuple]] = {}
-        for f in files:
-            buckets.setdefault(bucket_of(f[0], n), []).append(f)
-        return [Partition(f"{b:05d}-of-{n:05d}", {"files": fs}, frame_hash(fs)) for b, fs in sorted(buckets.items())]
+        buckets = hash_buckets(files, lambda f: f[0], self.recipe.scan.files_per_partition)
+        return [Partition(key, {"files": fs}, frame_hash(fs)) for key, fs in buckets]
 
     def setup(self) -> None:
         rx = self.recipe.input.label_regex
