@@ -23,6 +23,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade "pip>=24"
 # torch is pinned in constraints.txt: an unpinned torch pulls several GB of CUDA wheels.
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,speech]"
+# Every Linux torchaudio wheel is a CUDA build whose native libraries need libc10_cuda.so. With a
+# CPU-only torch, delete them: pyannote and ECAPA use only torchaudio's pure-Python code.
+.venv/bin/python - <<'PY'
+import importlib.util, pathlib, torch
+if torch.version.cuda is None:
+    spec = importlib.util.find_spec("torchaudio")
+    for lib in pathlib.Path(spec.origin).parent.joinpath("lib").glob("*.so"):
+        lib.unlink()
+PY
 touch .venv/.installed
 echo "setup: ready (.venv)"

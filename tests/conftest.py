@@ -63,3 +63,15 @@ def copy_build(recipe: Recipe, dest: Path, **sections: dict[str, Any]) -> Recipe
     corpus = Path(recipe.input.paths[0])
     shutil.copytree(recipe.output_dir, dest / "out")
     return load_recipe(write_recipe(dest, recipe_dict(corpus, **sections)))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` skip on machines without CUDA (CI has none)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

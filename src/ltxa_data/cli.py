@@ -36,11 +36,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("recipe", nargs="?", default=DEFAULT_RECIPE)
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("score", help="score identity grouping against ground truth")
-    p.add_argument("what", choices=["identities"])
+    p = sub.add_parser("score", help="score identity grouping or diarization against ground truth",
+                       description="identities: purity, ARI, over-split and merged identities of the build. "
+                       "diarization: DER (pyannote.metrics) of the build's turns, or of the recipe's diarizer "
+                       "run on --audio files, against an RTTM.")
+    p.add_argument("what", choices=["identities", "diarization"])
     p.add_argument("recipe")
-    p.add_argument("--truth", help="ground_truth.json of a generated corpus (default: the recipe's corpus), "
-                   "or a CSV with columns video, identity")
+    p.add_argument("--truth", help="identities: ground_truth.json of a generated corpus (default: the recipe's "
+                   "corpus), or a CSV with columns video, identity")
+    p.add_argument("--rttm", help="diarization: reference RTTM; uris are file names without extension (for the "
+                   "build: paths relative to the input folder). Default: the generated corpus's ground truth")
+    p.add_argument("--audio", nargs="+", metavar="FILE", help="diarization: run the recipe's diarizer on these "
+                   "files instead of reading the build")
+    p.add_argument("--pyannote-sample", action="store_true", help="diarization: the two-speaker sample that "
+                   "pyannote.audio ships (its wav and RTTM)")
+    p.add_argument("--collar", type=float, default=0.0, help="diarization: seconds forgiven around reference "
+                   "boundaries")
+    p.add_argument("--skip-overlap", action="store_true", help="diarization: do not score overlapped speech")
 
     p = sub.add_parser("schemas", help="print the manifest schemas")
 
@@ -121,12 +133,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe)
+    return _score_diarization(args, recipe) if args.what == "diarization" else _score_identities(args, recipe)
+
+
+def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
     import json
 
     from .quality import label_agreement, score_identities, true_speaker_of_voices, truth_from_csv
     from .storage import read_frame
 
-    recipe = load_recipe(args.recipe)
     m = recipe.manifests_dir
     videos, identities = read_frame(m, "videos", ok_only=True), read_frame(m, "identities", ok_only=True)
     truth_path = Path(args.truth) if args.truth else recipe.resolve(recipe.input.paths[0]) / "ground_truth.json"
@@ -144,6 +160,74 @@ def cmd_score(args: argparse.Namespace) -> int:
     for line in label_agreement(identities):
         print(line)
     return 0
+
+
+def _score_diarization(args: argparse.Namespace, recipe: Recipe) -> int:
+    from .quality import Segments, read_rttm, rttm_from_ground_truth, score_diarization
+
+    audio = [Path(a) for a in args.audio or []]
+    rttm = Path(args.rttm) if args.rttm else None
+    if args.pyannote_sample:
+        audio, rttm = [pyannote_sample_dir() / "sample.wav"], pyannote_sample_dir() / "sample.rttm"
+    hypothesis: dict[str, Segments] = {}
+    extent: dict[str, float] = {}
+    if audio:
+        from .backends import load_diarizer
+        from .media import read_audio
+        from .recipe import AUDIO_SAMPLE_RATE
+
+        if rttm is None:
+            raise FileNotFoundError("--audio needs --rttm, the reference for those files")
+        reference = read_rttm(rttm)
+        unknown = [str(f) for f in audio if f.stem not in reference]
+        if unknown:
+            raise FileNotFoundError(f"{rttm} has no uri for {', '.join(unknown)} (uris are file names without "
+                                    "extension)")
+        diarizer = load_diarizer(recipe)
+        for f in audio:
+            wav = read_audio(f, AUDIO_SAMPLE_RATE, channels=1)[0]
+            extent[f.stem] = len(wav) / AUDIO_SAMPLE_RATE
+            hypothesis[f.stem] = [(t.speaker, t.start, t.end) for t in diarizer(wav, AUDIO_SAMPLE_RATE)]
+        reference = {uri: reference[uri] for uri in extent}
+        print(f"diarizer: {recipe.diarize.backend}; reference: {rttm}")
+    else:
+        from .corpus import load_ground_truth
+        from .storage import read_frame
+
+        m = recipe.manifests_dir
+        videos = read_frame(m, "videos", ok_only=True)
+        turns = read_frame(m, "turns", ok_only=True)
+        if rttm is not None:
+            reference = read_rttm(rttm)
+        else:
+            reference = rttm_from_ground_truth(load_ground_truth(recipe.resolve(recipe.input.paths[0])))
+        uri_of = {v["video_id"]: str(Path(v["rel_path"]).with_suffix("")) for v in videos.iter_rows(named=True)}
+        extent = {uri_of[v["video_id"]]: v["duration_s"] for v in videos.iter_rows(named=True)}
+        for t in turns.iter_rows(named=True):
+            hypothesis.setdefault(uri_of[t["video_id"]], []).append((t["speaker"], t["start_s"], t["end_s"]))
+        missing = sorted(set(reference) - set(extent))
+        if missing:
+            print(f"{len(missing)} reference recordings are not ok videos of this build and are not scored, "
+                  f"e.g. {missing[0]}")
+        reference = {uri: segs for uri, segs in reference.items() if uri in extent}
+        print(f"diarizer: the build's turns ({recipe.diarize.backend}); reference: {rttm or 'corpus ground truth'}")
+    scores = score_diarization(reference, hypothesis, extent, args.collar, args.skip_overlap)
+    print(f"collar {args.collar} s, overlap {'skipped' if args.skip_overlap else 'scored'}")
+    print(f"{'recording':<40}{'scored s':>10}{'false alarm':>13}{'missed':>10}{'confusion':>11}{'DER':>9}")
+    for s in scores:
+        print(f"{s.uri[:39]:<40}{s.scored_s:>10.2f}{s.false_alarm_s:>13.2f}{s.missed_s:>10.2f}"
+              f"{s.confusion_s:>11.2f}{s.der:>9.2%}")
+    return 0
+
+
+def pyannote_sample_dir() -> Path:
+    """The folder of the sample (wav + RTTM) that pyannote.audio ships, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyannote.audio")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("pyannote.audio is not installed; its sample ships with it (the speech extras)")
+    return Path(next(iter(spec.submodule_search_locations))) / "sample"
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .backends import unavailable_backends
+from .backends import backend_problems
 from .errors import SystemicError
 from .executors import Executor, make_executor
 from .recipe import Recipe, RecipeError, missing_inputs
@@ -142,7 +142,7 @@ class PartitionWorker:
 
 def preflight(recipe: Recipe) -> None:
     """Refuse a build that cannot produce a real result, saying everything that is missing."""
-    problems = unavailable_backends(recipe) + missing_inputs(recipe)
+    problems = backend_problems(recipe) + missing_inputs(recipe)
     if problems:
         raise RecipeError("cannot build:\n  - " + "\n  - ".join(problems))
 

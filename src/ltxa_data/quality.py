@@ -91,3 +91,72 @@ def label_agreement(identities: pl.DataFrame) -> list[str]:
     merged = lab.group_by("clustered_alone").agg(pl.col("label").n_unique().alias("n")).filter(pl.col("n") > 1)
     return [f"labels: {lab['label'].n_unique()} labels on {lab.height} voices; clustering alone would split "
             f"{split.height} of them and merge {merged.height} group(s) of different labels"]
+
+
+Segments = list[tuple[str, float, float]]
+"""(speaker, start, end) in seconds."""
+
+
+@dataclass(frozen=True)
+class DiarizationScore:
+    """Diarization error rate of one recording (or all together, uri "TOTAL"), in seconds and as a rate."""
+
+    uri: str
+    scored_s: float
+    false_alarm_s: float
+    missed_s: float
+    confusion_s: float
+
+    @property
+    def der(self) -> float:
+        return (self.false_alarm_s + self.missed_s + self.confusion_s) / self.scored_s if self.scored_s else 0.0
+
+
+def read_rttm(path: Path) -> dict[str, Segments]:
+    """uri -> speaker segments, from the SPEAKER lines of an RTTM file."""
+    out: dict[str, Segments] = defaultdict(list)
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        f = line.split()
+        if not f or f[0] != "SPEAKER":
+            continue
+        if len(f) < 8:
+            raise ValueError(f"{path}:{n}: an RTTM SPEAKER line has at least 8 fields, got {len(f)}")
+        start, dur = float(f[3]), float(f[4])
+        out[f[1]].append((f[7], start, start + dur))
+    return dict(out)
+
+
+def rttm_from_ground_truth(ground_truth: dict) -> dict[str, Segments]:
+    """A generated corpus's speech segments, keyed by clip path without its extension."""
+    return {str(Path(c["path"]).with_suffix("")): [(s["speaker"], s["start"], s["end"]) for s in c["segments"]]
+            for c in ground_truth["clips"]}
+
+
+def score_diarization(reference: dict[str, Segments], hypothesis: dict[str, Segments],
+                      extent: dict[str, float], collar: float = 0.0, skip_overlap: bool = False
+                      ) -> list[DiarizationScore]:
+    """DER per recording and in total with pyannote.metrics, over [0, extent[uri]) of each uri in
+    `reference`. A uri missing from `hypothesis` is scored as all speech missed."""
+    try:
+        from pyannote.core import Annotation, Segment, Timeline
+        from pyannote.metrics.diarization import DiarizationErrorRate
+    except ImportError as e:
+        raise ImportError(f"scoring diarization needs pyannote.metrics ({e}); install the speech extras: "
+                          "pip install -e '.[speech]' -c constraints.txt") from e
+
+    def annotation(uri: str, segments: Segments) -> Annotation:
+        ann = Annotation(uri=uri)
+        for i, (spk, s, e) in enumerate(segments):
+            if e > s:
+                ann[Segment(s, e), i] = spk
+        return ann
+
+    metric = DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap)
+    scores = []
+    for uri in sorted(reference):
+        uem = Timeline([Segment(0.0, extent[uri])], uri=uri)
+        d = metric(annotation(uri, reference[uri]), annotation(uri, hypothesis.get(uri, [])), uem=uem, detailed=True)
+        scores.append(DiarizationScore(uri, d["total"], d["false alarm"], d["missed detection"], d["confusion"]))
+    total = DiarizationScore("TOTAL", *(sum(getattr(s, f) for s in scores)
+                                        for f in ("scored_s", "false_alarm_s", "missed_s", "confusion_s")))
+    return [*scores, total]

@@ -10,6 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import SystemicError
 from ..recipe import Recipe
 
 
@@ -21,6 +22,44 @@ class Turn:
     start: float
     end: float
     overlap: bool = False
+
+
+def turns_from_tracks(tracks: list[tuple[str, float, float]], duration: float) -> list[Turn]:
+    """Turns from (label, start, end) tracks that may overlap in time, clipped to [0, duration].
+
+    Each track is cut where the number of distinct speakers changes; a piece where two or more
+    speakers talk is marked `overlap`. Labels become S0, S1, ... by first appearance.
+    """
+    merged: list[tuple[str, float, float]] = []  # one label's own overlapping tracks become one
+    for lab, s, e in sorted(((lab, max(0.0, float(s)), min(float(duration), float(e))) for lab, s, e in tracks),
+                            key=lambda t: (t[0], t[1])):
+        if merged and merged[-1][0] == lab and s <= merged[-1][2]:
+            merged[-1] = (lab, merged[-1][1], max(merged[-1][2], e))
+        else:
+            merged.append((lab, s, e))
+    tracks = sorted((t for t in merged if t[2] - t[1] > 1e-3), key=lambda t: (t[1], t[2], t[0]))
+    names: dict[str, str] = {}
+    for lab, _, _ in tracks:
+        names.setdefault(lab, f"S{len(names)}")
+    edges = sorted({x for _, s, e in tracks for x in (s, e)})
+    at = {x: i for i, x in enumerate(edges)}
+    # Overlap is a property of each elementary interval [edges[i], edges[i + 1]).
+    talking: list[set[str]] = [set() for _ in edges]
+    for lab, s, e in tracks:
+        for i in range(at[s], at[e]):
+            talking[i].add(lab)
+    turns: list[Turn] = []
+    for lab, s, e in tracks:
+        pieces: list[Turn] = []
+        for i in range(at[s], at[e]):
+            over = len(talking[i]) >= 2
+            if pieces and pieces[-1].overlap == over:
+                pieces[-1] = Turn(names[lab], pieces[-1].start, edges[i + 1], over)
+            else:
+                pieces.append(Turn(names[lab], edges[i], edges[i + 1], over))
+        turns.extend(Turn(t.speaker, round(t.start, 3), round(t.end, 3), t.overlap) for t in pieces
+                     if t.end - t.start > 1e-3)
+    return sorted(turns, key=lambda t: (t.start, t.speaker))
 
 
 class Diarizer(Protocol):
@@ -39,18 +78,39 @@ class SpeakerEmbedder(Protocol):
 
 # Production backends that later versions add; a recipe naming one is refused with this reason.
 PLANNED = {
-    ("diarize", "pyannote"): "diarize.backend 'pyannote' (pyannote.audio) is not available in this version yet",
-    ("embed", "speechbrain_ecapa"): "embed.backend 'speechbrain_ecapa' (speechbrain ECAPA) is not available "
-    "in this version yet",
     ("encode", "ltx"): "encode.backend 'ltx' (LTX-2 VAE latents) is not available in this version yet; "
     "use encode.backend: none for media-only shards",
 }
 
 
-def unavailable_backends(recipe: Recipe) -> list[str]:
-    """Backends the recipe names that this version cannot run, each with the reason."""
+def backend_problems(recipe: Recipe) -> list[str]:
+    """Why the recipe's backends cannot run, checked before any work starts (no model is loaded):
+    backends this version lacks, model folders that are missing or incomplete, a missing hub token."""
+    from .model_source import hub_token, model_source
+
     chosen = [("diarize", recipe.diarize.backend), ("embed", recipe.embed.backend), ("encode", recipe.encode.backend)]
-    return [PLANNED[c] for c in chosen if c in PLANNED]
+    problems = [PLANNED[c] for c in chosen if c in PLANNED]
+    try:
+        if recipe.diarize.backend == "pyannote":
+            from .pyannote_diarizer import SETTING, check_pipeline_folder
+
+            cfg = recipe.diarize.pyannote
+            source = model_source(cfg.model, recipe.base_dir, SETTING)
+            if source.offline:
+                check_pipeline_folder(source)
+            hub_token(source, cfg.token_env)
+    except SystemicError as e:
+        problems.append(str(e))
+    try:
+        if recipe.embed.backend == "speechbrain_ecapa":
+            from .speechbrain_embedder import FOLDER_FILES, SETTING
+
+            source = model_source(recipe.embed.speechbrain_ecapa.model, recipe.base_dir, SETTING)
+            if source.offline:
+                source.require(FOLDER_FILES)
+    except SystemicError as e:
+        problems.append(str(e))
+    return problems
 
 
 def load_embedder(recipe: Recipe) -> SpeakerEmbedder:
@@ -59,6 +119,10 @@ def load_embedder(recipe: Recipe) -> SpeakerEmbedder:
         from .resemblyzer_embedder import ResemblyzerEmbedder
 
         return ResemblyzerEmbedder()
+    if recipe.embed.backend == "speechbrain_ecapa":
+        from .speechbrain_embedder import SpeechbrainEmbedder
+
+        return SpeechbrainEmbedder(recipe.embed.speechbrain_ecapa, recipe.base_dir)
     raise ValueError(PLANNED.get(("embed", recipe.embed.backend), f"unknown embed backend {recipe.embed.backend}"))
 
 
@@ -74,5 +138,9 @@ def load_diarizer(recipe: Recipe) -> Diarizer:
 
             embedder = ResemblyzerEmbedder()
         return SileroVadDiarizer(cfg, embedder)
+    if recipe.diarize.backend == "pyannote":
+        from .pyannote_diarizer import PyannoteDiarizer
+
+        return PyannoteDiarizer(recipe.diarize.pyannote, recipe.base_dir)
     raise ValueError(PLANNED.get(("diarize", recipe.diarize.backend),
                                  f"unknown diarize backend {recipe.diarize.backend}"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
@@ -29,17 +31,30 @@ class EmbedStage(Stage):
     def process(self, partition: Partition) -> StageResult:
         turns = partition.data["turns"]
         work = [(v, turns.filter(pl.col("video_id") == v["video_id"])) for v in partition.data["videos"].to_dicts()]
-        return StageResult(guarded(work, self._embed_video, self._failed))
+        pending: list[_Speaker] = []
+        rows = guarded(work, lambda item: self._cut_windows(item, pending), self._failed)
+        # One embedding call for the whole partition: the backend batches windows across videos.
+        clips = [c for sp in pending for c in sp.clips]
+        emb = self.embedder.embed(clips, AUDIO_SAMPLE_RATE) if clips else np.zeros((0, 0), np.float32)
+        at = 0
+        for sp in pending:
+            window_emb, at = emb[at : at + len(sp.clips)], at + len(sp.clips)
+            mean = window_emb.mean(axis=0)
+            mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            rows.append(_row(sp.video_id, sp.speaker, mean.astype(np.float32).tolist(), sp.speech_s, len(sp.clips),
+                             float(np.mean(window_emb @ mean)), "ok", None))
+        return StageResult(rows)
 
     def _failed(self, item: tuple[dict, pl.DataFrame], reason: str) -> dict:
         video = item[0]
         return _row(video["video_id"], "", None, 0.0, 0, None, "failed", failure(video["rel_path"], reason))
 
-    def _embed_video(self, item: tuple[dict, pl.DataFrame]) -> list[dict]:
+    def _cut_windows(self, item: tuple[dict, pl.DataFrame], pending: list[_Speaker]) -> list[dict]:
+        """Skip rows for speakers with too little clean speech; the others' windows go to `pending`."""
         video, turns = item
         cfg = self.recipe.embed
         audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1)[0]
-        rows = []
+        rows, speakers = [], []
         for speaker in sorted(turns.get_column("speaker").unique().to_list()):
             clean = turns.filter((pl.col("speaker") == speaker) & ~pl.col("overlap")).sort("start_s")
             spans = list(zip(clean.get_column("start_s").to_list(), clean.get_column("end_s").to_list(), strict=True))
@@ -50,14 +65,23 @@ class EmbedStage(Stage):
                     f"(speaker {speaker}: {speech_s:.1f} s)")))
                 continue
             windows = speech_windows(spans, cfg.window_s, cfg.max_windows)
-            clips = [audio[round(s * AUDIO_SAMPLE_RATE) : round(e * AUDIO_SAMPLE_RATE)] for s, e in windows]
-            emb = self.embedder.embed(clips, AUDIO_SAMPLE_RATE)
-            mean = emb.mean(axis=0)
-            mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
-            quality = float(np.mean(emb @ mean))
-            rows.append(_row(video["video_id"], speaker, mean.astype(np.float32).tolist(), speech_s, len(windows),
-                             quality, "ok", None))
+            # Whole windows get exactly the same sample count, so a batching backend can stack them;
+            # copies, so that the video's audio is freed before the partition's embedding call.
+            sr = AUDIO_SAMPLE_RATE
+            clips = [audio[round(s * sr) : round(s * sr) + round((e - s) * sr)].copy() for s, e in windows]
+            speakers.append(_Speaker(video["video_id"], speaker, speech_s, clips))
+        pending.extend(speakers)  # only once the whole video succeeded
         return rows
+
+
+@dataclass
+class _Speaker:
+    """One local speaker's windows, waiting for the partition's embedding call."""
+
+    video_id: str
+    speaker: str
+    speech_s: float
+    clips: list[np.ndarray]
 
 
 def speech_windows(spans: list[tuple[float, float]], window_s: float, max_windows: int) -> list[tuple[float, float]]:

@@ -1,0 +1,248 @@
+"""The production speech backends (pyannote.audio, speechbrain ECAPA) with random-weight checkpoints
+written in the real on-disk layouts, run offline inside the build; and diarization scoring."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import yaml
+
+from ltxa_data.backends import turns_from_tracks
+from ltxa_data.cli import main, pyannote_sample_dir
+from ltxa_data.errors import SystemicError
+from ltxa_data.media import read_audio
+from ltxa_data.pipeline import build
+from ltxa_data.quality import read_rttm, score_diarization
+from ltxa_data.recipe import PyannoteConfig, Recipe, RecipeError, SpeechbrainConfig, parse_recipe
+from ltxa_data.stages.embed import speech_windows
+from ltxa_data.storage import read_frame, table_path
+from ltxa_data.verify import verify_build
+
+from .conftest import recipe_dict, write_recipe
+from .fixtures.random_ecapa import write_random_ecapa
+from .fixtures.random_pyannote import write_random_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Random-weight model folders: pyannote community-1 biased to one clean speaker, the 3.1 layout
+    (random output: two overlapping speakers everywhere) and speechbrain ECAPA."""
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "community-1": write_random_pipeline(root / "community-1", single_speaker=True),
+        "3.1": write_random_pipeline(root / "pyannote-3.1", layout="3.1"),
+        "ecapa": write_random_ecapa(root / "ecapa"),
+    }
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any HTTP(S) request from this process or its spawned workers fails at once; no hub token."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
+def talking_heads(corpus_dirs: list[Path], out: Path, pyannote: Path, ecapa: Path) -> Recipe:
+    """recipes/talking_heads.yaml as shipped, pointed at local model folders and a small corpus.
+    Encoding to LTX latents is a later version's backend, so shards carry media only."""
+    data = yaml.safe_load((ROOT / "recipes" / "talking_heads.yaml").read_text())
+    data["input"]["paths"] = [str(d) for d in corpus_dirs]
+    data["output"] = {"dir": str(out / "build")}
+    data["executor"].update(workers=2, threads_per_worker=1)
+    data["scan"].update(files_per_partition=4, min_short_side=128)
+    data["diarize"]["videos_per_partition"] = 3
+    data["diarize"]["pyannote"].update(model=str(pyannote), segmentation_step=0.5)
+    data["embed"]["videos_per_partition"] = 3
+    data["embed"]["speechbrain_ecapa"].update(model=str(ecapa), batch_size=8)
+    data["encode"] = {"backend": "none"}
+    return parse_recipe(data, base_dir=out)
+
+
+@pytest.mark.slow
+def test_talking_heads_recipe_builds_offline_with_pyannote_and_ecapa(
+        corpus: Path, models: dict[str, Path], tmp_path: Path, offline: None) -> None:
+    recipe = talking_heads([corpus / "spk0", corpus / "spk1"], tmp_path, models["community-1"], models["ecapa"])
+    build(recipe, progress=False)
+    assert verify_build(recipe) == []
+    m = recipe.manifests_dir
+    videos = read_frame(m, "videos", ok_only=True)
+    turns = read_frame(m, "turns", ok_only=True)
+    voices = read_frame(m, "voices", ok_only=True)
+    assert videos.height >= 6
+    assert set(turns["video_id"]) == set(videos["video_id"]), "every video went through pyannote"
+    assert not turns["overlap"].any(), "the single-speaker pipeline finds no overlapped speech"
+
+    # The stage's turns are exactly what the pipeline itself says about the same waveform.
+    from ltxa_data.backends.pyannote_diarizer import PyannoteDiarizer
+    from ltxa_data.backends.speechbrain_embedder import SpeechbrainEmbedder
+
+    video = videos.row(0, named=True)
+    audio = read_audio(video["path"], SR, channels=1)[0]
+    direct = PyannoteDiarizer(recipe.diarize.pyannote, recipe.base_dir)(audio, SR)
+    staged = turns.filter(pl.col("video_id") == video["video_id"]).sort("start_s")
+    assert [(t.speaker, t.start, t.end) for t in direct] == list(
+        zip(staged["speaker"], staged["start_s"], staged["end_s"], strict=True))
+
+    # One ECAPA embedding per local speaker: the L2-normalised mean of its windows' embeddings.
+    emb = np.array(voices["embedding"].to_list(), np.float32)
+    assert emb.shape == (voices.height, 192)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    voice = voices.filter(pl.col("video_id") == video["video_id"]).row(0, named=True)
+    spans = [(t.start, t.end) for t in direct if t.speaker == voice["speaker"] and not t.overlap]
+    windows = speech_windows(spans, recipe.embed.window_s, recipe.embed.max_windows)
+    assert voice["num_windows"] == len(windows) >= 2
+    clips = [audio[round(s * SR) : round(s * SR) + round((e - s) * SR)] for s, e in windows]
+    mean = SpeechbrainEmbedder(recipe.embed.speechbrain_ecapa, recipe.base_dir).embed(clips, SR).mean(axis=0)
+    np.testing.assert_allclose(np.array(voice["embedding"]), mean / np.linalg.norm(mean), atol=1e-5)
+
+    assert read_frame(m, "pairs", ok_only=True).height > 0
+    assert list((recipe.output_dir / "shards").rglob("*.tar"))
+
+
+def test_overlapped_speech_is_marked_and_kept_out_of_embeddings(
+        corpus: Path, models: dict[str, Path], tmp_path: Path, offline: None) -> None:
+    """The 3.1 layout loads offline; its random weights hear two speakers at once everywhere."""
+    recipe = talking_heads([corpus / "spk2" / "clip_00.mp4"], tmp_path, models["3.1"], models["ecapa"])
+    build(recipe, only=["videos", "turns", "voices"], progress=False)
+    turns = read_frame(recipe.manifests_dir, "turns", ok_only=True)
+    assert turns["speaker"].n_unique() == 2 and turns["overlap"].all()
+    voices = read_frame(recipe.manifests_dir, "voices")
+    assert voices.height == 2 and (voices["status"] == "skipped").all()
+    assert voices["error"].str.contains("less clean speech than embed.min_speech_s").all()
+
+
+def _drop(path: Path) -> None:
+    path.unlink()
+
+
+def _config_edit(key: str, value: str | None) -> object:
+    def edit(path: Path) -> None:
+        config = yaml.safe_load(path.read_text())
+        if value is None:
+            del config["pipeline"]["params"][key]
+        else:
+            config["pipeline"]["params"][key] = value
+        path.write_text(yaml.safe_dump(config))
+    return edit
+
+
+@pytest.mark.parametrize(("which", "file", "change", "message"), [
+    ("community-1", "plda/plda.npz", _drop, "missing plda/plda.npz"),
+    ("community-1", "embedding/pytorch_model.bin", _drop, "missing embedding/pytorch_model.bin"),
+    ("community-1", "config.yaml", _drop, "missing config.yaml"),
+    ("community-1", "config.yaml", _config_edit("plda", None), "a `plda: $model/plda` entry"),
+    ("community-1", "config.yaml", _config_edit("segmentation", "pyannote/segmentation-3.0"),
+     "names 'pyannote/segmentation-3.0', which is on the hub"),
+    ("ecapa", "embedding_model.ckpt", _drop, "missing embedding_model.ckpt"),
+    ("ecapa", "hyperparams.yaml", _drop, "missing hyperparams.yaml"),
+])
+def test_an_incomplete_model_folder_is_refused_before_any_work(
+        corpus: Path, models: dict[str, Path], tmp_path: Path, which: str, file: str, change, message: str) -> None:
+    broken = tmp_path / "model"
+    shutil.copytree(models[which], broken)
+    change(broken / file)
+    pyannote, ecapa = (broken, models["ecapa"]) if which != "ecapa" else (models["community-1"], broken)
+    recipe = talking_heads([corpus / "spk0"], tmp_path, pyannote, ecapa)
+    with pytest.raises(RecipeError) as e:
+        build(recipe, progress=False)
+    assert message in str(e.value) and str(broken) in str(e.value)
+    assert not table_path(recipe.manifests_dir, "videos").exists(), "nothing ran"
+
+
+def test_hub_ids_need_a_token_and_paths_must_exist(corpus: Path, models: dict[str, Path], tmp_path: Path,
+                                                   offline: None) -> None:
+    recipe = talking_heads([corpus / "spk0"], tmp_path, Path("/nowhere/pyannote"), models["ecapa"])
+    with pytest.raises(RecipeError, match="neither a model folder"):
+        build(recipe, progress=False)
+    data = recipe_dict(corpus, diarize={"backend": "pyannote"}, embed={"backend": "speechbrain_ecapa"})
+    hub = parse_recipe(data, base_dir=tmp_path)  # defaults: the hub ids
+    with pytest.raises(RecipeError, match=r"needs a token in \$HF_TOKEN"):
+        build(hub, progress=False)
+
+
+def test_an_ecapa_checkpoint_that_does_not_fit_its_model_is_refused(models: dict[str, Path], tmp_path: Path,
+                                                                    offline: None) -> None:
+    from ltxa_data.backends.speechbrain_embedder import SpeechbrainEmbedder
+
+    broken = tmp_path / "ecapa"
+    shutil.copytree(models["ecapa"], broken)
+    state = torch.load(broken / "embedding_model.ckpt", weights_only=True)
+    state["extra.weight"] = state.pop("fc.conv.weight")
+    torch.save(state, broken / "embedding_model.ckpt")
+    with pytest.raises(SystemicError, match=r"1 missing keys \['fc.conv.weight'\], 1 unexpected keys \['extra"):
+        SpeechbrainEmbedder(SpeechbrainConfig(model=str(broken), device="cpu"), tmp_path)
+
+
+def test_ecapa_embeddings_do_not_depend_on_the_batch(models: dict[str, Path], offline: None) -> None:
+    from ltxa_data.backends.speechbrain_embedder import SpeechbrainEmbedder
+
+    rng = np.random.default_rng(0)
+    windows = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (32000, 32000, 32000, 24000, 40000)]
+    one_by_one = SpeechbrainEmbedder(SpeechbrainConfig(model=str(models["ecapa"]), batch_size=1), Path("."))
+    batched = SpeechbrainEmbedder(SpeechbrainConfig(model=str(models["ecapa"]), batch_size=4), Path("."))
+    a, b = one_by_one.embed(windows, SR), batched.embed(windows, SR)
+    assert a.shape == (5, 192)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+
+
+def test_pyannote_speaker_bounds_are_checked() -> None:
+    with pytest.raises(ValueError, match="min_speakers"):
+        PyannoteConfig(min_speakers=3, max_speakers=2)
+
+
+def test_turns_from_tracks_marks_overlap_clips_and_names_speakers_by_first_appearance() -> None:
+    turns = turns_from_tracks([("B", 3, 8), ("A", -1, 5), ("A", 7, 12), ("A", 11, 12.5), ("C", 20, 30)], 25)
+    assert [(t.speaker, t.start, t.end, t.overlap) for t in turns] == [
+        ("S0", 0.0, 3.0, False), ("S0", 3.0, 5.0, True), ("S1", 3.0, 5.0, True), ("S1", 5.0, 7.0, False),
+        ("S0", 7.0, 8.0, True), ("S1", 7.0, 8.0, True), ("S0", 8.0, 12.5, False), ("S2", 20.0, 25.0, False)]
+
+
+def test_der_is_zero_for_the_reference_itself_and_one_when_everything_is_missed() -> None:
+    ref = read_rttm(pyannote_sample_dir() / "sample.rttm")
+    relabelled = {"sample": [(f"x{spk}", s, e) for spk, s, e in ref["sample"]]}
+    extent = {"sample": 30.0}
+    assert score_diarization(ref, relabelled, extent)[-1].der == pytest.approx(0.0)
+    missed = score_diarization(ref, {}, extent)[-1]
+    assert missed.der == pytest.approx(1.0) and missed.missed_s == pytest.approx(missed.scored_s)
+
+
+def test_score_diarization_on_the_pyannote_sample_and_on_a_build(built: Recipe, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    recipe_path = write_recipe(tmp_path, recipe_dict(Path(built.input.paths[0])))
+    assert main(["score", "diarization", str(recipe_path), "--pyannote-sample"]) == 0
+    out = capsys.readouterr().out
+    der = {line.split()[0]: float(line.split()[-1].rstrip("%")) for line in out.splitlines()
+           if line.startswith(("sample", "TOTAL"))}
+    assert set(der) == {"sample", "TOTAL"} and 0 < der["sample"] < 100
+
+    built_recipe = Path(built.base_dir) / "recipe.yaml"
+    assert main(["score", "diarization", str(built_recipe)]) == 0
+    total = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("TOTAL"))
+    assert float(total.split()[-1].rstrip("%")) < 20, "silero + resemblyzer on the synthetic corpus"
+
+
+@pytest.mark.gpu
+def test_both_backends_agree_on_gpu_and_cpu(models: dict[str, Path], offline: None) -> None:
+    from ltxa_data.backends.pyannote_diarizer import PyannoteDiarizer
+    from ltxa_data.backends.speechbrain_embedder import SpeechbrainEmbedder
+
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(SR * 12) * 0.1).astype(np.float32)
+    turns = {d: PyannoteDiarizer(PyannoteConfig(model=str(models["community-1"]), device=d), Path("."))(audio, SR)
+             for d in ("cpu", "cuda")}
+    assert turns["cpu"] == turns["cuda"]
+    emb = {d: SpeechbrainEmbedder(SpeechbrainConfig(model=str(models["ecapa"]), device=d), Path("."))
+           .embed([audio[:48000], audio[SR:SR + 48000]], SR) for d in ("cpu", "cuda")}
+    np.testing.assert_allclose(emb["cpu"], emb["cuda"], atol=1e-3)
