@@ -277,6 +277,25 @@ def test_verify_catches_each_broken_invariant(built: Recipe, tmp_path: Path) -> 
 
     _rewrite(m / "targets.parquet", no_reason)
 
+    turns = frames(recipe, "turns")
+    clean = turns.filter(~pl.col("overlap")).row(0, named=True)
+    intruder = turns.filter(pl.col("video_id") != clean["video_id"]).row(0, named=True)["turn_id"]
+
+    def talk_over(rows: list[dict]) -> None:  # another speaker now talks inside a clean turn
+        row = next(r for r in rows if r["turn_id"] == intruder)
+        row.update(video_id=clean["video_id"], speaker="S9", start_s=clean["start_s"], end_s=clean["end_s"])
+
+    _rewrite(m / "turns.parquet", talk_over)
+    identities = frames(recipe, "identities")
+    a = identities.row(0, named=True)
+    b = identities.filter(pl.col("identity_id") != a["identity_id"]).row(0, named=True)
+
+    def merge_one_video(rows: list[dict]) -> None:  # a second voice of video a joins a's identity
+        row = next(r for r in rows if r["voice_id"] == b["voice_id"])
+        row.update(video_id=a["video_id"], identity_id=a["identity_id"])
+
+    _rewrite(m / "identities.parquet", merge_one_video)
+
     index = frames(recipe, "shards")
     victim = index.row(0, named=True)
     tar_path = recipe.shards_dir / victim["shard"]
@@ -305,3 +324,5 @@ def test_verify_catches_each_broken_invariant(built: Recipe, tmp_path: Path) -> 
     assert f"key {victim['key']}: target video has 120 frames, 121 expected" in problems
     assert f"key {victim['key']}: target audio has 77340 samples, 77440 expected" in problems
     assert "tar key stray not in the index" in problems
+    assert f"turn {clean['turn_id']} is not marked overlap but shares time with {intruder}" in problems
+    assert f"identity {a['identity_id']} holds {sorted([a['voice_id'], b['voice_id']])}" in problems

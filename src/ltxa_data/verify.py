@@ -36,11 +36,49 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
             problems.append(str(e))  # reported, and the table is still cross-checked below
         if raw.schema.names == TABLES[name].columns:
             tables[name] = pl.from_arrow(raw)  # type: ignore[assignment]
+    if {"turns", "videos"} <= tables.keys():
+        problems += check_turns(tables["turns"], tables["videos"])
+    if "identities" in tables:
+        problems += check_identities(tables["identities"])
     if {"pairs", "targets", "references"} <= tables.keys():
         problems += check_pairs(tables["pairs"], tables["targets"], tables["references"])
     if "shards" in tables:
         problems += check_shards(recipe, tables["shards"], tables.get("pairs"), check_media)
     return problems
+
+
+def check_turns(turns: pl.DataFrame, videos: pl.DataFrame, tolerance_s: float = 0.01) -> list[str]:
+    """Turns lie inside their video; a turn not marked `overlap` shares no time with another speaker."""
+    problems = []
+    duration = dict(zip(videos["video_id"].to_list(), videos["duration_s"].to_list(), strict=True))
+    ok = turns.filter(pl.col("status") == "ok").sort("video_id", "start_s")
+    for (video_id,), group in ok.group_by("video_id", maintain_order=True):
+        rows = group.select("turn_id", "speaker", "start_s", "end_s", "overlap").rows()
+        for turn_id, _, start, end, _ in rows:
+            # The audio track may outlast the video's duration by up to an audio frame (AAC: 64 ms at 16 kHz).
+            if not 0 <= start < end <= (duration.get(video_id) or float("inf")) + 0.1:
+                problems.append(f"turn {turn_id}: [{start}, {end}) is not inside its video")
+        for i, (turn_id, speaker, start, end, overlap) in enumerate(rows):
+            if overlap:
+                continue
+            for other_id, other_speaker, o_start, o_end, _ in rows[i + 1 :]:
+                if o_start >= end - tolerance_s:
+                    break
+                if other_speaker != speaker and min(end, o_end) - max(start, o_start) > tolerance_s:
+                    problems.append(f"turn {turn_id} is not marked overlap but shares time with {other_id}")
+            for other_id, other_speaker, o_start, o_end, _ in rows[:i]:
+                if other_speaker != speaker and min(end, o_end) - max(start, o_start) > tolerance_s:
+                    problems.append(f"turn {turn_id} is not marked overlap but shares time with {other_id}")
+    return problems
+
+
+def check_identities(identities: pl.DataFrame) -> list[str]:
+    """Cannot-link: two local speakers of one video are never one identity."""
+    ok = identities.filter(pl.col("status") == "ok")
+    shared = ok.group_by("video_id", "identity_id").agg(pl.col("voice_id").sort()).filter(
+        pl.col("voice_id").list.len() > 1).sort("video_id")
+    return [f"identity {r['identity_id']} holds {r['voice_id']}, local speakers of one video"
+            for r in shared.iter_rows(named=True)]
 
 
 def check_pairs(pairs: pl.DataFrame, targets: pl.DataFrame, references: pl.DataFrame) -> list[str]:
