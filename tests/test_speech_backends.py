@@ -3,6 +3,7 @@ written in the real on-disk layouts, run offline inside the build; and diarizati
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_talking_heads_recipe_builds_offline_with_pyannote_and_ecapa(
     from ltxa_data.backends.speechbrain_embedder import SpeechbrainEmbedder
 
     video = videos.row(0, named=True)
-    audio = read_audio(video["path"], SR, channels=1)[0]
+    audio = read_audio(video["path"], SR, channels=1, duration_s=video["duration_s"])[0]
     direct = PyannoteDiarizer(recipe.diarize.pyannote, recipe.base_dir)(audio, SR)
     staged = turns.filter(pl.col("video_id") == video["video_id"]).sort("start_s")
     assert [(t.speaker, t.start, t.end) for t in direct] == list(
@@ -184,17 +185,40 @@ def test_an_ecapa_checkpoint_that_does_not_fit_its_model_is_refused(models: dict
         SpeechbrainEmbedder(SpeechbrainConfig(model=str(broken), device="cpu"), tmp_path)
 
 
-def test_ecapa_embeddings_do_not_depend_on_the_batch(models: dict[str, Path], offline: None) -> None:
+def test_ecapa_embeddings_equal_the_model_on_each_window_alone(models: dict[str, Path], offline: None) -> None:
     from ltxa_data.backends.speechbrain_embedder import SpeechbrainEmbedder
 
     rng = np.random.default_rng(0)
-    windows = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (32000, 32000, 32000, 24000, 40000)]
-    one_by_one = SpeechbrainEmbedder(SpeechbrainConfig(model=str(models["ecapa"]), batch_size=1), Path("."))
-    batched = SpeechbrainEmbedder(SpeechbrainConfig(model=str(models["ecapa"]), batch_size=4), Path("."))
-    a, b = one_by_one.embed(windows, SR), batched.embed(windows, SR)
-    assert a.shape == (5, 192)
-    np.testing.assert_allclose(a, b, atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    windows = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (32000, 32000, 32000, 24000, 40000, 24000)]
+    embedder = SpeechbrainEmbedder(SpeechbrainConfig(model=str(models["ecapa"]), batch_size=4), Path("."))
+    batched = embedder.embed(windows, SR)
+    assert batched.shape == (6, 192)
+    with torch.inference_mode():
+        alone = np.stack([embedder.encoder.encode_batch(torch.from_numpy(w)[None])[0, 0].numpy() for w in windows])
+    np.testing.assert_allclose(batched, alone / np.linalg.norm(alone, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_local_models_turn_the_hub_off_only_while_loading_and_telemetry_off(
+        models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ltxa_data.backends.pyannote_diarizer import PyannoteDiarizer
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    PyannoteDiarizer(PyannoteConfig(model=str(models["community-1"]), device="cpu"), Path("."))
+    import huggingface_hub.constants
+    from pyannote.audio.telemetry.metrics import is_metrics_enabled
+
+    assert "HF_HUB_OFFLINE" not in os.environ and not huggingface_hub.constants.HF_HUB_OFFLINE, \
+        "a hub model loaded later in this process must still reach the hub"
+    assert not is_metrics_enabled()
+
+
+def test_a_missing_local_folder_is_not_mistaken_for_a_hub_id(tmp_path: Path) -> None:
+    from ltxa_data.backends.model_source import model_source
+
+    (tmp_path / "models").mkdir()
+    with pytest.raises(SystemicError, match=f"there is no folder {tmp_path}/models/pyannote"):
+        model_source("models/pyannote", tmp_path, "diarize.pyannote.model")
+    assert model_source("pyannote/speaker-diarization-community-1", tmp_path, "x").hub_id is not None
 
 
 def test_pyannote_speaker_bounds_are_checked() -> None:
@@ -229,8 +253,31 @@ def test_score_diarization_on_the_pyannote_sample_and_on_a_build(built: Recipe, 
 
     built_recipe = Path(built.base_dir) / "recipe.yaml"
     assert main(["score", "diarization", str(built_recipe)]) == 0
-    total = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("TOTAL"))
-    assert float(total.split()[-1].rstrip("%")) < 20, "silero + resemblyzer on the synthetic corpus"
+    lines = capsys.readouterr().out.splitlines()
+    scored = [line.split() for line in lines if line.startswith("spk")]
+    videos = read_frame(built.manifests_dir, "videos", ok_only=True)
+    assert len(scored) == videos.height, "every ok video is matched to its ground truth"
+    total = next(line.split() for line in lines if line.startswith("TOTAL"))
+    assert float(total[1]) > 0.5 * videos["duration_s"].sum(), "the scored time is the videos' speech and silence"
+    assert float(total[-1].rstrip("%")) < 20, "silero + resemblyzer on the synthetic corpus"
+
+
+def test_reference_uris_match_videos_by_path_and_refuse_ambiguity(tmp_path: Path) -> None:
+    from ltxa_data.quality import match_recordings
+
+    videos = pl.DataFrame({"video_id": ["a", "b", "c"], "path": ["/d/x/clip.mp4", "/d/y/clip.mp4", "/d/y/talk.mp4"],
+                           "rel_path": ["x/clip.mp4", "y/clip.mp4", "y/talk.mp4"]})
+    assert match_recordings(videos, {"x/clip", "/d/y/clip", "talk", "other"}) == {
+        "a": "x/clip", "b": "/d/y/clip", "c": "talk"}
+    assert match_recordings(videos, {"clip"}) == {}, "a file name shared by two videos names neither"
+    rttm = tmp_path / "ref.rttm"
+    rttm.write_text("\ufeffSPEAKER talk 1 0.50 1.25 <NA> <NA> A <NA> <NA>\nSPEAKER talk 1 2,0 1 <NA> <NA> B <NA>\n")
+    with pytest.raises(ValueError, match=f"{rttm}:2: not an RTTM SPEAKER line"):
+        read_rttm(rttm)
+    rttm.write_text("\ufeffSPEAKER talk 1 0.50 1.25 <NA> <NA> A <NA> <NA>\n")
+    assert read_rttm(rttm) == {"talk": [("A", 0.5, 1.75)]}, "a byte-order mark does not hide the first line"
+    with pytest.raises(ValueError, match="no recording to score"):
+        score_diarization({}, {}, {})
 
 
 @pytest.mark.gpu
@@ -242,7 +289,37 @@ def test_both_backends_agree_on_gpu_and_cpu(models: dict[str, Path], offline: No
     audio = (rng.standard_normal(SR * 12) * 0.1).astype(np.float32)
     turns = {d: PyannoteDiarizer(PyannoteConfig(model=str(models["community-1"]), device=d), Path("."))(audio, SR)
              for d in ("cpu", "cuda")}
-    assert turns["cpu"] == turns["cuda"]
+    assert [t.speaker for t in turns["cpu"]] == [t.speaker for t in turns["cuda"]]
+    for a, b in zip(turns["cpu"], turns["cuda"], strict=True):
+        assert abs(a.start - b.start) < 0.05 and abs(a.end - b.end) < 0.05
     emb = {d: SpeechbrainEmbedder(SpeechbrainConfig(model=str(models["ecapa"]), device=d), Path("."))
            .embed([audio[:48000], audio[SR:SR + 48000]], SR) for d in ("cpu", "cuda")}
     np.testing.assert_allclose(emb["cpu"], emb["cuda"], atol=1e-3)
+
+
+def test_an_embedding_fault_fails_only_its_video(corpus: Path, tmp_path: Path) -> None:
+    """The partition's batched embedding call fails; each video is retried alone, so only the video
+    whose windows the model rejects gets a failed row."""
+    from ltxa_data.stages.base import Partition
+    from ltxa_data.stages.embed import EmbedStage
+
+    class PickyEmbedder:
+        dim = 4
+
+        def embed(self, windows: list[np.ndarray], sample_rate: int) -> np.ndarray:
+            if any(len(w) == 0 for w in windows):
+                raise ValueError("cannot embed an empty window")
+            return np.array([[w.mean(), w.std(), w.max(), 1.0] for w in windows], np.float32)
+
+    clips = sorted((corpus / "spk0").glob("clip_*.mp4"))[:3]
+    videos = pl.DataFrame({"video_id": ["a", "b", "c"], "path": [str(c) for c in clips],
+                           "rel_path": [c.name for c in clips]})
+    # b's speech lies past the end of its audio: its windows are empty.
+    turns = pl.DataFrame({"video_id": ["a", "b", "c"], "speaker": ["S0"] * 3, "start_s": [0.5, 60.0, 0.5],
+                          "end_s": [5.0, 65.0, 5.0], "overlap": [False] * 3})
+    stage = EmbedStage(parse_recipe(recipe_dict(corpus), base_dir=tmp_path))
+    stage.embedder = PickyEmbedder()
+    rows = {r["video_id"]: r for r in stage.process(Partition("p", {"videos": videos, "turns": turns}, "h")).rows}
+    assert rows["a"]["status"] == rows["c"]["status"] == "ok" and len(rows["a"]["embedding"]) == 4
+    assert rows["b"]["status"] == "failed" and "cannot embed an empty window" in rows["b"]["error"]
+    assert clips[1].name in rows["b"]["error"]

@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                    "files instead of reading the build")
     p.add_argument("--pyannote-sample", action="store_true", help="diarization: the two-speaker sample that "
                    "pyannote.audio ships (its wav and RTTM)")
-    p.add_argument("--collar", type=float, default=0.0, help="diarization: seconds forgiven around reference "
-                   "boundaries")
+    p.add_argument("--collar", type=float, default=0.0, help="diarization: total width in seconds of the "
+                   "unscored zone centred on each reference boundary (pyannote.metrics; 0.5 forgives +-0.25 s)")
     p.add_argument("--skip-overlap", action="store_true", help="diarization: do not score overlapped speech")
 
     p = sub.add_parser("schemas", help="print the manifest schemas")
@@ -134,7 +134,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
-    return _score_diarization(args, recipe) if args.what == "diarization" else _score_identities(args, recipe)
+    try:
+        return _score_diarization(args, recipe) if args.what == "diarization" else _score_identities(args, recipe)
+    except ValueError as e:  # references that cannot be matched or parsed
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
@@ -163,6 +167,10 @@ def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
 
 
 def _score_diarization(args: argparse.Namespace, recipe: Recipe) -> int:
+    from collections import Counter
+
+    import polars as pl
+
     from .quality import Segments, read_rttm, rttm_from_ground_truth, score_diarization
 
     audio = [Path(a) for a in args.audio or []]
@@ -179,6 +187,10 @@ def _score_diarization(args: argparse.Namespace, recipe: Recipe) -> int:
         if rttm is None:
             raise FileNotFoundError("--audio needs --rttm, the reference for those files")
         reference = read_rttm(rttm)
+        stems = Counter(f.stem for f in audio)
+        if max(stems.values()) > 1:
+            shared = sorted(s for s, n in stems.items() if n > 1)
+            raise ValueError(f"--audio files share names, so their uris collide: {shared}")
         unknown = [str(f) for f in audio if f.stem not in reference]
         if unknown:
             raise FileNotFoundError(f"{rttm} has no uri for {', '.join(unknown)} (uris are file names without "
@@ -192,30 +204,32 @@ def _score_diarization(args: argparse.Namespace, recipe: Recipe) -> int:
         print(f"diarizer: {recipe.diarize.backend}; reference: {rttm}")
     else:
         from .corpus import load_ground_truth
+        from .quality import match_recordings
         from .storage import read_frame
 
         m = recipe.manifests_dir
         videos = read_frame(m, "videos", ok_only=True)
         turns = read_frame(m, "turns", ok_only=True)
-        if rttm is not None:
-            reference = read_rttm(rttm)
-        else:
-            reference = rttm_from_ground_truth(load_ground_truth(recipe.resolve(recipe.input.paths[0])))
-        uri_of = {v["video_id"]: str(Path(v["rel_path"]).with_suffix("")) for v in videos.iter_rows(named=True)}
-        extent = {uri_of[v["video_id"]]: v["duration_s"] for v in videos.iter_rows(named=True)}
-        for t in turns.iter_rows(named=True):
+        corpus_dir = recipe.resolve(recipe.input.paths[0])
+        reference = read_rttm(rttm) if rttm is not None else rttm_from_ground_truth(load_ground_truth(corpus_dir))
+        uri_of = match_recordings(videos, set(reference), roots=(corpus_dir,))
+        extent = {uri_of[v["video_id"]]: v["duration_s"] for v in videos.iter_rows(named=True)
+                  if v["video_id"] in uri_of}
+        for t in turns.filter(pl.col("video_id").is_in(list(uri_of))).iter_rows(named=True):
             hypothesis.setdefault(uri_of[t["video_id"]], []).append((t["speaker"], t["start_s"], t["end_s"]))
-        missing = sorted(set(reference) - set(extent))
-        if missing:
-            print(f"{len(missing)} reference recordings are not ok videos of this build and are not scored, "
-                  f"e.g. {missing[0]}")
+        if videos.height > len(uri_of):
+            print(f"{videos.height - len(uri_of)} ok videos of the build have no reference and are not scored")
+        if len(reference) > len(uri_of):
+            print(f"{len(reference) - len(uri_of)} reference recordings are not ok videos of this build and are "
+                  f"not scored, e.g. {sorted(set(reference) - set(uri_of.values()))[0]}")
         reference = {uri: segs for uri, segs in reference.items() if uri in extent}
         print(f"diarizer: the build's turns ({recipe.diarize.backend}); reference: {rttm or 'corpus ground truth'}")
     scores = score_diarization(reference, hypothesis, extent, args.collar, args.skip_overlap)
     print(f"collar {args.collar} s, overlap {'skipped' if args.skip_overlap else 'scored'}")
-    print(f"{'recording':<40}{'scored s':>10}{'false alarm':>13}{'missed':>10}{'confusion':>11}{'DER':>9}")
+    width = max(len("recording"), *(len(s.uri) for s in scores)) + 2
+    print(f"{'recording':<{width}}{'scored s':>10}{'false alarm':>13}{'missed':>10}{'confusion':>11}{'DER':>9}")
     for s in scores:
-        print(f"{s.uri[:39]:<40}{s.scored_s:>10.2f}{s.false_alarm_s:>13.2f}{s.missed_s:>10.2f}"
+        print(f"{s.uri:<{width}}{s.scored_s:>10.2f}{s.false_alarm_s:>13.2f}{s.missed_s:>10.2f}"
               f"{s.confusion_s:>11.2f}{s.der:>9.2%}")
     return 0
 

@@ -241,7 +241,8 @@ def _merge_across_components(
     product of their mean rows) is >= threshold, best pair first, under the same cannot-links and
     labels; returns the new cluster of each row. Two clusters of one component stay apart: exact
     linkage already decided them. Each round searches the means of the clusters that just grew
-    against all means (exact, so memory is O(clusters k))."""
+    against all means, exactly: memory O(clusters k), time quadratic in clusters (~20 s for the
+    69k first-pass clusters of 1M voices)."""
     import faiss
 
     m = len(clusters)

@@ -115,21 +115,47 @@ class DiarizationScore:
 def read_rttm(path: Path) -> dict[str, Segments]:
     """uri -> speaker segments, from the SPEAKER lines of an RTTM file."""
     out: dict[str, Segments] = defaultdict(list)
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         f = line.split()
         if not f or f[0] != "SPEAKER":
             continue
-        if len(f) < 8:
-            raise ValueError(f"{path}:{n}: an RTTM SPEAKER line has at least 8 fields, got {len(f)}")
-        start, dur = float(f[3]), float(f[4])
+        try:
+            if len(f) < 8:
+                raise ValueError(f"a SPEAKER line has at least 8 fields, got {len(f)}")
+            start, dur = float(f[3]), float(f[4])
+        except ValueError as e:
+            raise ValueError(f"{path}:{n}: not an RTTM SPEAKER line ({e}): {line.strip()!r}") from None
         out[f[1]].append((f[7], start, start + dur))
     return dict(out)
 
 
 def rttm_from_ground_truth(ground_truth: dict) -> dict[str, Segments]:
-    """A generated corpus's speech segments, keyed by clip path without its extension."""
+    """A generated corpus's speech segments, keyed by clip path (relative to the corpus) without extension."""
     return {str(Path(c["path"]).with_suffix("")): [(s["speaker"], s["start"], s["end"]) for s in c["segments"]]
             for c in ground_truth["clips"]}
+
+
+def match_recordings(videos: pl.DataFrame, uris: set[str], roots: tuple[Path, ...] = ()) -> dict[str, str]:
+    """video_id -> the reference uri naming it: the video's path without extension (absolute,
+    relative to its input folder, or relative to one of `roots`), else its file name without
+    extension when no other video has that name. Two videos matching one uri is an error."""
+    stems = Counter(Path(p).stem for p in videos["path"].to_list())
+    out: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for v in videos.iter_rows(named=True):
+        path = Path(v["path"]).with_suffix("")
+        names = [str(path), str(Path(v["rel_path"]).with_suffix(""))]
+        names += [str(path.relative_to(r)) for r in roots if path.is_relative_to(r)]
+        if stems[path.name] == 1:
+            names.append(path.name)
+        uri = next((n for n in names if n in uris), None)
+        if uri is None:
+            continue
+        if uri in owner:
+            raise ValueError(f"reference uri {uri!r} matches two videos: {owner[uri]} and {v['path']}; "
+                             "give the RTTM uris as paths relative to the input folder")
+        owner[uri], out[v["video_id"]] = v["path"], uri
+    return out
 
 
 def score_diarization(reference: dict[str, Segments], hypothesis: dict[str, Segments],
@@ -151,6 +177,8 @@ def score_diarization(reference: dict[str, Segments], hypothesis: dict[str, Segm
                 ann[Segment(s, e), i] = spk
         return ann
 
+    if not reference:
+        raise ValueError("no recording to score: no reference uri matches a recording")
     metric = DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap)
     scores = []
     for uri in sorted(reference):

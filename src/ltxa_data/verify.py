@@ -58,17 +58,15 @@ def check_turns(turns: pl.DataFrame, videos: pl.DataFrame, tolerance_s: float = 
             # The audio track may outlast the video's duration by up to an audio frame (AAC: 64 ms at 16 kHz).
             if not 0 <= start < end <= (duration.get(video_id) or float("inf")) + 0.1:
                 problems.append(f"turn {turn_id}: [{start}, {end}) is not inside its video")
-        for i, (turn_id, speaker, start, end, overlap) in enumerate(rows):
-            if overlap:
-                continue
-            for other_id, other_speaker, o_start, o_end, _ in rows[i + 1 :]:
-                if o_start >= end - tolerance_s:
-                    break
-                if other_speaker != speaker and min(end, o_end) - max(start, o_start) > tolerance_s:
-                    problems.append(f"turn {turn_id} is not marked overlap but shares time with {other_id}")
-            for other_id, other_speaker, o_start, o_end, _ in rows[:i]:
-                if other_speaker != speaker and min(end, o_end) - max(start, o_start) > tolerance_s:
-                    problems.append(f"turn {turn_id} is not marked overlap but shares time with {other_id}")
+        active: list[tuple] = []  # turns that have started and not yet ended (a sweep over start times)
+        for turn in rows:
+            _, speaker, start, end, _ = turn
+            active = [a for a in active if a[3] - tolerance_s > start]
+            for a in active:
+                if a[1] != speaker and min(end, a[3]) - start > tolerance_s:
+                    problems += [f"turn {x[0]} is not marked overlap but shares time with {y[0]}"
+                                 for x, y in ((a, turn), (turn, a)) if not x[4]]
+            active.append(turn)
     return problems
 
 

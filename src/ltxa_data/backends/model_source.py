@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,55 +38,91 @@ class ModelSource:
 
 def model_source(ref: str, base_dir: Path, setting: str) -> ModelSource:
     """Resolve a recipe's model reference: an existing folder (relative to the recipe) is used
-    offline; `owner/name` is a hub id; anything else that looks like a path must exist."""
+    offline; `owner/name` is a hub id unless its `owner` is a folder next to the recipe (then the
+    reference is a local folder that is missing); anything else that looks like a path must exist."""
     path = Path(ref).expanduser()
     if not path.is_absolute():
         path = base_dir / path
     if path.is_dir():
         return ModelSource(setting, local_dir=path.resolve())
-    looks_like_path = ref.startswith(("/", ".", "~")) or ref.count("/") != 1 or path.exists()
+    looks_like_path = (ref.startswith(("/", ".", "~")) or ref.count("/") != 1 or path.exists()
+                       or (base_dir / ref.split("/")[0]).is_dir())
     if looks_like_path or not _HUB_ID.fullmatch(ref):
-        raise SystemicError(f"{setting}: {ref!r} is neither a model folder ({path} does not exist or is not a "
-                            "folder) nor a hub id of the form owner/name")
+        raise SystemicError(f"{setting}: {ref!r} is neither a model folder (there is no folder {path}) nor a hub "
+                            "id of the form owner/name")
     return ModelSource(setting, hub_id=ref)
 
 
-def hub_token(source: ModelSource, token_env: str | None) -> str | None:
-    """The hub token for a hub id from the environment variable `token_env`; an error says what to do
-    when it is missing. Local folders need none."""
+def hub_token(source: ModelSource, token_env: str | None, required: bool = True) -> str | None:
+    """The hub token for a hub id: `$token_env`, else the token `hf auth login` cached. A missing
+    required token is an error saying what to do. Local folders need none."""
     if source.offline or token_env is None:
         return None
     token = os.environ.get(token_env, "").strip()
     if not token:
+        try:
+            from huggingface_hub import get_token
+
+            token = (get_token() or "").strip()
+        except ImportError:
+            token = ""
+    if not token and required:
         raise SystemicError(f"{source.setting}: loading {source.hub_id!r} from the Hugging Face hub needs a token in "
                             f"${token_env} (accept the model's terms on huggingface.co first), or point "
                             f"{source.setting} at a local folder to run offline")
-    return token
+    return token or None
 
 
-def prepare_speech_env(source: ModelSource) -> None:
-    """Set the environment before pyannote, speechbrain or huggingface_hub are imported: telemetry
-    off always, hub off for local folders; check torchaudio imports and say how to fix it if not."""
+def prepare_speech_env() -> None:
+    """Before pyannote or speechbrain are imported: telemetry off; torchaudio must import (say how
+    to fix it when it does not)."""
     os.environ["PYANNOTE_METRICS_ENABLED"] = "false"  # pyannote.audio 4 reports usage unless told not to
-    if source.offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        import sys
-
-        if "huggingface_hub" in sys.modules:  # imported before us: its constants are already read
-            import huggingface_hub.constants as hub_constants
-
-            hub_constants.HF_HUB_OFFLINE = True
     try:
         import torchaudio  # noqa: F401
     except (ImportError, OSError) as e:
         if "cuda" in str(e).lower():
+            import importlib.util
+
+            spec = importlib.util.find_spec("torchaudio")  # finds the files without running the module
+            libs = Path(spec.origin).parent / "lib" if spec and spec.origin else "<site-packages>/torchaudio/lib"
             raise SystemicError(
                 f"torchaudio does not import ({e}): its Linux wheels are CUDA builds. On a machine without "
-                "CUDA, delete their native libraries (pyannote and ECAPA use only pure-Python paths): "
-                "`rm -f $(python -c 'import torchaudio,os;print(os.path.dirname(torchaudio.__file__))')/lib/*.so`"
-                " — scripts/setup.sh does this") from e
+                f"CUDA, delete their native libraries (pyannote and ECAPA use only pure-Python paths): "
+                f"rm -f {libs}/*.so  (scripts/setup.sh does this)") from e
         raise SystemicError(f"torchaudio does not import ({e}); install the speech extras: "
                             "pip install -e '.[speech]' -c constraints.txt") from e
+
+
+@contextmanager
+def hub_access(source: ModelSource) -> Iterator[None]:
+    """While loading from a local folder, the hub is off (a stray lookup fails at once instead of
+    reaching the network); afterwards the process's setting is restored, so another model of the
+    same process can still come from the hub."""
+    if not source.offline:
+        yield
+        return
+    import huggingface_hub.constants as hub_constants
+
+    before_env, before_const = os.environ.get("HF_HUB_OFFLINE"), hub_constants.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = before_const
+        if before_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before_env
+
+
+def load_error(setting: str, ref: str, e: BaseException) -> SystemicError:
+    """A model that failed to load, with the chain of causes (the outer message is often generic)."""
+    chain, cause = [f"{type(e).__name__}: {e}"], e.__cause__ or e.__context__
+    while cause is not None and len(chain) < 4:
+        chain.append(f"{type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or cause.__context__
+    return SystemicError(f"{setting}: could not load {ref!r}: " + " <- ".join(chain))
 
 
 def torch_device(choice: str, setting: str) -> str:

@@ -16,7 +16,15 @@ import yaml
 from ..errors import SystemicError
 from ..recipe import PyannoteConfig
 from . import Turn, turns_from_tracks
-from .model_source import ModelSource, hub_token, model_source, prepare_speech_env, torch_device
+from .model_source import (
+    ModelSource,
+    hub_access,
+    hub_token,
+    load_error,
+    model_source,
+    prepare_speech_env,
+    torch_device,
+)
 
 SETTING = "diarize.pyannote.model"
 # What each model entry of the pipeline's config needs inside its local subfolder.
@@ -67,7 +75,7 @@ class PyannoteDiarizer:
         if source.offline:
             check_pipeline_folder(source)
         token = hub_token(source, cfg.token_env)
-        prepare_speech_env(source)
+        prepare_speech_env()
         try:
             import torch
             from pyannote.audio import Pipeline
@@ -76,9 +84,10 @@ class PyannoteDiarizer:
                                 "pip install -e '.[speech]' -c constraints.txt") from e
         self._torch = torch
         try:
-            pipeline = Pipeline.from_pretrained(str(source.local_dir or source.hub_id), token=token)
+            with hub_access(source):
+                pipeline = Pipeline.from_pretrained(str(source.local_dir or source.hub_id), token=token)
         except Exception as e:  # hub, checkpoint and config faults all surface here
-            raise SystemicError(f"{SETTING}: could not load {cfg.model!r}: {type(e).__name__}: {e}") from e
+            raise load_error(SETTING, cfg.model, e) from e
         if pipeline is None:  # pyannote returns None when the hub refuses the download
             raise SystemicError(f"{SETTING}: the hub refused {cfg.model!r}; accept its terms on huggingface.co "
                                 f"with the account of the token in ${cfg.token_env}")

@@ -3,14 +3,13 @@ the hub or from a local folder fully offline; batched, on the recipe's device, L
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SystemicError
 from ..recipe import SpeechbrainConfig
-from .model_source import model_source, prepare_speech_env, torch_device
+from .model_source import hub_access, hub_token, load_error, model_source, prepare_speech_env, torch_device
 
 SETTING = "embed.speechbrain_ecapa.model"
 # Everything the hub repo's hyperparams.yaml makes the pretrainer load.
@@ -28,10 +27,8 @@ class SpeechbrainEmbedder:
         source = model_source(cfg.model, base_dir, SETTING)
         if source.offline:
             source.require(FOLDER_FILES)
-        prepare_speech_env(source)
-        token = os.environ.get(cfg.token_env, "").strip()
-        if token and not source.offline:
-            os.environ.setdefault("HF_TOKEN", token)  # huggingface_hub reads it; speechbrain passes token=True
+        prepare_speech_env()
+        token = hub_token(source, cfg.token_env, required=False)  # the model is public
         try:
             import torch
             from speechbrain.inference.speaker import EncoderClassifier
@@ -43,18 +40,27 @@ class SpeechbrainEmbedder:
         self.device = torch_device(cfg.device, "embed.speechbrain_ecapa.device")
         where = str(source.local_dir or source.hub_id)
         try:
-            if source.offline:
-                # savedir=None reads the folder in place; pretrained_path in the hub's yaml is the hub id.
-                self.encoder = EncoderClassifier.from_hparams(
-                    source=where, savedir=None, overrides={"pretrained_path": where},
-                    fetch_config=FetchConfig(allow_network=False), run_opts={"device": self.device})
-            else:
-                self.encoder = EncoderClassifier.from_hparams(
-                    source=where, fetch_config=FetchConfig(token=bool(token)), run_opts={"device": self.device})
+            with hub_access(source):
+                if source.offline:
+                    # savedir=None reads the folder in place; pretrained_path in the hub's yaml is the hub id.
+                    self.encoder = EncoderClassifier.from_hparams(
+                        source=where, savedir=None, overrides={"pretrained_path": where},
+                        fetch_config=FetchConfig(allow_network=False), run_opts={"device": self.device})
+                else:
+                    # FetchConfig.token is typed bool, but huggingface_hub takes the token itself.
+                    self.encoder = EncoderClassifier.from_hparams(
+                        source=where, fetch_config=FetchConfig(token=token or False),  # type: ignore[arg-type]
+                        run_opts={"device": self.device})
         except Exception as e:
-            raise SystemicError(f"{SETTING}: could not load {cfg.model!r}: {type(e).__name__}: {e}") from e
+            raise load_error(SETTING, cfg.model, e) from e
         if self.encoder is None:
             raise SystemicError(f"{SETTING}: could not load {cfg.model!r}")
+        if source.local_dir is not None:
+            outside = {name: path for name, path in self.encoder.hparams.pretrainer.paths.items()
+                       if not Path(path).resolve().is_relative_to(source.local_dir)}
+            if outside:
+                raise SystemicError(f"{SETTING}: {source.local_dir}/hyperparams.yaml loads files from outside the "
+                                    f"folder: {outside}")
         self._check_bound()
         self.encoder.eval()
         self.batch_size = cfg.batch_size

@@ -15,11 +15,12 @@ from .scan import ok_videos
 
 class DiarizeStage(Stage):
     name = "turns"
+    version = "2"
     reads = ("videos",)
     sections = ("diarize",)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
-        videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path")
+        videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "duration_s")
         return partitions_by("video_id", self.recipe.diarize.videos_per_partition, {"videos": videos})
 
     def setup(self) -> None:
@@ -33,7 +34,8 @@ class DiarizeStage(Stage):
         return _row(video["video_id"], "", 0.0, 0.0, False, "failed", failure(video["rel_path"], reason))
 
     def _diarize_one(self, video: dict) -> list[dict]:
-        audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1)[0]
+        # Only the audio under the picture: an audio track that outlasts the video has no face to pair with.
+        audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1, duration_s=video["duration_s"])[0]
         turns = self.diarizer(audio, AUDIO_SAMPLE_RATE)
         if not turns:
             return [_row(video["video_id"], "", 0.0, 0.0, False, "skipped",

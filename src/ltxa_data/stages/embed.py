@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from ..backends import SpeakerEmbedder, load_embedder
+from ..errors import SystemicError
 from ..media import read_audio
 from ..recipe import AUDIO_SAMPLE_RATE
 from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
 from .scan import ok_videos
 
+# Windows cut before an embedding call: bounds a worker's memory (~200 MB of 3 s windows).
+FLUSH_WINDOWS = 1024
+REMAINDER_GRID_S = 0.25
+
 
 class EmbedStage(Stage):
     name = "voices"
+    version = "2"
     reads = ("videos", "turns")
     sections = ("embed",)
 
@@ -32,20 +39,49 @@ class EmbedStage(Stage):
         turns = partition.data["turns"]
         work = [(v, turns.filter(pl.col("video_id") == v["video_id"])) for v in partition.data["videos"].to_dicts()]
         pending: list[_Speaker] = []
-        rows = guarded(work, lambda item: self._cut_windows(item, pending), self._failed)
-        # One embedding call for the whole partition: the backend batches windows across videos.
-        clips = [c for sp in pending for c in sp.clips]
-        emb = self.embedder.embed(clips, AUDIO_SAMPLE_RATE) if clips else np.zeros((0, 0), np.float32)
-        at = 0
-        for sp in pending:
+        voice_rows: list[dict] = []
+
+        def cut(item: tuple[dict, pl.DataFrame]) -> list[dict]:
+            rows = self._cut_windows(item, pending)
+            if sum(len(sp.clips) for sp in pending) >= FLUSH_WINDOWS:
+                voice_rows.extend(self._embed_pending(pending))
+            return rows
+
+        rows = guarded(work, cut, self._failed)
+        voice_rows.extend(self._embed_pending(pending))
+        return StageResult(rows + voice_rows)
+
+    def _embed_pending(self, pending: list[_Speaker]) -> list[dict]:
+        """Embed the waiting speakers in one call (the backend batches across videos) and empty
+        `pending`. If that call fails, each video is retried alone, so a fault becomes that video's
+        failed row (and one that every video shares stops the run)."""
+        if not pending:
+            return []
+        speakers = pending.copy()
+        pending.clear()
+        try:
+            return self._voice_rows(speakers)
+        except (SystemicError, MemoryError, KeyboardInterrupt):
+            raise
+        except Exception:
+            by_video: dict[str, list[_Speaker]] = {}
+            for sp in speakers:
+                by_video.setdefault(sp.video["video_id"], []).append(sp)
+            return guarded(list(by_video.values()), self._voice_rows,
+                           lambda group, reason: self._failed((group[0].video, None), reason))
+
+    def _voice_rows(self, speakers: list[_Speaker]) -> list[dict]:
+        emb = self.embedder.embed([c for sp in speakers for c in sp.clips], AUDIO_SAMPLE_RATE)
+        rows, at = [], 0
+        for sp in speakers:
             window_emb, at = emb[at : at + len(sp.clips)], at + len(sp.clips)
             mean = window_emb.mean(axis=0)
             mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
-            rows.append(_row(sp.video_id, sp.speaker, mean.astype(np.float32).tolist(), sp.speech_s, len(sp.clips),
-                             float(np.mean(window_emb @ mean)), "ok", None))
-        return StageResult(rows)
+            rows.append(_row(sp.video["video_id"], sp.speaker, mean.astype(np.float32).tolist(), sp.speech_s,
+                             len(sp.clips), float(np.mean(window_emb @ mean)), "ok", None))
+        return rows
 
-    def _failed(self, item: tuple[dict, pl.DataFrame], reason: str) -> dict:
+    def _failed(self, item: tuple[dict, pl.DataFrame | None], reason: str) -> dict:
         video = item[0]
         return _row(video["video_id"], "", None, 0.0, 0, None, "failed", failure(video["rel_path"], reason))
 
@@ -69,7 +105,7 @@ class EmbedStage(Stage):
             # copies, so that the video's audio is freed before the partition's embedding call.
             sr = AUDIO_SAMPLE_RATE
             clips = [audio[round(s * sr) : round(s * sr) + round((e - s) * sr)].copy() for s, e in windows]
-            speakers.append(_Speaker(video["video_id"], speaker, speech_s, clips))
+            speakers.append(_Speaker(video, speaker, speech_s, clips))
         pending.extend(speakers)  # only once the whole video succeeded
         return rows
 
@@ -78,7 +114,7 @@ class EmbedStage(Stage):
 class _Speaker:
     """One local speaker's windows, waiting for the partition's embedding call."""
 
-    video_id: str
+    video: dict
     speaker: str
     speech_s: float
     clips: list[np.ndarray]
@@ -86,15 +122,17 @@ class _Speaker:
 
 def speech_windows(spans: list[tuple[float, float]], window_s: float, max_windows: int) -> list[tuple[float, float]]:
     """Cut spans into windows of `window_s` (a span's shorter remainder of at least half a window
-    is kept) and keep at most `max_windows`, evenly spread over the recording."""
+    is kept, its length rounded down to a multiple of 0.25 s so that windows of equal length can be
+    batched) and keep at most `max_windows`, evenly spread over the recording."""
     out = []
     for s, e in spans:
         t = s
         while e - t >= window_s - 1e-9:
             out.append((t, t + window_s))
             t += window_s
-        if e - t >= window_s / 2:
-            out.append((t, e))
+        rest = math.floor((e - t) / REMAINDER_GRID_S + 1e-9) * REMAINDER_GRID_S
+        if rest >= window_s / 2:
+            out.append((t, t + rest))
     if len(out) > max_windows:
         idx = np.linspace(0, len(out) - 1, max_windows).round().astype(int)
         out = [out[i] for i in idx]

@@ -49,7 +49,7 @@ class IdentifyStage(Stage):
     name = "identities"
     reads = ("videos", "voices")
     sections = ("identify",)
-    version = "2"
+    version = "3"
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         voices = tables["voices"].filter(pl.col("status") == "ok").sort("voice_id").select(
