@@ -10,8 +10,9 @@ random weights make pyannote hear two overlapping speakers in every chunk, which
 case (every chunk is embedded once per active speaker). Audio is noise at speech level.
 
 Printed per device: diarization at pyannote's default segmentation step (0.1 of a 10 s chunk)
-and at 0.5, with their ratio; ECAPA embeddings of 3 s windows batched (`--batch`) against one
-window at a time (the baseline), with their ratio; and GPU/CPU ratios when CUDA is present.
+and at 0.5, with their ratio; ECAPA embeddings of windows cut the way the embed stage cuts them
+(3 s, and shorter remainders), batched (`--batch`) against one window at a time (the baseline),
+with their ratio; and GPU/CPU ratios when CUDA is present.
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ def embedding_rate(model: Path, device: str, windows: list[np.ndarray], batch: i
     return _rate(sum(len(w) for w in windows) / SR, time.perf_counter() - t)
 
 
+def realistic_windows(audio: np.ndarray, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`n` windows cut the way the embed stage cuts them (3 s windows and remainders on its grid)
+    from turns of exponential length (mean 3 s), so batching meets the real mix of lengths."""
+    from ltxa_data.stages.embed import speech_windows
+
+    spans, t = [], 0.0
+    while len(speech_windows(spans, 3.0, 10**9)) < n:
+        length = float(rng.exponential(3.0))
+        spans.append((t, t + length))
+        t += length + 0.3
+    cuts = speech_windows(spans, 3.0, 10**9)[:n]
+    room = len(audio) - 3 * SR
+    return [audio[(o := round(s * SR) % room) : o + round((e - s) * SR)] for s, e in cuts]
+
+
 def _sync(device: str) -> None:
     if device == "cuda":
         import torch
@@ -83,7 +99,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     audio = (rng.standard_normal(int(SR * 60 * args.minutes)) * 0.05).astype(np.float32)
-    windows = [audio[i * SR : i * SR + 3 * SR] for i in range(args.windows)]
+    windows = realistic_windows(audio, args.windows, rng)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
           + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ", no CUDA device"))
