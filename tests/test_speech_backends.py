@@ -323,3 +323,37 @@ def test_an_embedding_fault_fails_only_its_video(corpus: Path, tmp_path: Path) -
     assert rows["a"]["status"] == rows["c"]["status"] == "ok" and len(rows["a"]["embedding"]) == 4
     assert rows["b"]["status"] == "failed" and "cannot embed an empty window" in rows["b"]["error"]
     assert clips[1].name in rows["b"]["error"]
+
+
+def test_hub_ids_load_through_the_hub_with_the_token(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network here: the libraries' loaders are wrapped to record how they are called for a hub
+    id, then load the local random-weight copies."""
+    from pyannote.audio import Pipeline
+    from speechbrain.inference.speaker import EncoderClassifier
+
+    from ltxa_data.backends.pyannote_diarizer import PyannoteDiarizer
+    from ltxa_data.backends.speechbrain_embedder import SpeechbrainEmbedder
+
+    monkeypatch.setenv("MY_TOKEN", "hf_secret")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls: list[tuple[str, dict]] = []
+    load_pipeline, load_encoder = Pipeline.from_pretrained, EncoderClassifier.from_hparams
+
+    def fake_pipeline(checkpoint: str, **kw: object) -> object:
+        calls.append((checkpoint, {**kw, "offline": os.environ.get("HF_HUB_OFFLINE")}))
+        return load_pipeline(str(models["community-1"]))
+
+    def fake_encoder(source: str, **kw: object) -> object:
+        calls.append((source, {**kw, "offline": os.environ.get("HF_HUB_OFFLINE")}))
+        local = str(models["ecapa"])
+        return load_encoder(source=local, savedir=None, overrides={"pretrained_path": local},
+                            run_opts=kw["run_opts"])
+
+    monkeypatch.setattr(Pipeline, "from_pretrained", fake_pipeline)
+    monkeypatch.setattr(EncoderClassifier, "from_hparams", fake_encoder)
+    PyannoteDiarizer(PyannoteConfig(token_env="MY_TOKEN", device="cpu"), Path("."))
+    SpeechbrainEmbedder(SpeechbrainConfig(token_env="MY_TOKEN", device="cpu"), Path("."))
+    (hub_pipeline, pipeline_kw), (hub_encoder, encoder_kw) = calls
+    assert hub_pipeline == "pyannote/speaker-diarization-community-1" and pipeline_kw["token"] == "hf_secret"
+    assert hub_encoder == "speechbrain/spkrec-ecapa-voxceleb" and encoder_kw["fetch_config"].token == "hf_secret"
+    assert pipeline_kw["offline"] is None and encoder_kw["offline"] is None, "hub ids may use the network"
