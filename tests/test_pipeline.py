@@ -63,6 +63,25 @@ def test_dialog_clips_get_two_local_speakers(built: Recipe, corpus: Path) -> Non
         assert voices.filter(pl.col("video_id") == vid).height == 2, clip["path"]
 
 
+def test_scene_cuts_match_the_ground_truth_and_no_target_crosses_one(built: Recipe, corpus: Path) -> None:
+    truth = {c["path"]: c for c in load_ground_truth(corpus)["clips"]}
+    videos = frames(built, "videos").select("video_id", "rel_path")
+    scenes = frames(built, "scenes").join(videos, on="video_id")
+    assert scenes.height == videos.height
+    cut_clips = 0
+    for r in scenes.iter_rows(named=True):
+        expected = truth[r["rel_path"]]["cuts"]
+        cut_clips += bool(expected)
+        assert len(r["cut_s"]) == len(expected) and r["num_shots"] == len(expected) + 1, r["rel_path"]
+        frame = 1 / truth[r["rel_path"]]["fps"]
+        assert all(abs(a - b) <= frame + 1e-6 for a, b in zip(r["cut_s"], expected, strict=True)), r["rel_path"]
+    assert cut_clips >= 2, "the corpus has a cut clip and dialog clips whose shot changes speaker"
+    targets = frames(built, "targets").join(scenes.select("video_id", "cut_s"), on="video_id")
+    for t in targets.iter_rows(named=True):
+        last = t["start_s"] + (t["num_frames"] - 1) / 25
+        assert not any(t["start_s"] < c <= last for c in t["cut_s"]), t["target_id"]
+
+
 def test_splits_hold_out_identities_and_references_come_from_other_videos(built: Recipe) -> None:
     pairs, refs = frames(built, "pairs"), frames(built, "references")
     assert pairs.height > 0
@@ -266,6 +285,7 @@ def test_verify_catches_each_broken_invariant(built: Recipe, tmp_path: Path) -> 
     m = recipe.manifests_dir
     pair = frames(recipe, "pairs").row(0, named=True)
     ref_id = pair["reference_ids"][0]
+    target = frames(recipe, "targets").row(0, named=True)
 
     def own_video(rows: list[dict]) -> None:  # the reference now claims the target's own video
         next(r for r in rows if r["reference_id"] == ref_id)["video_id"] = pair["target_video_id"]
@@ -296,6 +316,18 @@ def test_verify_catches_each_broken_invariant(built: Recipe, tmp_path: Path) -> 
 
     _rewrite(m / "identities.parquet", merge_one_video)
 
+    def cut_inside(rows: list[dict]) -> None:  # a cut now falls in the middle of the first target
+        next(r for r in rows if r["video_id"] == target["video_id"])["cut_s"] = [target["start_s"] + 2.0]
+
+    _rewrite(m / "scenes.parquet", cut_inside)
+    shared = frames(recipe, "pairs").group_by("target_video_id").len().filter(pl.col("len") > 1)["target_video_id"][0]
+
+    def move_one(rows: list[dict]) -> None:  # one of a video's samples moves to another split
+        row = next(r for r in rows if r["target_video_id"] == shared)
+        row["split"] = "test" if row["split"] != "test" else "val"
+
+    _rewrite(m / "pairs.parquet", move_one)
+
     index = frames(recipe, "shards")
     victim = index.row(0, named=True)
     tar_path = recipe.shards_dir / victim["shard"]
@@ -325,4 +357,23 @@ def test_verify_catches_each_broken_invariant(built: Recipe, tmp_path: Path) -> 
     assert f"key {victim['key']}: target audio has 77340 samples, 77440 expected" in problems
     assert "tar key stray not in the index" in problems
     assert f"turn {clean['turn_id']} is not marked overlap but shares time with {intruder}" in problems
+    assert f"target {target['target_id']} crosses a scene cut ([{target['start_s'] + 2.0}])" in problems
+    assert f"video {shared} feeds splits" in problems
     assert f"identity {a['identity_id']} holds {sorted([a['voice_id'], b['voice_id']])}" in problems
+
+
+def test_verify_reports_near_duplicate_voices_across_splits(built: Recipe, tmp_path: Path, capsys) -> None:
+    from ltxa_data.verify import near_duplicate_identities
+
+    assert near_duplicate_identities(built) == [], "distinct espeak voices are far apart"
+    loose = copy_build(built, tmp_path, pairs={"splits": {"train": 0.5, "val": 0.25, "test": 0.25,
+                                                          "near_duplicate_similarity": 0.3}})
+    report = near_duplicate_identities(loose)
+    splits = dict(frames(loose, "pairs").select("identity_id", "split").unique().iter_rows())
+    assert report and all("have mean voices" in line for line in report)
+    for line in report:
+        a, b = line.split()[1], line.split()[4]
+        assert splits[a] != splits[b]
+    assert main(["verify", str(loose.base_dir / "recipe.yaml"), "--no-media"]) == 0, "a report, not a violation"
+    assert "warning: identities" in capsys.readouterr().out
+

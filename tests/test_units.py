@@ -336,3 +336,45 @@ def test_variable_frame_rate_is_detected_and_resampled_to_the_frame_on_screen(tm
     got = read_frames(path, grid)[:, 32, 32, 0].astype(int)
     on_screen = [levels[max(i for i, t in enumerate(times) if t <= g + 1e-6)] for g in grid]
     assert np.abs(got - np.array(on_screen)).max() <= 3, (got, on_screen)
+
+
+def test_identities_sharing_a_video_share_a_split_and_splits_survive_new_links() -> None:
+    from ltxa_data.recipe import SplitsConfig
+    from ltxa_data.splits import assign_splits, identity_groups, split_of
+
+    fractions = SplitsConfig(train=0.6, val=0.2, test=0.2)
+    singles = [(f"v{i}", f"id{i}") for i in range(200)]
+    groups = identity_groups([*singles, ("dialog", "id3"), ("dialog", "id7"), ("show", "id7"), ("show", "id9")])
+    assert ["id3", "id7", "id9"] in groups and len(groups) == 198
+    fresh = assign_splits(groups, {}, 0, fractions)
+    assert fresh["id3"] == fresh["id7"] == fresh["id9"]
+    assert all(fresh[f"id{i}"] == split_of(f"id{i}", 0, fractions) for i in range(200) if i not in (3, 7, 9))
+    # A new video links two identities of different splits: the group keeps the split of the one
+    # with more hours, and nothing else moves.
+    a, b = next((f"id{i}", f"id{j}") for i in range(10, 200) for j in range(i + 1, 200)
+                if fresh[f"id{i}"] != fresh[f"id{j}"])
+    hours = {a: 5.0, b: 1.0}
+    later = assign_splits(identity_groups([*singles, ("new", a), ("new", b)]), hours, 0, fractions, fresh)
+    assert later[a] == later[b] == fresh[a]
+    assert sum(later[i] != fresh[i] for i in fresh) == 1
+
+
+def test_splits_by_hours_balance_hours_when_a_few_identities_hold_most() -> None:
+    import numpy as np
+
+    from ltxa_data.recipe import SplitsConfig
+    from ltxa_data.splits import assign_splits, identity_groups
+
+    rng = np.random.default_rng(0)
+    hours = {f"id{i}": float(h) for i, h in enumerate(rng.pareto(1.2, 300) + 0.1)}
+    groups = identity_groups((f"v{i}", i) for i in hours)
+    fractions = SplitsConfig(train=0.8, val=0.1, test=0.1, by="hours")
+    out = assign_splits(groups, hours, 0, fractions)
+    total = sum(hours.values())
+    got = {s: sum(h for i, h in hours.items() if out[i] == s) / total for s in ("train", "val", "test")}
+    assert abs(got["train"] - 0.8) < 0.05 and abs(got["val"] - 0.1) < 0.05 and abs(got["test"] - 0.1) < 0.05, got
+    by_count = assign_splits(groups, hours, 0, SplitsConfig(train=0.8, val=0.1, test=0.1))
+    counted = {s: sum(h for i, h in hours.items() if by_count[i] == s) / total for s in ("train", "val", "test")}
+    assert max(abs(got[s] - f) for s, f in (("train", .8), ("val", .1), ("test", .1))) < max(
+        abs(counted[s] - f) for s, f in (("train", .8), ("val", .1), ("test", .1))), (got, counted)
+    assert assign_splits(groups, hours, 0, fractions, out) == out, "stable given the previous build"

@@ -89,12 +89,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_build
+    from .verify import near_duplicate_identities, verify_build
 
     recipe = load_recipe(args.recipe)
     problems = verify_build(recipe, check_media=not args.no_media)
     for p in problems:
         print(f"violation: {p}")
+    for w in near_duplicate_identities(recipe):
+        print(f"warning: {w}")
     if problems:
         print(f"verify: {len(problems)} violation(s)", file=sys.stderr)
         return 1
@@ -129,6 +131,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rc = cmd_build(argparse.Namespace(recipe=args.recipe, only=None, no_progress=args.no_progress))
     rc = rc or cmd_verify(argparse.Namespace(recipe=args.recipe, no_media=False))
     print(summarize(recipe, gt))
+    if rc == 0:
+        from .contact_sheet import write_contact_sheet
+
+        print(f"contact sheet: {write_contact_sheet(recipe, recipe.output_dir / 'contact_sheet.png')}")
     return rc
 
 

@@ -71,6 +71,16 @@ class ScanConfig(StrictModel):
                                    "of a file for its content fingerprint (plus the size).")
 
 
+class ScenesConfig(StrictModel):
+    detect: bool = Field(default=True, description="Detect hard cuts (PySceneDetect content detector); off: "
+                         "every video is one shot.")
+    threshold: float = Field(default=27.0, gt=0, description="Content-change score (HSV, 0-255) above which a "
+                             "frame starts a new shot; PySceneDetect's default.")
+    min_shot_s: float = Field(default=0.5, ge=0, description="Shortest shot: a cut closer than this to the "
+                              "previous one is ignored (flashes).")
+    videos_per_partition: int = Field(default=16, ge=1, description="Videos per unit of resumable work.")
+
+
 class SileroVadConfig(StrictModel):
     threshold: float = Field(default=0.5, gt=0, lt=1, description="Speech probability threshold.")
     min_speech_ms: int = Field(default=250, ge=0, description="Drop speech regions shorter than this.")
@@ -168,19 +178,52 @@ class TargetsConfig(StrictModel):
 
 
 class ReferencesConfig(StrictModel):
-    duration_s: float = Field(default=3.5, gt=0, description="Reference window length.")
+    """Reference windows and the quality thresholds they must meet. Levels are measured on the 16 kHz
+    audio a shard carries: loudness and SNR on the mono mix, peak and clipping on both channels. A
+    candidate window that fails a threshold is counted, per video, in the `rejected_by` column."""
+
+    duration_s: float = Field(default=3.5, ge=0.4, description="Reference window length (at least one 0.4 s "
+                              "BS.1770 loudness block).")
     min_speech_ratio: float = Field(default=0.7, ge=0, le=1, description="Fraction of the window the speaker "
                                     "must be talking.")
     max_other_speech_s: float = Field(default=0.0, ge=0, description="Speech of any other speaker tolerated.")
     stride_s: float = Field(default=0.5, gt=0, description="Candidate window step.")
-    max_per_video: int = Field(default=8, ge=1, description="At most this many references per video.")
-    min_rms_dbfs: float = Field(default=-45.0, description="Skip windows quieter than this.")
+    max_per_video: int = Field(default=8, ge=1, description="At most this many references per speaker and video.")
+    placement: Literal["head", "densest"] = Field(
+        default="densest", description="Which of the windows that pass every threshold are kept (non-overlapping, "
+        "up to max_per_video): `head`: the earliest in the video; `densest`: the most speech energy (the "
+        "speaker's speech power averaged over the whole window, so pauses count as silence).")
+    min_lufs: float = Field(default=-45.0, description="Reject windows quieter than this integrated loudness "
+                            "(ITU-R BS.1770-4 of the mono mix, LUFS); a silent window has -inf and is rejected.")
+    max_lufs: float = Field(default=-8.0, description="Reject windows louder than this (LUFS): speech this loud "
+                            "has almost always been limited hard or clipped.")
+    max_peak_dbfs: float = Field(default=0.0, description="Reject windows whose sample peak exceeds this (dBFS, "
+                                 "both channels, before gain); decoders can overshoot full scale, which the "
+                                 "16-bit wav would clip.")
+    max_clipped_fraction: float = Field(default=0.001, ge=0, le=1, description="Reject windows with more than "
+                                        "this fraction of samples at full scale (|x| >= 0.999, both channels).")
+    min_snr_db: float = Field(default=10.0, description="Reject windows whose SNR estimate is below this (dB): "
+                              "the speaker's speech power over the mean power of the quietest 10% of 20 ms "
+                              "frames. Speech without any pause reads low (clean, ~15 dB), hence a low "
+                              "default; see `audio_quality.py`.")
+    normalize_lufs: float | None = Field(default=None, description="Loudness (LUFS, mono mix) each reference wav "
+                                         "is brought to when a shard renders it; null leaves levels as they are.")
+    peak_ceiling_dbfs: float = Field(default=-1.0, le=0, description="With normalize_lufs: the gain is lowered "
+                                     "so that no sample exceeds this (dBFS); the references table says when "
+                                     "it did (`gain_limited`).")
 
 
 class SplitsConfig(StrictModel):
-    train: float = Field(default=0.8, ge=0, description="Fraction of identities in train.")
-    val: float = Field(default=0.1, ge=0, description="Fraction of identities in val.")
-    test: float = Field(default=0.1, ge=0, description="Fraction of identities in test.")
+    train: float = Field(default=0.8, ge=0, description="Fraction in train (of identities or hours, see `by`).")
+    val: float = Field(default=0.1, ge=0, description="Fraction in val.")
+    test: float = Field(default=0.1, ge=0, description="Fraction in test.")
+    by: Literal["identities", "hours"] = Field(default="identities", description="What the fractions count: "
+                                               "identities (each placed by a hash), or hours of target video "
+                                               "(placed greedily, for corpora where a few identities hold "
+                                               "many hours).")
+    near_duplicate_similarity: float = Field(default=0.9, gt=0, le=1, description="`verify` reports identities "
+                                             "of different splits whose mean voices are at least this similar "
+                                             "(cosine): possibly one person split in two (ECAPA: ~0.75).")
 
     @model_validator(mode="after")
     def _sum(self) -> SplitsConfig:
@@ -192,6 +235,10 @@ class SplitsConfig(StrictModel):
 class PairsConfig(StrictModel):
     seed: int = Field(default=0, description="Seeds reference choice and split assignment.")
     references_per_target: int = Field(default=1, ge=1, description="Distinct references chosen per target.")
+    quality_weight: float = Field(default=4.0, ge=0, description="How strongly reference choice prefers quality: "
+                                  "a target's references are drawn (seeded, without replacement, one per video "
+                                  "first) with weight `quality` ** quality_weight; 0 draws uniformly. At 4, a "
+                                  "reference of quality 0.5 is drawn 1/16 as often as one of quality 1.")
     splits: SplitsConfig = Field(default=SplitsConfig(), description="Fractions of identities per split "
                                  "(train, val, test); they add up to 1.")
 
@@ -228,6 +275,7 @@ class Recipe(StrictModel):
     output: OutputConfig
     executor: ExecutorConfig = ExecutorConfig()
     scan: ScanConfig = ScanConfig()
+    scenes: ScenesConfig = ScenesConfig()
     diarize: DiarizeConfig = DiarizeConfig()
     embed: EmbedConfig = EmbedConfig()
     identify: IdentifyConfig = IdentifyConfig()

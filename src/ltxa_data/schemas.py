@@ -67,6 +67,16 @@ VIDEOS = TableSchema(
     ),
 )
 
+SCENES = TableSchema(
+    "scenes", "a video's hard cuts (PySceneDetect); no target window crosses one",
+    ("video_id",),
+    (
+        ("video_id", _S, "the video"),
+        ("cut_s", pa.list_(_F), "instants where a new shot starts, in seconds"),
+        ("num_shots", _I, "shots in the video (cuts + 1)"),
+    ),
+)
+
 TURNS = TableSchema(
     "turns", "a speech turn: video, local speaker, start, end, overlap flag",
     ("turn_id",),
@@ -130,8 +140,12 @@ TARGETS = TableSchema(
     ),
 )
 
+REFERENCE_THRESHOLDS = ("max_other_speech_s", "min_speech_ratio", "min_lufs", "max_lufs", "max_clipped_fraction",
+                        "max_peak_dbfs", "min_snr_db")
+"""The recipe's reference thresholds, in the order a candidate window is checked."""
+
 REFERENCES = TableSchema(
-    "references", "a 3.5 s voice window: video, identity, start, loudness",
+    "references", "a 3.5 s voice window: video, identity, start, loudness, quality, planned gain",
     ("reference_id",),
     (
         ("reference_id", _S, "{video_id}-{speaker}-{start_ms:09d}"),
@@ -141,8 +155,25 @@ REFERENCES = TableSchema(
         ("start_s", _F, "window start"),
         ("duration_s", _F, "window length (3.5 s)"),
         ("speech_ratio", _F, "fraction of the window the speaker talks"),
-        ("rms_dbfs", _F, "loudness of the window (RMS, dBFS)"),
-        ("peak_dbfs", _F, "sample peak (dBFS)"),
+        ("lufs", _F, "integrated loudness (ITU-R BS.1770-4, pyloudnorm) of the mono mix of the 16 kHz audio the "
+                     "shard carries, before gain (LUFS; a stereo meter reads a dual-mono wav 3 LU louder)"),
+        ("peak_dbfs", _F, "sample peak of that audio over both channels, before gain (dBFS; decoders can "
+                          "overshoot 0)"),
+        ("clipped_fraction", _F, "fraction of its samples (both channels) with abs(x) >= 0.999"),
+        ("snr_db", _F, "SNR estimate: the speaker's speech power over the mean power of the quietest 10% of "
+                       "20 ms frames (noise floored at -100 dBFS; reads low for speech without pauses)"),
+        ("speech_energy_db", _F, "the speaker's speech power averaged over the whole window, pauses and "
+                                 "other frames counted as silence (dBFS): what `placement: densest` ranks by"),
+        ("quality", _F, "preference score of pairs: speech_ratio x min(max(snr_db, 0), 20) / 20"),
+        ("gain_db", _F, "planned gain to references.normalize_lufs under the peak ceiling (null: no "
+                        "normalisation)"),
+        ("gain_limited", _B, "the peak ceiling bound the gain (the reference ends up quieter than the target "
+                             "loudness)"),
+        ("candidates", _I, "candidate windows of this video (stride steps x identified speakers), the same "
+                           "on every row of the video"),
+        ("rejected_by", pa.struct([(n, _I) for n in REFERENCE_THRESHOLDS]),
+         "per threshold, how many of the video's candidate windows it rejected (each counted under the first "
+         "it fails, in this order); the same on every row of the video"),
     ),
 )
 
@@ -174,7 +205,7 @@ SHARDS = TableSchema(
 )
 
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (VIDEOS, TURNS, VOICES, IDENTITIES, TARGETS, REFERENCES, PAIRS, SHARDS)
+    t.name: t for t in (VIDEOS, SCENES, TURNS, VOICES, IDENTITIES, TARGETS, REFERENCES, PAIRS, SHARDS)
 }
 
 

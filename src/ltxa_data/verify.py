@@ -40,8 +40,13 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_turns(tables["turns"], tables["videos"])
     if "identities" in tables:
         problems += check_identities(tables["identities"])
+    if {"targets", "scenes"} <= tables.keys():
+        problems += check_targets_within_shots(tables["targets"], tables["scenes"])
+    if "pairs" in tables:
+        problems += check_videos_held_out(tables["pairs"])
     if {"pairs", "targets", "references"} <= tables.keys():
         problems += check_pairs(tables["pairs"], tables["targets"], tables["references"])
+        problems += check_references(tables["pairs"], tables["references"], recipe)
     if "shards" in tables:
         problems += check_shards(recipe, tables["shards"], tables.get("pairs"), check_media)
     return problems
@@ -68,6 +73,63 @@ def check_turns(turns: pl.DataFrame, videos: pl.DataFrame, tolerance_s: float = 
                                  for x, y in ((a, turn), (turn, a)) if not x[4]]
             active.append(turn)
     return problems
+
+
+def check_targets_within_shots(targets: pl.DataFrame, scenes: pl.DataFrame) -> list[str]:
+    """No target shows frames of two shots; every target's video had its cuts detected."""
+    from .stages.scenes import crosses_cut
+
+    cuts = dict(zip(scenes["video_id"].to_list(), scenes["cut_s"].to_list(), strict=True))
+    ok_scenes = set(scenes.filter(pl.col("status") == "ok")["video_id"].to_list())
+    problems = []
+    for t in targets.filter(pl.col("status") == "ok").iter_rows(named=True):
+        if t["video_id"] not in ok_scenes:
+            problems.append(f"target {t['target_id']}: its video has no scene detection")
+        elif crosses_cut(t["start_s"], (t["start_frame"] + t["num_frames"] - 1) / TARGET_FPS, cuts[t["video_id"]]):
+            problems.append(f"target {t['target_id']} crosses a scene cut ({cuts[t['video_id']]})")
+    return problems
+
+
+def check_videos_held_out(pairs: pl.DataFrame) -> list[str]:
+    """No source video feeds two splits, as a target's or as a reference's source."""
+    ok = pairs.filter(pl.col("status") == "ok")
+    used = pl.concat([ok.select(pl.col("target_video_id").alias("video_id"), "split"),
+                      ok.select(pl.col("reference_video_ids").alias("video_id"), "split").explode("video_id")])
+    spread = used.unique().group_by("video_id").agg(pl.col("split").sort()).filter(pl.col("split").list.len() > 1)
+    return [f"video {r['video_id']} feeds splits {r['split']}" for r in spread.sort("video_id").iter_rows(named=True)]
+
+
+def near_duplicate_identities(recipe: Recipe, limit: int = 50) -> list[str]:
+    """Identity pairs of different splits whose mean voices are at least
+    `pairs.splits.near_duplicate_similarity` alike: possibly one person split in two (a leak). A
+    report, not a violation: it is a similarity threshold, not a fact."""
+    import faiss
+    import numpy as np
+
+    m = recipe.manifests_dir
+    need = ("pairs", "identities", "voices")
+    if not all(table_path(m, n).exists() for n in need):
+        return []
+    pairs, identities, voices = (pl.read_parquet(table_path(m, n)).filter(pl.col("status") == "ok") for n in need)
+    split = dict(pairs.select("identity_id", "split").unique().iter_rows())
+    emb = identities.select("voice_id", "identity_id").join(voices.select("voice_id", "embedding"), on="voice_id")
+    emb = emb.filter(pl.col("identity_id").is_in(list(split)))
+    if emb.height == 0:
+        return []
+    ids = sorted(split)
+    index_of = {i: k for k, i in enumerate(ids)}
+    vecs = np.array(emb["embedding"].to_list(), np.float32)
+    cent = np.zeros((len(ids), vecs.shape[1]), np.float32)
+    np.add.at(cent, [index_of[i] for i in emb["identity_id"].to_list()], vecs)
+    cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
+    index = faiss.IndexFlatIP(cent.shape[1])
+    index.add(cent)
+    sims, nbs = index.search(cent, min(len(ids), 16))
+    threshold = recipe.pairs.splits.near_duplicate_similarity
+    found = sorted({(float(s), ids[a], ids[b]) for a in range(len(ids)) for s, b in zip(sims[a], nbs[a], strict=True)
+                    if b > a and s >= threshold and split[ids[a]] != split[ids[b]]}, reverse=True)
+    return [f"identities {a} ({split[a]}) and {b} ({split[b]}) have mean voices {s:.3f} alike"
+            for s, a, b in found[:limit]]
 
 
 def check_identities(identities: pl.DataFrame) -> list[str]:
@@ -102,6 +164,37 @@ def check_pairs(pairs: pl.DataFrame, targets: pl.DataFrame, references: pl.DataF
             elif ref["identity_id"] != p["identity_id"]:
                 problems.append(f"pair {p['key']}: reference {ref_id} is identity {ref['identity_id']}, "
                                 f"target is {p['identity_id']}")
+    return problems
+
+
+def check_references(pairs: pl.DataFrame, references: pl.DataFrame, recipe: Recipe) -> list[str]:
+    """Every reference an ok pair uses meets the recipe's thresholds, and with normalisation its gain
+    keeps the peak at or below the ceiling (and reaches the target loudness unless the ceiling bound it)."""
+    from .audio_quality import AudioQuality, describe_threshold, failed_threshold
+
+    cfg = recipe.references
+    used = set(pairs.filter(pl.col("status") == "ok")["reference_ids"].explode().drop_nulls().to_list())
+    problems = []
+    for r in references.filter(pl.col("reference_id").is_in(sorted(used))).sort("reference_id").iter_rows(named=True):
+        measures = ("lufs", "peak_dbfs", "clipped_fraction", "snr_db", "speech_energy_db")
+        if r["status"] != "ok" or any(r[m] is None for m in (*measures, "speech_ratio")):
+            problems.append(f"reference {r['reference_id']}: used by a pair but not ok or not measured")
+            continue
+        failed = failed_threshold(AudioQuality(**{m: r[m] for m in measures}), cfg)
+        if r["speech_ratio"] + 1e-9 < cfg.min_speech_ratio:
+            failed = "min_speech_ratio"
+        if failed:
+            problems.append(f"reference {r['reference_id']}: fails {describe_threshold(failed, cfg)}")
+        if cfg.normalize_lufs is None:
+            continue
+        if r["gain_db"] is None:
+            problems.append(f"reference {r['reference_id']}: no gain recorded, normalize_lufs is set")
+        elif r["peak_dbfs"] + r["gain_db"] > cfg.peak_ceiling_dbfs + 1e-6:
+            problems.append(f"reference {r['reference_id']}: gain {r['gain_db']} dB lifts its peak "
+                            f"{r['peak_dbfs']} dBFS above the ceiling {cfg.peak_ceiling_dbfs} dBFS")
+        elif not r["gain_limited"] and abs(r["lufs"] + r["gain_db"] - cfg.normalize_lufs) > 0.01:
+            problems.append(f"reference {r['reference_id']}: gain {r['gain_db']} dB does not bring "
+                            f"{r['lufs']} LUFS to {cfg.normalize_lufs} LUFS")
     return problems
 
 

@@ -7,11 +7,13 @@ from .identify import IdentifyStage
 from .pairs import PairsStage
 from .references import ReferencesStage
 from .scan import ScanStage
+from .scenes import ScenesStage
 from .shard import ShardStage
 from .targets import TargetsStage
 
 STAGES: tuple[type[Stage], ...] = (
     ScanStage,
+    ScenesStage,
     DiarizeStage,
     EmbedStage,
     IdentifyStage,

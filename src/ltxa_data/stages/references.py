@@ -1,4 +1,16 @@
-"""references: candidate 3.5 s windows of one identified speaker's voice, with their loudness.
+"""references: 3.5 s windows of one identified speaker's voice that pass the recipe's quality
+thresholds, with their measures and the gain that normalises them.
+
+Every stride step is a candidate window for each identified speaker of a video. A candidate is
+checked against the thresholds in a fixed order (`audio_quality.THRESHOLDS`: another speaker,
+speech ratio, loudness, clipping, peak, SNR) and counted under the first it fails; the counts of
+a video are on each of its rows (`candidates`, `rejected_by`) and in the reason of its row when
+none passes. Of the windows that pass, `placement` keeps up to `max_per_video` non-overlapping
+ones per speaker: the earliest (`head`) or those with the most speech energy (`densest`).
+
+Candidates are screened on one decode of the whole track; each kept window is then decoded again
+exactly as the shard stage will cut it (a seek can move the resampler's phase) and measured on
+those samples, so the recorded values are those of the audio the shard carries.
 
 The choice of which reference goes with which target (same identity, different video) is made
 by the pairs stage (`stages/pairs.py`, `choose_references`)."""
@@ -6,51 +18,125 @@ by the pairs stage (`stages/pairs.py`, `choose_references`)."""
 from __future__ import annotations
 
 import math
+from collections import Counter
+from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
 
+from ..audio_quality import THRESHOLDS, AudioQuality, describe_threshold, failed_threshold, measure, normalisation_gain
 from ..ids import child_id
 from ..media import read_audio
-from ..recipe import AUDIO_SAMPLE_RATE
-from ..windows import single_speaker_windows
+from ..recipe import AUDIO_SAMPLE_RATE, ReferencesConfig
+from ..windows import covered
 from .speaker_windows import SpeakerWindowStage, speaker_spans
 
+SNR_FOR_FULL_QUALITY_DB = 20.0
+"""SNR at and above which a reference's quality is limited only by its speech ratio."""
 
-def dbfs(x: np.ndarray) -> tuple[float, float]:
-    """(RMS, peak) level of a signal in dBFS (-inf for digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
-    to_db = lambda v: 20 * math.log10(v) if v > 0 else -math.inf  # noqa: E731
-    return to_db(rms), to_db(peak)
+
+@dataclass(frozen=True)
+class Candidate:
+    start: float
+    speech_ratio: float
+    quality: AudioQuality
+
+
+def rounded(q: AudioQuality) -> AudioQuality:
+    """Measures as stored (thresholds are applied to stored values, so `verify` sees what was decided)."""
+    return AudioQuality(lufs=round(q.lufs, 3), peak_dbfs=round(q.peak_dbfs, 3),
+                        clipped_fraction=round(q.clipped_fraction, 8), snr_db=round(q.snr_db, 3),
+                        speech_energy_db=round(q.speech_energy_db, 3))
+
+
+def quality_score(speech_ratio: float, snr_db: float) -> float:
+    """The preference score pairs use: speech ratio x SNR (0 dB -> 0, >= 20 dB -> 1)."""
+    return round(speech_ratio * min(max(snr_db, 0.0), SNR_FOR_FULL_QUALITY_DB) / SNR_FOR_FULL_QUALITY_DB, 4)
+
+
+def relative_spans(own: list[tuple[float, float]], start: float, length: float) -> list[tuple[float, float]]:
+    """The spans that meet [start, start + length), in seconds from `start`."""
+    return [(max(s, start) - start, min(e, start + length) - start) for s, e in own if e > start and s < start + length]
+
+
+def place(cands: list[Candidate], placement: str, length: float, max_windows: int) -> list[Candidate]:
+    """Up to `max_windows` non-overlapping candidates, earliest first (`head`) or most speech energy
+    first (`densest`); returned by start."""
+    if placement == "head":
+        order = sorted(cands, key=lambda c: c.start)
+    else:
+        order = sorted(cands, key=lambda c: (-c.quality.speech_energy_db, c.start))
+    chosen: list[Candidate] = []
+    for c in order:
+        if len(chosen) >= max_windows:
+            break
+        if all(c.start + length <= w.start + 1e-9 or w.start + length <= c.start + 1e-9 for w in chosen):
+            chosen.append(c)
+    return sorted(chosen, key=lambda c: c.start)
+
+
+def rejection_summary(candidates: int, rejected: Counter[str], cfg: ReferencesConfig) -> str:
+    """The reason of a video without a reference: how many candidates each threshold rejected."""
+    if not candidates:
+        return f"shorter than one {cfg.duration_s} s window"
+    parts = [f"{describe_threshold(n, cfg)}: {rejected[n]}" for n in THRESHOLDS if rejected[n]]
+    return (f"no {cfg.duration_s} s window passes the reference thresholds ({candidates} candidate windows; "
+            f"rejected by {', '.join(parts) or 'none'})")
 
 
 class ReferencesStage(SpeakerWindowStage):
     name = "references"
     sections = ("references",)
+    version = "2"
 
     def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
         cfg = self.recipe.references
-        audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1)[0]
+        audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=2)
         n_len = round(cfg.duration_s * AUDIO_SAMPLE_RATE)
         steps = math.floor((video["duration_s"] - cfg.duration_s) / cfg.stride_s + 1e-6)
         starts = [round(k * cfg.stride_s, 6) for k in range(steps + 1)] if steps >= 0 else []
+        rejected: Counter[str] = Counter()
+        candidates = 0
         rows = []
         for ident in identities.sort("speaker").iter_rows(named=True):
             own, others = speaker_spans(turns, ident["speaker"])
-            for w in single_speaker_windows(own, others, starts, cfg.duration_s, cfg.min_speech_ratio,
-                                            cfg.max_other_speech_s, cfg.max_per_video):
-                a = round(w.start * AUDIO_SAMPLE_RATE)
-                rms, peak = dbfs(audio[a : a + n_len])
-                if rms < cfg.min_rms_dbfs:
+            passed = []
+            for t in starts:
+                candidates += 1
+                if covered(others, t, t + cfg.duration_s) > cfg.max_other_speech_s + 1e-9:
+                    rejected["max_other_speech_s"] += 1
                     continue
+                ratio = round(covered(own, t, t + cfg.duration_s) / cfg.duration_s, 6)
+                if ratio + 1e-9 < cfg.min_speech_ratio:
+                    rejected["min_speech_ratio"] += 1
+                    continue
+                a = round(t * AUDIO_SAMPLE_RATE)
+                q = rounded(measure(audio[:, a : a + n_len], AUDIO_SAMPLE_RATE,
+                                    relative_spans(own, t, cfg.duration_s)))
+                failed = failed_threshold(q, cfg)
+                if failed:
+                    rejected[failed] += 1
+                    continue
+                passed.append(Candidate(t, ratio, q))
+            for c in place(passed, cfg.placement, cfg.duration_s, cfg.max_per_video):
+                # The exact samples the shard will carry (same call as its renderer).
+                exact = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=c.start,
+                                   duration_s=cfg.duration_s)
+                q = rounded(measure(exact, AUDIO_SAMPLE_RATE, relative_spans(own, c.start, cfg.duration_s)))
+                failed = failed_threshold(q, cfg)
+                if failed:
+                    rejected[failed] += 1
+                    continue
+                gain, limited = (None, False) if cfg.normalize_lufs is None else normalisation_gain(
+                    q.lufs, q.peak_dbfs, cfg.normalize_lufs, cfg.peak_ceiling_dbfs)
                 rows.append(dict(
-                    reference_id=child_id(video["video_id"], ident["speaker"], w.start), video_id=video["video_id"],
-                    voice_id=ident["voice_id"], identity_id=ident["identity_id"], start_s=w.start,
-                    duration_s=cfg.duration_s, speech_ratio=w.speech_ratio, rms_dbfs=round(rms, 3),
-                    peak_dbfs=round(peak, 3), status="ok", error=None))
+                    reference_id=child_id(video["video_id"], ident["speaker"], c.start), video_id=video["video_id"],
+                    voice_id=ident["voice_id"], identity_id=ident["identity_id"], start_s=c.start,
+                    duration_s=cfg.duration_s, speech_ratio=c.speech_ratio, lufs=q.lufs, peak_dbfs=q.peak_dbfs,
+                    clipped_fraction=q.clipped_fraction, snr_db=q.snr_db, speech_energy_db=q.speech_energy_db,
+                    quality=quality_score(c.speech_ratio, q.snr_db),
+                    gain_db=None if gain is None else round(gain, 3), gain_limited=limited,
+                    status="ok", error=None))
+        counts = dict(candidates=candidates, rejected_by={n: rejected[n] for n in THRESHOLDS})
         if not rows:
-            return [self.no_window(video, "skipped", f"no {cfg.duration_s} s window where one speaker talks "
-                                   f"≥ {cfg.min_speech_ratio:.0%}, alone and above {cfg.min_rms_dbfs} dBFS")]
-        return rows
-
+            return [{**self.no_window(video, "skipped", rejection_summary(candidates, rejected, cfg)), **counts}]
+        return [{**r, **counts} for r in rows]

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from .. import __version__
+from ..audio_quality import apply_gain, integrated_lufs, mono_mix, peak_dbfs
 from ..media import encode_video, encode_wav, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..splits import SPLITS
@@ -107,8 +108,8 @@ def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
             video_id=t["video_id"], path=videos[t["video_id"]]["path"], rel_path=videos[t["video_id"]]["rel_path"],
             start_frame=t["start_frame"], crop=[t["crop_x"], t["crop_y"], t["crop_w"], t["crop_h"]],
             references=[dict(reference_id=r, video_id=refs[r]["video_id"], path=videos[refs[r]["video_id"]]["path"],
-                             rel_path=videos[refs[r]["video_id"]]["rel_path"], start_s=refs[r]["start_s"],
-                             duration_s=refs[r]["duration_s"]) for r in p["reference_ids"]],
+                             rel_path=videos[refs[r]["video_id"]]["rel_path"],
+                             **{c: refs[r][c] for c in REFERENCE_FIELDS}) for r in p["reference_ids"]],
         ))
     return out
 
@@ -117,6 +118,7 @@ class ShardStage(Stage):
     name = "shards"
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets")
+    version = "2"
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         samples = sample_rows(tables)
@@ -152,6 +154,27 @@ class ShardStage(Stage):
                     offset=placed.offset, nbytes=placed.nbytes, members=placed.members, status="ok", error=None)
 
 
+REFERENCE_FIELDS = ("start_s", "duration_s", "speech_ratio", "lufs", "peak_dbfs", "clipped_fraction", "snr_db",
+                    "quality", "gain_db", "gain_limited")
+"""Columns of the references table that travel to the renderer and into the sample json."""
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+def reference_gain(audio: np.ndarray, ref: dict) -> tuple[np.ndarray, float | None]:
+    """(the reference with its planned gain applied, the gain applied in dB; None without normalisation).
+    The gain is lowered if these samples peak higher than the ones the references stage measured
+    (a different decoder build), so the peak never exceeds the planned one (<= the ceiling)."""
+    planned = ref.get("gain_db")
+    if planned is None:
+        return audio, None
+    excess = peak_dbfs(audio) - ref["peak_dbfs"]
+    applied = round(planned - max(excess, 0.0), 3) if np.isfinite(excess) else planned
+    return apply_gain(audio, applied), applied
+
+
 def render_sample(sample: dict, size: int, crf: int) -> dict[str, bytes]:
     """Cut and encode one sample's media: frame-exact video and audio that start at the same instant."""
     start_s = sample["start_frame"] / TARGET_FPS
@@ -168,11 +191,16 @@ def render_sample(sample: dict, size: int, crf: int) -> dict[str, bytes]:
         ltxa_data_version=__version__,
     )
     refs: list[np.ndarray] = []
+    meta["variants"] = len(sample["references"])
     for r in sample["references"]:
         ref = read_audio(r["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=r["start_s"], duration_s=r["duration_s"])
+        ref, applied = reference_gain(ref, r)
         refs.append(ref)
-        meta["references"].append(dict(reference_id=r["reference_id"], source=r["rel_path"], video_id=r["video_id"],
-                                        start_s=r["start_s"], duration_s=r["duration_s"], samples=int(ref.shape[1])))
+        meta["references"].append(dict(
+            reference_id=r["reference_id"], source=r["rel_path"], video_id=r["video_id"], samples=int(ref.shape[1]),
+            **{c: r.get(c) for c in REFERENCE_FIELDS}, applied_gain_db=applied,
+            output_lufs=_finite(round(integrated_lufs(mono_mix(ref), AUDIO_SAMPLE_RATE), 3)),
+            output_peak_dbfs=_finite(round(peak_dbfs(ref), 3))))
     members["json"] = json.dumps(meta, sort_keys=True).encode()
     members["mp4"] = encode_video(frames, TARGET_FPS, crf=crf)
     members["wav"] = encode_wav(audio, AUDIO_SAMPLE_RATE)

@@ -36,6 +36,9 @@ class SpeakerWindowStage(Stage):
         videos = ok_videos(tables["videos"]).filter(
             pl.col("video_id").is_in(identities.get_column("video_id").unique().to_list())
         ).select("video_id", "path", "rel_path", "duration_s", "width", "height")
+        if "scenes" in self.reads:  # cuts travel with their video; one whose cuts are unknown is left out
+            cuts = tables["scenes"].filter(pl.col("status") == "ok").select("video_id", "cut_s")
+            videos = videos.join(cuts, on="video_id", how="inner")
         turns = tables["turns"].filter(pl.col("status") == "ok").select(
             "video_id", "speaker", "start_s", "end_s", "overlap")
         return partitions_by("video_id", self.recipe.diarize.videos_per_partition,

@@ -9,6 +9,7 @@ import polars as pl
 from ..ids import child_id
 from ..recipe import TARGET_FPS, TARGET_FRAMES
 from ..windows import single_speaker_windows
+from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans
 
 TARGET_SECONDS = TARGET_FRAMES / TARGET_FPS
@@ -21,6 +22,8 @@ def center_square(width: int, height: int) -> tuple[int, int, int, int]:
 
 class TargetsStage(SpeakerWindowStage):
     name = "targets"
+    version = "2"
+    reads = ("videos", "scenes", "turns", "identities")
     sections = ("targets",)
 
     def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
@@ -33,7 +36,8 @@ class TargetsStage(SpeakerWindowStage):
         rows = []
         for ident in identities.sort("speaker").iter_rows(named=True):
             own, others = speaker_spans(turns, ident["speaker"])
-            starts = [f / TARGET_FPS for f in range(0, last_start + 1, cfg.stride_frames)]
+            starts = [f / TARGET_FPS for f in range(0, last_start + 1, cfg.stride_frames)
+                      if not crosses_cut(f / TARGET_FPS, (f + TARGET_FRAMES - 1) / TARGET_FPS, video["cut_s"])]
             for w in single_speaker_windows(own, others, starts, TARGET_SECONDS, cfg.min_speech_ratio,
                                             cfg.max_other_speech_s, cfg.max_per_video):
                 frame = round(w.start * TARGET_FPS)
@@ -45,8 +49,10 @@ class TargetsStage(SpeakerWindowStage):
                     speech_ratio=w.speech_ratio, status="ok", error=None))
         rows = sorted(rows, key=lambda r: (-r["speech_ratio"], r["start_frame"]))[: cfg.max_per_video]
         if not rows:
-            return [self.no_window(video, "skipped", f"no {TARGET_SECONDS:.2f} s window where one speaker "
-                                   f"talks ≥ {cfg.min_speech_ratio:.0%} and nobody else more than "
+            within = f" within one shot (cuts at {', '.join(f'{c:.2f}' for c in video['cut_s'])} s)" \
+                if video["cut_s"] else ""
+            return [self.no_window(video, "skipped", f"no {TARGET_SECONDS:.2f} s window{within} where one "
+                                   f"speaker talks ≥ {cfg.min_speech_ratio:.0%} and nobody else more than "
                                    f"{cfg.max_other_speech_s} s")]
         return rows
 

@@ -1,0 +1,70 @@
+"""A contact sheet of a build: one tile per sample (the target's middle frame) with its identity,
+split, source and the reference loudness, so a person can eyeball a build in one image."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .recipe import Recipe
+
+TILE = 192
+CAPTION = 46
+
+
+def _middle_frame(mp4: bytes) -> np.ndarray:
+    with av.open(io.BytesIO(mp4)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return frames[len(frames) // 2]
+
+
+def _reference_line(meta: dict) -> str:
+    """The first reference's loudness (LUFS as measured, and after normalisation) and how many there are."""
+    refs = meta.get("references") or []
+    if not refs:
+        return "no reference"
+    r = refs[0]
+    if r.get("lufs") is None:
+        return f"ref x{len(refs)}"
+    out = f" -> {r['output_lufs']:.1f}" if r.get("output_lufs") is not None else ""
+    return f"ref {r['lufs']:.1f}{out} LUFS x{len(refs)}"
+
+
+def write_contact_sheet(recipe: Recipe, dest: Path, columns: int = 8, limit: int = 64) -> Path:
+    """Render up to `limit` samples of the build's shards (train, val, test in turn) to `dest` (PNG)."""
+    tiles: list[Image.Image] = []
+    font = ImageFont.load_default()
+    for tar_path in sorted(recipe.shards_dir.rglob("*.tar")):
+        with tarfile.open(tar_path) as tar:
+            members: dict[str, dict[str, bytes]] = {}
+            for m in tar:
+                key, _, ext = m.name.partition(".")
+                members.setdefault(key, {})[ext] = tar.extractfile(m).read()  # type: ignore[union-attr]
+        for key in sorted(members):
+            if len(tiles) >= limit:
+                break
+            sample = members[key]
+            meta = json.loads(sample["json"])
+            tile = Image.new("RGB", (TILE, TILE + CAPTION), "white")
+            tile.paste(Image.fromarray(_middle_frame(sample["mp4"])).resize((TILE, TILE)), (0, 0))
+            draw = ImageDraw.Draw(tile)
+            lines = [f"{meta['split']}  {meta['identity_id'][:18]}", Path(meta["source"]).name[:30],
+                     _reference_line(meta)]
+            for i, line in enumerate(lines):
+                draw.text((3, TILE + 2 + 14 * i), line, fill="black", font=font)
+            tiles.append(tile)
+    if not tiles:
+        raise FileNotFoundError(f"{recipe.shards_dir}: no samples to draw")
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * (TILE + 4), rows * (TILE + CAPTION + 4)), (230, 230, 230))
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % columns) * (TILE + 4), (i // columns) * (TILE + CAPTION + 4)))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(dest, optimize=True)
+    return dest

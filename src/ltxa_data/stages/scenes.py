@@ -1,0 +1,59 @@
+"""scenes: hard cuts in each video (PySceneDetect), so that no target window crosses one."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ..errors import SystemicError
+from ..media import MediaError
+from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
+from .scan import ok_videos
+
+
+def detect_cuts(path: str, threshold: float, min_shot_s: float) -> list[float]:
+    """Instants (seconds) where a new shot starts, from PySceneDetect's content detector (HSV
+    change between consecutive frames, decoded with PyAV on a downscaled picture)."""
+    from scenedetect import ContentDetector, SceneManager, open_video
+
+    try:
+        video = open_video(path, backend="pyav")
+        manager = SceneManager()  # downscales large frames itself (auto_downscale)
+        manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=min_shot_s))
+        manager.detect_scenes(video=video)
+    except Exception as e:  # PySceneDetect wraps decoder errors in its own types
+        raise MediaError(f"scene detection failed: {type(e).__name__}: {e}") from None
+    return [round(c.get_seconds(), 6) for c in manager.get_cut_list()]
+
+
+def crosses_cut(start_s: float, last_frame_s: float, cuts: list[float] | None, eps: float = 1e-6) -> bool:
+    """Whether a window whose frames are shown from `start_s` to `last_frame_s` shows frames of
+    two shots: a cut at or before its first frame, or after its last, does not count."""
+    return any(start_s + eps < c <= last_frame_s + eps for c in cuts or [])
+
+
+class ScenesStage(Stage):
+    name = "scenes"
+    reads = ("videos",)
+    sections = ("scenes",)
+
+    def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
+        videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path")
+        return partitions_by("video_id", self.recipe.scenes.videos_per_partition, {"videos": videos})
+
+    def setup(self) -> None:
+        try:
+            import scenedetect  # noqa: F401
+        except ImportError as e:
+            raise SystemicError(f"scenedetect does not import ({e}); install the project's dependencies") from e
+
+    def process(self, partition: Partition) -> StageResult:
+        return StageResult(guarded(partition.data["videos"].to_dicts(), self._detect, self._failed))
+
+    def _detect(self, video: dict) -> list[dict]:
+        cfg = self.recipe.scenes
+        cuts = detect_cuts(video["path"], cfg.threshold, cfg.min_shot_s) if cfg.detect else []
+        return [dict(video_id=video["video_id"], cut_s=cuts, num_shots=len(cuts) + 1, status="ok", error=None)]
+
+    def _failed(self, video: dict, reason: str) -> dict:
+        return dict(video_id=video["video_id"], cut_s=None, num_shots=None, status="failed",
+                    error=failure(video["rel_path"], reason))
