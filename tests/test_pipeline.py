@@ -377,3 +377,16 @@ def test_verify_reports_near_duplicate_voices_across_splits(built: Recipe, tmp_p
     assert main(["verify", str(loose.base_dir / "recipe.yaml"), "--no-media"]) == 0, "a report, not a violation"
     assert "warning: identities" in capsys.readouterr().out
 
+
+def test_swap_eval_cases_change_only_the_reference_or_only_the_seed(built: Recipe) -> None:
+    cases = frames(built, "swap_eval")
+    pairs = frames(built, "pairs")
+    held_out = pairs.filter(pl.col("split").is_in(["val", "test"]))
+    assert set(cases["identity_id"]) == set(held_out["identity_id"]), "every held-out identity is evaluated"
+    swaps, seeds = cases.filter(pl.col("kind") == "swap"), cases.filter(pl.col("kind") == "seed")
+    assert seeds.height == cases["target_id"].n_unique(), "one seed control per evaluated target"
+    assert (~swaps["b_in_train"]).any(), "some B voices were never seen in training"
+    assert (swaps["identity_b"] != swaps["identity_id"]).all() and (swaps["seed_a"] == swaps["seed_b"]).all()
+    train = set(pairs.filter(pl.col("split") == "train")["identity_id"])
+    assert all((b in train) == seen for b, seen in swaps.select("identity_b", "b_in_train").iter_rows())
+

@@ -159,9 +159,36 @@ class IdentifyConfig(StrictModel):
                                "at a higher threshold before exact clustering inside them.")
 
 
+class FaceConfig(StrictModel):
+    """Face tracking for `targets.crop: face`: detect on every `sample_every`-th frame of a window at
+    reduced resolution, link the boxes by IoU, and skip windows with no face or more than one."""
+
+    detector: Literal["haar", "yunet"] = Field(default="haar", description="`haar`: OpenCV's bundled frontal-face "
+                                               "cascade (offline); `yunet`: OpenCV's FaceDetectorYN with "
+                                               "`yunet_model`.")
+    yunet_model: str | None = Field(default=None, description="Local path of a YuNet .onnx model (for "
+                                    "`detector: yunet`).")
+    score_threshold: float = Field(default=0.7, ge=0, le=1, description="YuNet: minimum detection score.")
+    min_neighbors: int = Field(default=3, ge=1, description="Haar: neighbours a candidate needs to be kept.")
+    sample_every: int = Field(default=8, ge=1, description="Detect on every n-th frame of the window "
+                              "(8: frames 0, 8, ..., 120).")
+    detect_side: int = Field(default=320, ge=64, description="Frames are downscaled so their longer side is "
+                             "at most this before detection.")
+    min_face_ratio: float = Field(default=0.5, gt=0, le=1, description="A window needs exactly one face in at "
+                                  "least this fraction of its sampled frames.")
+    min_iou: float = Field(default=0.3, ge=0, le=1, description="A detection continues the track when its IoU "
+                           "with the track's last box is at least this.")
+    margin: float = Field(default=2.2, ge=1, description="Crop side = this x the tracked face's median side.")
+    pad: Literal["black", "edge"] = Field(default="black", description="How a crop that leaves the frame is "
+                                          "filled: black, or the frame's edge pixels repeated.")
+
+
 class TargetsConfig(StrictModel):
     size: int = Field(default=512, description="Output side in pixels (square, multiple of 32).")
-    crop: Literal["center"] = Field(default="center", description="Crop mode.")
+    crop: Literal["center", "face"] = Field(default="center", description="`center`: the largest centred "
+                                            "square; `face`: a steady square around the tracked face (see "
+                                            "`face`), padded where it leaves the frame.")
+    face: FaceConfig = FaceConfig()
     min_speech_ratio: float = Field(default=0.6, ge=0, le=1,
                                     description="Fraction of the window the speaker must be talking.")
     max_other_speech_s: float = Field(default=0.0, ge=0,
@@ -243,6 +270,14 @@ class PairsConfig(StrictModel):
                                  "(train, val, test); they add up to 1.")
 
 
+class SwapEvalConfig(StrictModel):
+    targets_per_identity: int = Field(default=4, ge=1, description="Held-out targets per identity that get "
+                                      "evaluation cases.")
+    include_train_voices: bool = Field(default=True, description="Also swap in voices of train identities "
+                                       "(held-out voices are always included).")
+    seed: int = Field(default=0, description="Seeds the choice of targets, B voices and generation seeds.")
+
+
 class ShardConfig(StrictModel):
     samples_per_shard: int = Field(default=256, ge=1, description="Samples per shard (and per unit of work).")
     max_shard_bytes: int = Field(default=1 << 30, ge=1 << 16, description="A shard rolls over past this size.")
@@ -282,6 +317,7 @@ class Recipe(StrictModel):
     targets: TargetsConfig = TargetsConfig()
     references: ReferencesConfig = ReferencesConfig()
     pairs: PairsConfig = PairsConfig()
+    swap_eval: SwapEvalConfig = SwapEvalConfig()
     shard: ShardConfig = ShardConfig()
     encode: EncodeConfig = EncodeConfig()
     corpus: CorpusConfig | None = Field(default=None, description="Set for a generated corpus (demo, tests).")

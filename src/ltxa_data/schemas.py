@@ -191,6 +191,24 @@ PAIRS = TableSchema(
     ),
 )
 
+SWAP_EVAL = TableSchema(
+    "swap_eval", "an evaluation case: a held-out target generated twice, fixed caption, only the reference "
+    "(kind swap) or only the seed (kind seed) changes", ("case_id",),
+    (
+        ("case_id", _S, "`{target_id}-{kind}-{heldout|train}`"),
+        ("kind", _S, "`swap`: reference A vs B at one seed; `seed`: reference A at two seeds (control)"),
+        ("split", _S, "the target's split (val or test)"),
+        ("target_id", _S, "the held-out target"),
+        ("identity_id", _S, "the target's identity (reference A's)"),
+        ("seed_a", _I, "generation seed of run A"),
+        ("seed_b", _I, "generation seed of run B (equal to seed_a for swap cases)"),
+        ("reference_a_id", _S, "the target's own reference, as paired"),
+        ("reference_b_id", _S, "swap: another identity's reference; seed: the same as A"),
+        ("identity_b", _S, "identity of reference B"),
+        ("b_in_train", _B, "reference B's voice is a train identity (false: never seen in training)"),
+    ),
+)
+
 SHARDS = TableSchema(
     "shards", "sample key -> shard file, byte offset, split",
     ("key",),
@@ -205,7 +223,7 @@ SHARDS = TableSchema(
 )
 
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (VIDEOS, SCENES, TURNS, VOICES, IDENTITIES, TARGETS, REFERENCES, PAIRS, SHARDS)
+    t.name: t for t in (VIDEOS, SCENES, TURNS, VOICES, IDENTITIES, TARGETS, REFERENCES, PAIRS, SWAP_EVAL, SHARDS)
 }
 
 

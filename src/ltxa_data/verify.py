@@ -44,6 +44,8 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_targets_within_shots(tables["targets"], tables["scenes"])
     if "pairs" in tables:
         problems += check_videos_held_out(tables["pairs"])
+    if {"swap_eval", "pairs", "references"} <= tables.keys():
+        problems += check_swap_eval(tables["swap_eval"], tables["pairs"], tables["references"])
     if {"pairs", "targets", "references"} <= tables.keys():
         problems += check_pairs(tables["pairs"], tables["targets"], tables["references"])
         problems += check_references(tables["pairs"], tables["references"], recipe)
@@ -97,6 +99,28 @@ def check_videos_held_out(pairs: pl.DataFrame) -> list[str]:
                       ok.select(pl.col("reference_video_ids").alias("video_id"), "split").explode("video_id")])
     spread = used.unique().group_by("video_id").agg(pl.col("split").sort()).filter(pl.col("split").list.len() > 1)
     return [f"video {r['video_id']} feeds splits {r['split']}" for r in spread.sort("video_id").iter_rows(named=True)]
+
+
+def check_swap_eval(cases: pl.DataFrame, pairs: pl.DataFrame, references: pl.DataFrame) -> list[str]:
+    """Swap cases change only the reference, to another identity's; seed cases change only the seed;
+    targets are held out; `b_in_train` tells the truth."""
+    split = dict(pairs.filter(pl.col("status") == "ok").select("identity_id", "split").unique().iter_rows())
+    ref_identity = dict(references.select("reference_id", "identity_id").iter_rows())
+    problems = []
+    for c in cases.filter(pl.col("status") == "ok").iter_rows(named=True):
+        where = f"swap_eval {c['case_id']}"
+        if c["split"] not in ("val", "test") or split.get(c["identity_id"]) != c["split"]:
+            problems.append(f"{where}: target is not held out")
+        if ref_identity.get(c["reference_a_id"]) != c["identity_id"]:
+            problems.append(f"{where}: reference A is not the target's identity")
+        if ref_identity.get(c["reference_b_id"]) != c["identity_b"]:
+            problems.append(f"{where}: reference B is not identity {c['identity_b']}")
+        if c["kind"] == "swap" and (c["identity_b"] == c["identity_id"] or c["seed_a"] != c["seed_b"]
+                                    or c["b_in_train"] != (split.get(c["identity_b"]) == "train")):
+            problems.append(f"{where}: a swap case must change only the reference, to another identity's")
+        if c["kind"] == "seed" and (c["reference_a_id"] != c["reference_b_id"] or c["seed_a"] == c["seed_b"]):
+            problems.append(f"{where}: a seed case must change only the seed")
+    return problems
 
 
 def near_duplicate_identities(recipe: Recipe, limit: int = 50) -> list[str]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import SystemicError
 from ..recipe import Recipe
+from .face_detector import FaceDetector
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,29 @@ def backend_problems(recipe: Recipe) -> list[str]:
                 source.require(FOLDER_FILES)
     except SystemicError as e:
         problems.append(str(e))
+    face = recipe.targets.face
+    if recipe.targets.crop == "face" and face.detector == "yunet":
+        from .face_detector import check_yunet_model
+
+        try:
+            if face.yunet_model is None:
+                raise SystemicError("targets.face.detector is yunet but targets.face.yunet_model is not set")
+            check_yunet_model(recipe.resolve(face.yunet_model))
+        except SystemicError as e:
+            problems.append(str(e))
     return problems
+
+
+def load_face_detector(recipe: Recipe) -> FaceDetector:
+    """The recipe's face detector, loaded."""
+    from .face_detector import HaarFaceDetector, YuNetFaceDetector
+
+    cfg = recipe.targets.face
+    if cfg.detector == "haar":
+        return HaarFaceDetector(cfg.min_neighbors)
+    if cfg.yunet_model is None:
+        raise SystemicError("targets.face.detector is yunet but targets.face.yunet_model is not set")
+    return YuNetFaceDetector(recipe.resolve(cfg.yunet_model), cfg.score_threshold)
 
 
 def load_embedder(recipe: Recipe) -> SpeakerEmbedder:

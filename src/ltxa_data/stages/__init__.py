@@ -9,6 +9,7 @@ from .references import ReferencesStage
 from .scan import ScanStage
 from .scenes import ScenesStage
 from .shard import ShardStage
+from .swap_eval import SwapEvalStage
 from .targets import TargetsStage
 
 STAGES: tuple[type[Stage], ...] = (
@@ -20,6 +21,7 @@ STAGES: tuple[type[Stage], ...] = (
     TargetsStage,
     ReferencesStage,
     PairsStage,
+    SwapEvalStage,
     ShardStage,
 )
 
