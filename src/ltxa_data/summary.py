@@ -26,6 +26,17 @@ def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
                                        for r in pairs.group_by("split").len().sort("split").iter_rows(named=True)),
         f"shards: {shards['shard'].n_unique()} tar(s), {shards.height} samples",
     ]
+    every_ref = read_frame(m, "references")
+    if "rejected_by" in every_ref.columns:
+        # Candidate counts are repeated on each row of a video: count each video once.
+        per_video = every_ref.filter(pl.col("candidates").is_not_null()).unique("video_id", keep="first")
+        rejected = per_video.select(pl.col("rejected_by").struct.unnest()).sum().row(0, named=True)
+        lines.append(f"reference candidates: {int(per_video['candidates'].sum())}; rejected by "
+                     + ", ".join(f"{k} {int(v)}" for k, v in rejected.items() if v))
+        if refs.height and refs["lufs"].is_not_null().any():
+            lines.append(f"reference loudness: {refs['lufs'].min():.1f} to {refs['lufs'].max():.1f} LUFS"
+                         + (f", normalised to {recipe.references.normalize_lufs} LUFS"
+                            if recipe.references.normalize_lufs is not None else ""))
     if ground_truth is not None and ground_truth.exists():
         truth = true_speaker_of_voices(read_frame(m, "turns"), videos, json.loads(ground_truth.read_text()))
         s = score_identities(identities, truth)
