@@ -1,5 +1,6 @@
-"""A contact sheet of a build: one tile per sample (the target's middle frame) with its identity,
-split, source and the reference loudness, so a person can eyeball a build in one image."""
+"""A contact sheet of a build: one tile per sample (the target's middle frame, with its face-mask
+box in red for face crops) with its identity, split, source and the reference loudness, so a
+person can eyeball a build in one image."""
 
 from __future__ import annotations
 
@@ -52,8 +53,16 @@ def write_contact_sheet(recipe: Recipe, dest: Path, columns: int = 8, limit: int
             sample = members[key]
             meta = json.loads(sample["json"])
             tile = Image.new("RGB", (TILE, TILE + CAPTION), "white")
-            tile.paste(Image.fromarray(_middle_frame(sample["mp4"])).resize((TILE, TILE)), (0, 0))
+            frame = Image.fromarray(_middle_frame(sample["mp4"]))
+            scale = TILE / frame.width
+            tile.paste(frame.resize((TILE, TILE)), (0, 0))
             draw = ImageDraw.Draw(tile)
+            if "face_boxes.json" in sample:  # the face-region mask of the middle frame, as a red outline
+                boxes = json.loads(sample["face_boxes.json"])
+                box = boxes[len(boxes) // 2] if isinstance(boxes, list) else None
+                if box:
+                    x, y, w, h = (v * scale for v in box[-4:])
+                    draw.rectangle((x, y, x + w, y + h), outline=(255, 0, 0), width=2)
             lines = [f"{meta['split']}  {meta['identity_id'][:18]}", Path(meta["source"]).name[:30],
                      _reference_line(meta)]
             for i, line in enumerate(lines):

@@ -248,12 +248,15 @@ def read_frames(
     times: Sequence[float],
     crop: tuple[int, int, int, int] | None = None,
     size: int | None = None,
+    pad: str = "black",
 ) -> np.ndarray:
     """Sample frames at the given instants (seconds, increasing) as uint8 [F, H, W, 3].
 
     Each instant gets the source frame on screen at that time (the last frame with pts <= t):
     this resamples any source rate, VFR included, to the caller's grid without drifting.
-    `crop` is (x, y, w, h) in source pixels; `size` resizes the crop to size x size.
+    `crop` is (x, y, w, h) in source pixels and may leave the frame: the outside is filled with
+    black (`pad="black"`) or the edge pixels repeated (`pad="edge"`), never stretched. `size`
+    resizes the crop to size x size.
     """
     times = list(times)
     if not times:
@@ -279,7 +282,7 @@ def read_frames(
                     k += 1
                 if k >= len(times):
                     break
-                prev = _prepare(frame.to_ndarray(format="rgb24"), crop, size)
+                prev = _prepare(frame.to_ndarray(format="rgb24"), crop, size, pad)
                 last_t = ft
         except av.FFmpegError as e:
             raise MediaError(f"video decode failed: {_ffmpeg_reason(e)}") from None
@@ -297,10 +300,16 @@ def read_frames(
     return np.stack(out)  # type: ignore[arg-type]
 
 
-def _prepare(rgb: np.ndarray, crop: tuple[int, int, int, int] | None, size: int | None) -> np.ndarray:
+def _prepare(rgb: np.ndarray, crop: tuple[int, int, int, int] | None, size: int | None,
+             pad: str = "black") -> np.ndarray:
     if crop is not None:
         x, y, w, h = crop
-        rgb = rgb[y : y + h, x : x + w]
+        fh, fw = rgb.shape[:2]
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, fw), min(y + h, fh)
+        rgb = rgb[y0:y1, x0:x1]
+        widths = ((y0 - y, y + h - y1), (x0 - x, x + w - x1), (0, 0))
+        if any(widths[0] + widths[1]):
+            rgb = np.pad(rgb, widths, mode="edge" if pad == "edge" else "constant")
     if size is not None and (rgb.shape[0] != size or rgb.shape[1] != size):
         rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BICUBIC))
     return rgb

@@ -132,11 +132,21 @@ TARGETS = TableSchema(
         ("start_s", _F, "start_frame / 25"),
         ("num_frames", _I, "121"),
         ("duration_s", _F, "num_frames / 25"),
-        ("crop_x", _I, "crop box left, source pixels"),
-        ("crop_y", _I, "crop box top, source pixels"),
+        ("crop_x", _I, "crop box left, source pixels (negative where a face crop leaves the frame)"),
+        ("crop_y", _I, "crop box top, source pixels (negative where a face crop leaves the frame)"),
         ("crop_w", _I, "crop box width, source pixels"),
         ("crop_h", _I, "crop box height, source pixels"),
         ("speech_ratio", _F, "fraction of the window the speaker talks"),
+        ("crop_mode", _S, "`center` or `face` (targets.crop)"),
+        ("crop_pad", pa.list_(_I), "[left, top, right, bottom]: source pixels of the crop outside the frame, "
+         "filled per targets.face.pad (all 0 for center crops)"),
+        ("face_ratio", _F, "face crops: fraction of the sampled frames with exactly one face"),
+        ("face_x", _F, "face crops: median tracked face box left, source pixels"),
+        ("face_y", _F, "face crops: median tracked face box top, source pixels"),
+        ("face_w", _F, "face crops: median tracked face box width, source pixels"),
+        ("face_h", _F, "face crops: median tracked face box height, source pixels"),
+        ("face_track", pa.list_(pa.list_(_F)), "face crops: [frame offset, x, y, w, h] per linked sampled frame, "
+         "smoothed, source pixels; the shard's per-frame face boxes interpolate it"),
     ),
 )
 

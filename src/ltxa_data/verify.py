@@ -42,6 +42,7 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_identities(tables["identities"])
     if {"targets", "scenes"} <= tables.keys():
         problems += check_targets_within_shots(tables["targets"], tables["scenes"])
+        problems += check_face_crops(tables["targets"])
     if "pairs" in tables:
         problems += check_videos_held_out(tables["pairs"])
     if {"swap_eval", "pairs", "references"} <= tables.keys():
@@ -89,6 +90,21 @@ def check_targets_within_shots(targets: pl.DataFrame, scenes: pl.DataFrame) -> l
             problems.append(f"target {t['target_id']}: its video has no scene detection")
         elif crosses_cut(t["start_s"], (t["start_frame"] + t["num_frames"] - 1) / TARGET_FPS, cuts[t["video_id"]]):
             problems.append(f"target {t['target_id']} crosses a scene cut ({cuts[t['video_id']]})")
+    return problems
+
+
+def check_face_crops(targets: pl.DataFrame) -> list[str]:
+    """Every ok face-crop target has a square crop holding each of its tracked face boxes."""
+    problems = []
+    for t in targets.filter((pl.col("status") == "ok") & (pl.col("crop_mode") == "face")).iter_rows(named=True):
+        x, y, w, h = t["crop_x"], t["crop_y"], t["crop_w"], t["crop_h"]
+        if w != h or not t["face_track"]:
+            problems.append(f"target {t['target_id']}: face crop is not square or has no face track")
+            continue
+        for _, fx, fy, fw, fh in t["face_track"]:
+            if fx < x - 1 or fy < y - 1 or fx + fw > x + w + 1 or fy + fh > y + h + 1:
+                problems.append(f"target {t['target_id']}: face box {[fx, fy, fw, fh]} leaves its crop {[x, y, w, h]}")
+                break
     return problems
 
 
@@ -297,6 +313,7 @@ def check_sample(files: dict[str, tuple[str, bytes]], recipe: Recipe) -> list[st
         problems += _check_wav(by_ext["wav"], TARGET_SAMPLES, "target audio")
     for ext in refs:
         problems += _check_wav(by_ext[ext], round(recipe.references.duration_s * AUDIO_SAMPLE_RATE), ext)
+    problems += _check_face_members(by_ext, recipe.targets.size)
     if "json" in by_ext:
         try:
             meta = json.loads(by_ext["json"])
@@ -304,6 +321,28 @@ def check_sample(files: dict[str, tuple[str, bytes]], recipe: Recipe) -> list[st
                 problems.append("metadata frames/fps disagree with the contract")
         except json.JSONDecodeError as e:
             problems.append(f"metadata is not JSON ({e})")
+    return problems
+
+
+def _check_face_members(by_ext: dict[str, bytes], size: int) -> list[str]:
+    """Face boxes and the latent face mask come together: 121 boxes in the frame, a [16, s/32, s/32] mask."""
+    has = ["face_boxes.json" in by_ext, "face_mask_latent.npy" in by_ext]
+    if not any(has):
+        return []
+    if not all(has):
+        return ["face_boxes.json and face_mask_latent.npy must come together"]
+    import numpy as np
+
+    problems = []
+    boxes = np.asarray(json.loads(by_ext["face_boxes.json"]), float)
+    if boxes.shape != (TARGET_FRAMES, 4):
+        problems.append(f"face boxes shape {boxes.shape}, {(TARGET_FRAMES, 4)} expected")
+    elif (boxes[:, :2] < -1).any() or (boxes[:, :2] + boxes[:, 2:] > size + 1).any():
+        problems.append("a face box leaves the output frame")
+    mask = np.load(io.BytesIO(by_ext["face_mask_latent.npy"]), allow_pickle=False)
+    want = ((TARGET_FRAMES - 1) // 8 + 1, size // 32, size // 32)
+    if mask.shape != want:
+        problems.append(f"latent face mask shape {list(mask.shape)}, {list(want)} expected")
     return problems
 
 

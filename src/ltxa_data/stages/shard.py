@@ -2,6 +2,10 @@
 
 A sample is `{key}.json`, `{key}.mp4` (121 frames, 512x512, 25 fps), `{key}.wav` (the target's
 audio, 16 kHz stereo, 77,440 samples) and `{key}.ref{i}.wav` (reference i, 16 kHz stereo, 3.5 s).
+A face-crop target adds `{key}.face_boxes.json` (per-frame face boxes [121][x, y, w, h] in output
+pixels; the pixel mask of frame i is `floor(x) <= col < ceil(x + w)`, `floor(y) <= row < ceil(y + h)`)
+and `{key}.face_mask_latent.npy` (uint8 [16, 16, 16]: latent frame, row, column of 32x32 cells; 1 where
+any pixel of a pixel frame the latent frame covers is face). See `ltxa_data.faces`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import polars as pl
 
 from .. import __version__
 from ..audio_quality import apply_gain, integrated_lufs, mono_mix, peak_dbfs
+from ..faces import frame_boxes, latent_face_mask
 from ..media import encode_video, encode_wav, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..splits import SPLITS
@@ -107,6 +112,7 @@ def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
             key=p["key"], split=p["split"], identity_id=p["identity_id"], target_id=t["target_id"],
             video_id=t["video_id"], path=videos[t["video_id"]]["path"], rel_path=videos[t["video_id"]]["rel_path"],
             start_frame=t["start_frame"], crop=[t["crop_x"], t["crop_y"], t["crop_w"], t["crop_h"]],
+            crop_mode=t["crop_mode"], crop_pad=t["crop_pad"], face_track=t["face_track"],
             references=[dict(reference_id=r, video_id=refs[r]["video_id"], path=videos[refs[r]["video_id"]]["path"],
                              rel_path=videos[refs[r]["video_id"]]["rel_path"],
                              **{c: refs[r][c] for c in REFERENCE_FIELDS}) for r in p["reference_ids"]],
@@ -118,7 +124,7 @@ class ShardStage(Stage):
     name = "shards"
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets")
-    version = "2"
+    version = "3"
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         samples = sample_rows(tables)
@@ -148,7 +154,8 @@ class ShardStage(Stage):
                     status="failed", error=failure(sample["rel_path"], reason))
 
     def _write(self, writer: ShardWriter, sample: dict) -> dict:
-        members = render_sample(sample, self.recipe.targets.size, self.recipe.shard.video_crf)
+        members = render_sample(sample, self.recipe.targets.size, self.recipe.shard.video_crf,
+                                self.recipe.targets.face.pad)
         placed = writer.add(sample["key"], members)
         return dict(key=sample["key"], split=sample["split"], shard=placed.shard.removeprefix("shards/"),
                     offset=placed.offset, nbytes=placed.nbytes, members=placed.members, status="ok", error=None)
@@ -175,18 +182,28 @@ def reference_gain(audio: np.ndarray, ref: dict) -> tuple[np.ndarray, float | No
     return apply_gain(audio, applied), applied
 
 
-def render_sample(sample: dict, size: int, crf: int) -> dict[str, bytes]:
-    """Cut and encode one sample's media: frame-exact video and audio that start at the same instant."""
+def face_members(track: list[list[float]], crop: list[int], size: int) -> dict[str, bytes]:
+    """A face-crop sample's per-frame face boxes (json, output pixels) and latent face mask (npy)."""
+    boxes = frame_boxes(track, (crop[0], crop[1], crop[2], crop[3]), size)
+    buf = io.BytesIO()
+    np.save(buf, latent_face_mask(boxes, size), allow_pickle=False)
+    return {"face_boxes.json": json.dumps(boxes.tolist()).encode(), "face_mask_latent.npy": buf.getvalue()}
+
+
+def render_sample(sample: dict, size: int, crf: int, pad: str = "black") -> dict[str, bytes]:
+    """Cut and encode one sample's media: frame-exact video and audio that start at the same instant.
+    A crop that leaves the frame is padded (`pad`: black or edge), never stretched."""
     start_s = sample["start_frame"] / TARGET_FPS
     times = [(sample["start_frame"] + k) / TARGET_FPS for k in range(TARGET_FRAMES)]
-    frames = read_frames(sample["path"], times, crop=tuple(sample["crop"]), size=size)
+    frames = read_frames(sample["path"], times, crop=tuple(sample["crop"]), size=size, pad=pad)
     audio = read_audio(sample["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=start_s,
                        duration_s=TARGET_FRAMES / TARGET_FPS)
     members: dict[str, bytes] = {}
     meta = dict(
         key=sample["key"], identity_id=sample["identity_id"], split=sample["split"], target_id=sample["target_id"],
         source=sample["rel_path"], video_id=sample["video_id"], start_frame=sample["start_frame"], start_s=start_s,
-        crop=sample["crop"], num_frames=TARGET_FRAMES, fps=TARGET_FPS, width=size, height=size,
+        crop=sample["crop"], crop_mode=sample.get("crop_mode", "center"), crop_pad=sample.get("crop_pad"),
+        num_frames=TARGET_FRAMES, fps=TARGET_FPS, width=size, height=size,
         sample_rate=AUDIO_SAMPLE_RATE, audio_samples=int(audio.shape[1]), references=[],
         ltxa_data_version=__version__,
     )
@@ -206,4 +223,6 @@ def render_sample(sample: dict, size: int, crf: int) -> dict[str, bytes]:
     members["wav"] = encode_wav(audio, AUDIO_SAMPLE_RATE)
     for i, ref in enumerate(refs):
         members[f"ref{i}.wav"] = encode_wav(ref, AUDIO_SAMPLE_RATE)
+    if sample.get("face_track"):
+        members.update(face_members(sample["face_track"], sample["crop"], size))
     return members

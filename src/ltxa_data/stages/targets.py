@@ -1,14 +1,23 @@
-"""targets: 121-frame windows on the 25 fps grid where one identified speaker talks, and their crop."""
+"""targets: 121-frame windows on the 25 fps grid where one identified speaker talks, and their crop.
+
+With `targets.crop: face` each chosen window is tracked (see `ltxa_data.faces`): a window with no
+face, or more than one, in most sampled frames is skipped with that reason; the others get one steady
+square around the face. Windows are chosen before tracking, so a skipped one is not replaced.
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 
+from ..faces import face_track, sampled_offsets, steady_crop
 from ..ids import child_id
+from ..media import read_frames
 from ..recipe import TARGET_FPS, TARGET_FRAMES
 from ..windows import single_speaker_windows
+from .base import failure
 from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans
 
@@ -20,11 +29,51 @@ def center_square(width: int, height: int) -> tuple[int, int, int, int]:
     return (width - side) // 2, (height - side) // 2, side, side
 
 
+def downscale(frames: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """(frames shrunk so their longer side is at most `max_side`, the factor applied)."""
+    import cv2
+
+    h, w = frames.shape[1:3]
+    scale = min(1.0, max_side / max(h, w))
+    if scale == 1.0:
+        return frames, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]), scale
+
+
 class TargetsStage(SpeakerWindowStage):
     name = "targets"
-    version = "2"
+    version = "3"
     reads = ("videos", "scenes", "turns", "identities")
     sections = ("targets",)
+
+    def setup(self) -> None:
+        self.detector = None
+        if self.recipe.targets.crop == "face":
+            from ..backends import load_face_detector
+
+            self.detector = load_face_detector(self.recipe)
+
+    def track(self, video: dict, row: dict) -> dict:
+        """The row with its face crop, or skipped with the reason."""
+        cfg = self.recipe.targets.face
+        offsets = sampled_offsets(cfg.sample_every)
+        frames = read_frames(video["path"], [(row["start_frame"] + k) / TARGET_FPS for k in offsets])
+        small, scale = downscale(frames, cfg.detect_side)
+        if getattr(self, "detector", None) is None:
+            self.setup()
+        assert self.detector is not None
+        dets = [d[:, :4] / scale for d in self.detector.detect(small)]
+        track, why = face_track(offsets, dets, cfg.min_face_ratio, cfg.min_iou)
+        n_single = sum(len(d) == 1 for d in dets)
+        row["face_ratio"] = n_single / len(dets)
+        if track is None:
+            return {**row, "status": "skipped", "error": failure(video["rel_path"], why)}
+        crop, pad = steady_crop(track, cfg.margin, video["width"], video["height"])
+        med = np.median(np.array(track)[:, 1:], axis=0)
+        return {**row, "crop_x": crop[0], "crop_y": crop[1], "crop_w": crop[2], "crop_h": crop[3],
+                "crop_pad": list(pad), "face_x": round(float(med[0]), 1), "face_y": round(float(med[1]), 1),
+                "face_w": round(float(med[2]), 1), "face_h": round(float(med[3]), 1), "face_track": track}
 
     def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
         cfg = self.recipe.targets
@@ -46,8 +95,11 @@ class TargetsStage(SpeakerWindowStage):
                     video_id=video["video_id"], voice_id=ident["voice_id"], identity_id=ident["identity_id"],
                     start_frame=frame, start_s=frame / TARGET_FPS, num_frames=TARGET_FRAMES,
                     duration_s=TARGET_SECONDS, crop_x=crop[0], crop_y=crop[1], crop_w=crop[2], crop_h=crop[3],
-                    speech_ratio=w.speech_ratio, status="ok", error=None))
+                    speech_ratio=w.speech_ratio, crop_mode=cfg.crop, crop_pad=[0, 0, 0, 0], face_ratio=None,
+                    face_x=None, face_y=None, face_w=None, face_h=None, face_track=None, status="ok", error=None))
         rows = sorted(rows, key=lambda r: (-r["speech_ratio"], r["start_frame"]))[: cfg.max_per_video]
+        if cfg.crop == "face":
+            rows = [self.track(video, r) for r in rows]
         if not rows:
             within = f" within one shot (cuts at {', '.join(f'{c:.2f}' for c in video['cut_s'])} s)" \
                 if video["cut_s"] else ""
