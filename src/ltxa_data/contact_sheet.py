@@ -34,7 +34,7 @@ def _reference_line(meta: dict) -> str:
     if r.get("lufs") is None:
         return f"ref x{len(refs)}"
     out = f" -> {r['output_lufs']:.1f}" if r.get("output_lufs") is not None else ""
-    return f"ref {r['lufs']:.1f}{out} LUFS x{len(refs)}"
+    return f"ref {r['lufs']:.1f}{out} LUFS (x{len(refs)})"
 
 
 def write_contact_sheet(recipe: Recipe, dest: Path, columns: int = 8, limit: int = 64) -> Path:
