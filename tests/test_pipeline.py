@@ -390,3 +390,21 @@ def test_swap_eval_cases_change_only_the_reference_or_only_the_seed(built: Recip
     train = set(pairs.filter(pl.col("split") == "train")["identity_id"])
     assert all((b in train) == seen for b, seen in swaps.select("identity_b", "b_in_train").iter_rows())
 
+
+
+def test_references_come_from_another_source_when_sources_are_known(built: Recipe, tmp_path: Path) -> None:
+    """Each speaker folder of the corpus is declared a source: a reference may then only come from
+    a clip in another folder (the dialog clips), and targets without one say why."""
+    recipe = copy_build(built, tmp_path, input={"paths": built.input.paths, "source_regex": r"^(?P<source>spk\d+)/"})
+    build(recipe, progress=False)
+    videos = frames(recipe, "videos")
+    assert videos["source"].is_not_null().all()
+    source = dict(videos.select("video_id", "source").iter_rows())
+    pairs = frames(recipe, "pairs", ok=False)
+    ok = pairs.filter(pl.col("status") == "ok")
+    assert ok.height > 0, "the dialog clips give some speakers a voice in another folder"
+    for p in ok.iter_rows(named=True):
+        assert all(source[v] != source[p["target_video_id"]] for v in p["reference_video_ids"])
+    skipped = pairs.filter(pl.col("status") == "skipped")
+    assert skipped.height > 0 and skipped["error"].str.contains("of other sources than 'spk").all()
+    assert verify_build(recipe) == []

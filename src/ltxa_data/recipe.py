@@ -42,11 +42,25 @@ class InputConfig(StrictModel):
         "input root; a match names the identity of the clip's main speaker.",
     )
 
+    source_regex: str | None = Field(
+        default=None,
+        description="Optional regex with a named group `source` applied to each file's path relative to its "
+        "input root; a match names the clip's source (channel, show, session), and references then come from "
+        "another source than their target.",
+    )
+
     @field_validator("label_regex")
     @classmethod
     def _label_group(cls, v: str | None) -> str | None:
         if v is not None and "(?P<label>" not in v:
             raise ValueError("label_regex needs a named group (?P<label>...)")
+        return v
+
+    @field_validator("source_regex")
+    @classmethod
+    def _source_group(cls, v: str | None) -> str | None:
+        if v is not None and "(?P<source>" not in v:
+            raise ValueError("source_regex needs a named group (?P<source>...)")
         return v
 
 

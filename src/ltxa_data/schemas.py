@@ -54,6 +54,7 @@ VIDEOS = TableSchema(
         ("size_bytes", _I, "file size"),
         ("fingerprint", _S, "sha256 of size + sampled content"),
         ("label", _S, "identity label from input.label_regex, if any"),
+        ("source", _S, "source (channel, show) from input.source_regex, if any"),
         ("duration_s", _F, "usable duration: where both streams have data"),
         ("fps", _F, "source frame rate (mean rate for VFR)"),
         ("num_frames", _I, "video packets counted"),

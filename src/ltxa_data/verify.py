@@ -45,6 +45,8 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_face_crops(tables["targets"])
     if "pairs" in tables:
         problems += check_videos_held_out(tables["pairs"])
+    if {"pairs", "videos"} <= tables.keys():
+        problems += check_sources(tables["pairs"], tables["videos"])
     if {"swap_eval", "pairs", "references"} <= tables.keys():
         problems += check_swap_eval(tables["swap_eval"], tables["pairs"], tables["references"])
     if {"pairs", "targets", "references"} <= tables.keys():
@@ -115,6 +117,17 @@ def check_videos_held_out(pairs: pl.DataFrame) -> list[str]:
                       ok.select(pl.col("reference_video_ids").alias("video_id"), "split").explode("video_id")])
     spread = used.unique().group_by("video_id").agg(pl.col("split").sort()).filter(pl.col("split").list.len() > 1)
     return [f"video {r['video_id']} feeds splits {r['split']}" for r in spread.sort("video_id").iter_rows(named=True)]
+
+
+def check_sources(pairs: pl.DataFrame, videos: pl.DataFrame) -> list[str]:
+    """Where sources are known (input.source_regex), no reference shares its target's source."""
+    source = dict(videos.filter(pl.col("source").is_not_null()).select("video_id", "source").iter_rows())
+    problems = []
+    for p in pairs.filter(pl.col("status") == "ok").iter_rows(named=True):
+        own = source.get(p["target_video_id"])
+        if own is not None and any(source.get(v) == own for v in p["reference_video_ids"] or []):
+            problems.append(f"pair {p['key']}: a reference comes from the target's source {own!r}")
+    return problems
 
 
 def check_swap_eval(cases: pl.DataFrame, pairs: pl.DataFrame, references: pl.DataFrame) -> list[str]:

@@ -48,9 +48,9 @@ def choose_references(
 
 class PairsStage(Stage):
     name = "pairs"
-    reads = ("identities", "targets", "references")
+    reads = ("videos", "identities", "targets", "references")
     sections = ("pairs",)
-    version = "3"
+    version = "4"
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         targets = tables["targets"].filter(pl.col("status") == "ok").select("target_id", "video_id", "identity_id")
@@ -61,8 +61,9 @@ class PairsStage(Stage):
         m = self.recipe.manifests_dir
         prev = (read_frame(m, "pairs", ok_only=True).select("identity_id", "split").unique()
                 if table_path(m, "pairs").exists() else pl.DataFrame({"identity_id": [], "split": []}))
+        sources = tables["videos"].filter(pl.col("source").is_not_null()).select("video_id", "source")
         data = {"targets": targets.sort("target_id"), "references": refs.sort("reference_id"),
-                "links": links.sort("video_id", "identity_id")}
+                "links": links.sort("video_id", "identity_id"), "sources": sources.sort("video_id")}
         return [Partition("all", {**data, "previous": prev}, frame_hash(*data.values()))]
 
     def process(self, partition: Partition) -> StageResult:
@@ -75,10 +76,14 @@ class PairsStage(Stage):
                  for i, n in targets.group_by("identity_id").len().iter_rows()}
         groups = identity_groups(partition.data["links"].filter(pl.col("identity_id").is_in(list(hours))).rows())
         split = assign_splits(groups, hours, cfg.seed, cfg.splits, dict(partition.data["previous"].rows()))
+        source = dict(partition.data["sources"].iter_rows())
         rows = []
         for t in targets.iter_rows(named=True):
-            chosen = choose_references(t["target_id"], t["video_id"], by_identity.get(t["identity_id"], []),
-                                       cfg.references_per_target, cfg.seed, cfg.quality_weight)
+            own = source.get(t["video_id"])
+            # With sources known, a reference comes from another source, not only another video.
+            candidates = [c for c in by_identity.get(t["identity_id"], []) if own is None or source.get(c[1]) != own]
+            chosen = choose_references(t["target_id"], t["video_id"], candidates, cfg.references_per_target,
+                                       cfg.seed, cfg.quality_weight)
             row = dict(key=t["target_id"], target_id=t["target_id"], reference_ids=[c[0] for c in chosen],
                        identity_id=t["identity_id"], target_video_id=t["video_id"],
                        reference_video_ids=[c[1] for c in chosen], split=split[t["identity_id"]], status="ok",
@@ -86,6 +91,6 @@ class PairsStage(Stage):
             if len(chosen) < cfg.references_per_target:
                 row.update(status="skipped", error=failure(
                     t["target_id"], f"identity {t['identity_id']} has {len(chosen)} reference window(s) in other "
-                    f"videos, {cfg.references_per_target} needed"))
+                    f"videos{f' of other sources than {own!r}' if own else ''}, {cfg.references_per_target} needed"))
             rows.append(row)
         return StageResult(rows)

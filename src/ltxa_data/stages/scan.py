@@ -48,6 +48,7 @@ def find_inputs(recipe: Recipe) -> list[tuple[str, str]]:
 
 class ScanStage(Stage):
     name = "videos"
+    version = "2"
     sections = ("scan", "input")
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
@@ -62,8 +63,9 @@ class ScanStage(Stage):
         return [Partition(key, {"files": fs}, frame_hash(fs)) for key, fs in buckets]
 
     def setup(self) -> None:
-        rx = self.recipe.input.label_regex
+        rx, source_rx = self.recipe.input.label_regex, self.recipe.input.source_regex
         self._label_rx = re.compile(rx) if rx else None
+        self._source_rx = re.compile(source_rx) if source_rx else None
 
     def process(self, partition: Partition) -> StageResult:
         files = partition.data["files"]
@@ -91,6 +93,9 @@ class ScanStage(Stage):
         if self._label_rx is not None:
             m = self._label_rx.search(rel)
             row["label"] = m.group("label") if m else None
+        if self._source_rx is not None:
+            m = self._source_rx.search(rel)
+            row["source"] = m.group("source") if m else None
         info = probe(path, check_packets=cfg.check_packets)
         row.update({k: v for k, v in info.as_dict().items() if k in row})
         reason = None
