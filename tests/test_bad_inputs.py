@@ -10,6 +10,7 @@ import polars as pl
 from ltxa_data.corpus import make_bad_inputs
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import load_recipe
+from ltxa_data.stages.scan import printable_name
 from ltxa_data.storage import read_frame
 from ltxa_data.verify import verify_build
 
@@ -31,7 +32,7 @@ def test_bad_inputs_are_rejected_with_reasons_and_the_rest_builds(corpus: Path, 
 
     videos = read_frame(recipe.manifests_dir, "videos")
     for name, keyword in expected.items():
-        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        shown = printable_name(name)
         rows = videos.filter(pl.col("path") == str(bad / shown))
         assert rows.height == 1, name
         row = rows.row(0, named=True)

@@ -128,8 +128,8 @@ class ScanStage(Stage):
 
 def _blank(path: str, rel: str) -> dict:
     # Unreadable files still need a unique, deterministic id: derived from the path.
-    return blank_row("videos", video_id=f"path-{short_hash(path)}", path=_printable(path), rel_path=_printable(rel),
-                     status="ok")
+    return blank_row("videos", video_id=f"path-{short_hash(path)}", path=printable_name(path),
+                     rel_path=printable_name(rel), status="ok")
 
 
 def _is_utf8(name: str) -> bool:
@@ -140,7 +140,7 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def _printable(name: str) -> str:
+def printable_name(name: str) -> str:
     """A file name as valid text: bytes that are not UTF-8 shown as escapes (tables need text)."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
