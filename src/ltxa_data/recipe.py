@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 TARGET_FRAMES = 121
 TARGET_FPS = 25
@@ -49,18 +57,12 @@ class InputConfig(StrictModel):
         "another source than their target.",
     )
 
-    @field_validator("label_regex")
+    @field_validator("label_regex", "source_regex")
     @classmethod
-    def _label_group(cls, v: str | None) -> str | None:
-        if v is not None and "(?P<label>" not in v:
-            raise ValueError("label_regex needs a named group (?P<label>...)")
-        return v
-
-    @field_validator("source_regex")
-    @classmethod
-    def _source_group(cls, v: str | None) -> str | None:
-        if v is not None and "(?P<source>" not in v:
-            raise ValueError("source_regex needs a named group (?P<source>...)")
+    def _named_group(cls, v: str | None, info: ValidationInfo) -> str | None:
+        group = info.field_name.removesuffix("_regex") if info.field_name else ""
+        if v is not None and f"(?P<{group}>" not in v:
+            raise ValueError(f"{info.field_name} needs a named group (?P<{group}>...)")
         return v
 
 
