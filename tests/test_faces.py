@@ -71,7 +71,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _stage(**face: object) -> TargetsStage:
     recipe = Recipe.model_validate({"name": "faces", "input": {"paths": ["."]}, "output": {"dir": "out"},
                                     "targets": {"crop": "face", "face": face}})
-    return TargetsStage(recipe)
+    stage = TargetsStage(recipe)
+    stage.setup()
+    return stage
 
 
 def _track(stage: TargetsStage, path: Path) -> dict:

@@ -149,6 +149,11 @@ def _bounded_components(idx: np.ndarray, sims: np.ndarray, threshold: float, max
     return out
 
 
+def labels_clash(a: str | None, b: str | None) -> bool:
+    """Two clusters with different prior labels must not merge (an unlabelled one may join either)."""
+    return a is not None and b is not None and a != b
+
+
 def _constrained_average_linkage(
     x: np.ndarray, threshold: float, videos: Sequence[frozenset], labels: Sequence[str | None]
 ) -> list[list[int]]:
@@ -170,7 +175,7 @@ def _constrained_average_linkage(
         if left is None or right is None:
             done += [c[0] for c in (left, right) if c is not None]
             continue
-        clash = bool(left[1] & right[1]) or (left[2] is not None and right[2] is not None and left[2] != right[2])
+        clash = bool(left[1] & right[1]) or labels_clash(left[2], right[2])
         if clash:
             done += [left[0], right[0]]
             continue
@@ -275,7 +280,7 @@ def _merge_across_components(
             a, b = root(a), root(b)
             if a == b or comps[a] & comps[b] or vids[a] & vids[b]:
                 continue
-            if labs[a] is not None and labs[b] is not None and labs[a] != labs[b]:
+            if labels_clash(labs[a], labs[b]):
                 continue
             # Earlier merges this round change the means: check the pair as it is now.
             if sums[a] @ sums[b] < threshold * count[a] * count[b]:

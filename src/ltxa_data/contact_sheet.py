@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import av
@@ -14,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .recipe import Recipe
+from .verify import read_shard
 
 TILE = 192
 CAPTION = 46
@@ -42,15 +42,11 @@ def write_contact_sheet(recipe: Recipe, dest: Path, columns: int = 8, limit: int
     tiles: list[Image.Image] = []
     font = ImageFont.load_default()
     for tar_path in sorted(recipe.shards_dir.rglob("*.tar")):
-        with tarfile.open(tar_path) as tar:
-            members: dict[str, dict[str, bytes]] = {}
-            for m in tar:
-                key, _, ext = m.name.partition(".")
-                members.setdefault(key, {})[ext] = tar.extractfile(m).read()  # type: ignore[union-attr]
-        for key in sorted(members):
+        samples = read_shard(tar_path)
+        for key in sorted(samples):
             if len(tiles) >= limit:
                 break
-            sample = members[key]
+            sample = {ext: data for ext, data in samples[key]["files"].values()}
             meta = json.loads(sample["json"])
             tile = Image.new("RGB", (TILE, TILE + CAPTION), "white")
             frame = Image.fromarray(_middle_frame(sample["mp4"]))

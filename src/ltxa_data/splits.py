@@ -78,11 +78,13 @@ def assign_splits(
             out.update(dict.fromkeys(group, split))
         else:
             new_groups.append(group)
+    def position(identity: str) -> float:
+        return unit_interval("split", seed, identity)
+
     # A group is placed by its member with the lowest hash, which does not depend on member order.
-    anchored = sorted((min(unit_interval("split", seed, i) for i in g), g) for g in new_groups)
+    anchored = sorted(((min(g, key=position), g) for g in new_groups), key=lambda a: position(a[0]))
     if fractions.by == "identities":
-        for _, group in anchored:
-            anchor = min(group, key=lambda i: unit_interval("split", seed, i))
+        for anchor, group in anchored:
             out.update(dict.fromkeys(group, split_of(anchor, seed, fractions)))
         return out
     share = {"train": fractions.train, "val": fractions.val, "test": fractions.test}

@@ -15,7 +15,8 @@ from .storage import read_frame
 def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
     m = recipe.manifests_dir
     videos, identities = read_frame(m, "videos"), read_frame(m, "identities", ok_only=True)
-    targets, refs = read_frame(m, "targets", ok_only=True), read_frame(m, "references", ok_only=True)
+    targets, every_ref = read_frame(m, "targets", ok_only=True), read_frame(m, "references")
+    refs = every_ref.filter(pl.col("status") == "ok")
     pairs, shards = read_frame(m, "pairs", ok_only=True), read_frame(m, "shards", ok_only=True)
     lines = [
         f"videos: {videos.filter(pl.col('status') == 'ok').height} ok, "
@@ -26,17 +27,15 @@ def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
                                        for r in pairs.group_by("split").len().sort("split").iter_rows(named=True)),
         f"shards: {shards['shard'].n_unique()} tar(s), {shards.height} samples",
     ]
-    every_ref = read_frame(m, "references")
-    if "rejected_by" in every_ref.columns:
-        # Candidate counts are repeated on each row of a video: count each video once.
-        per_video = every_ref.filter(pl.col("candidates").is_not_null()).unique("video_id", keep="first")
-        rejected = per_video.select(pl.col("rejected_by").struct.unnest()).sum().row(0, named=True)
-        lines.append(f"reference candidates: {int(per_video['candidates'].sum())}; rejected by "
-                     + ", ".join(f"{k} {int(v)}" for k, v in rejected.items() if v))
-        if refs.height and refs["lufs"].is_not_null().any():
-            lines.append(f"reference loudness: {refs['lufs'].min():.1f} to {refs['lufs'].max():.1f} LUFS"
-                         + (f", normalised to {recipe.references.normalize_lufs} LUFS"
-                            if recipe.references.normalize_lufs is not None else ""))
+    # Candidate counts are repeated on each row of a video: count each video once.
+    per_video = every_ref.filter(pl.col("candidates").is_not_null()).unique("video_id", keep="first")
+    rejected = per_video.select(pl.col("rejected_by").struct.unnest()).sum().row(0, named=True)
+    lines.append(f"reference candidates: {int(per_video['candidates'].sum())}; rejected by "
+                 + ", ".join(f"{k} {int(v)}" for k, v in rejected.items() if v))
+    if refs.height and refs["lufs"].is_not_null().any():
+        lines.append(f"reference loudness: {refs['lufs'].min():.1f} to {refs['lufs'].max():.1f} LUFS"
+                     + (f", normalised to {recipe.references.normalize_lufs} LUFS"
+                        if recipe.references.normalize_lufs is not None else ""))
     if ground_truth is not None and ground_truth.exists():
         truth = true_speaker_of_voices(read_frame(m, "turns"), videos, json.loads(ground_truth.read_text()))
         s = score_identities(identities, truth)

@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 from collections import defaultdict
+from dataclasses import fields
 from pathlib import Path
 
 import av
@@ -42,6 +43,7 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_identities(tables["identities"])
     if {"targets", "scenes"} <= tables.keys():
         problems += check_targets_within_shots(tables["targets"], tables["scenes"])
+    if "targets" in tables:
         problems += check_face_crops(tables["targets"])
     if "pairs" in tables:
         problems += check_videos_held_out(tables["pairs"])
@@ -229,7 +231,7 @@ def check_references(pairs: pl.DataFrame, references: pl.DataFrame, recipe: Reci
     used = set(pairs.filter(pl.col("status") == "ok")["reference_ids"].explode().drop_nulls().to_list())
     problems = []
     for r in references.filter(pl.col("reference_id").is_in(sorted(used))).sort("reference_id").iter_rows(named=True):
-        measures = ("lufs", "peak_dbfs", "clipped_fraction", "snr_db", "speech_energy_db")
+        measures = [f.name for f in fields(AudioQuality)]
         if r["status"] != "ok" or any(r[m] is None for m in (*measures, "speech_ratio")):
             problems.append(f"reference {r['reference_id']}: used by a pair but not ok or not measured")
             continue
@@ -269,7 +271,7 @@ def check_shards(recipe: Recipe, index: pl.DataFrame, pairs: pl.DataFrame | None
             problems.append(f"shard {shard}: in the index but missing on disk")
             continue
         try:
-            found = _read_tar(path, with_data=check_media)
+            found = read_shard(path, with_data=check_media)
         except (tarfile.TarError, OSError) as e:
             problems.append(f"shard {shard}: unreadable tar ({e})")
             continue
@@ -290,7 +292,7 @@ def check_shards(recipe: Recipe, index: pl.DataFrame, pairs: pl.DataFrame | None
     return problems
 
 
-def _read_tar(path: Path, with_data: bool) -> dict[str, dict]:
+def read_shard(path: Path, with_data: bool = True) -> dict[str, dict]:
     """Samples of a tar by webdataset key: first header offset and {member: (extension, bytes)}.
     Without data, members are still read through (a truncated tar fails) but not kept."""
     samples: dict[str, dict] = {}
@@ -346,6 +348,8 @@ def _check_face_members(by_ext: dict[str, bytes], size: int) -> list[str]:
         return ["face_boxes.json and face_mask_latent.npy must come together"]
     import numpy as np
 
+    from .faces import LATENT_CELL, latent_frame_groups
+
     problems = []
     boxes = np.asarray(json.loads(by_ext["face_boxes.json"]), float)
     if boxes.shape != (TARGET_FRAMES, 4):
@@ -353,7 +357,7 @@ def _check_face_members(by_ext: dict[str, bytes], size: int) -> list[str]:
     elif (boxes[:, :2] < -1).any() or (boxes[:, :2] + boxes[:, 2:] > size + 1).any():
         problems.append("a face box leaves the output frame")
     mask = np.load(io.BytesIO(by_ext["face_mask_latent.npy"]), allow_pickle=False)
-    want = ((TARGET_FRAMES - 1) // 8 + 1, size // 32, size // 32)
+    want = (len(latent_frame_groups()), size // LATENT_CELL, size // LATENT_CELL)
     if mask.shape != want:
         problems.append(f"latent face mask shape {list(mask.shape)}, {list(want)} expected")
     return problems

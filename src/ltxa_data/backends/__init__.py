@@ -6,6 +6,7 @@ A backend that cannot load raises `SystemicError` with what to do; none silently
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -111,14 +112,11 @@ def backend_problems(recipe: Recipe) -> list[str]:
                 source.require(FOLDER_FILES)
     except SystemicError as e:
         problems.append(str(e))
-    face = recipe.targets.face
-    if recipe.targets.crop == "face" and face.detector == "yunet":
+    if recipe.targets.crop == "face" and recipe.targets.face.detector == "yunet":
         from .face_detector import check_yunet_model
 
         try:
-            if face.yunet_model is None:
-                raise SystemicError("targets.face.detector is yunet but targets.face.yunet_model is not set")
-            check_yunet_model(recipe.resolve(face.yunet_model))
+            check_yunet_model(_yunet_model(recipe))
         except SystemicError as e:
             problems.append(str(e))
     return problems
@@ -131,9 +129,14 @@ def load_face_detector(recipe: Recipe) -> FaceDetector:
     cfg = recipe.targets.face
     if cfg.detector == "haar":
         return HaarFaceDetector(cfg.min_neighbors)
-    if cfg.yunet_model is None:
+    return YuNetFaceDetector(_yunet_model(recipe), cfg.score_threshold)
+
+
+def _yunet_model(recipe: Recipe) -> Path:
+    """The YuNet model path the recipe names, resolved; an error when it names none."""
+    if recipe.targets.face.yunet_model is None:
         raise SystemicError("targets.face.detector is yunet but targets.face.yunet_model is not set")
-    return YuNetFaceDetector(recipe.resolve(cfg.yunet_model), cfg.score_threshold)
+    return recipe.resolve(recipe.targets.face.yunet_model)
 
 
 def load_embedder(recipe: Recipe) -> SpeakerEmbedder:

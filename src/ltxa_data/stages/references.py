@@ -27,7 +27,7 @@ from ..audio_quality import THRESHOLDS, AudioQuality, describe_threshold, failed
 from ..ids import child_id
 from ..media import read_audio
 from ..recipe import AUDIO_SAMPLE_RATE, ReferencesConfig
-from ..windows import covered
+from ..windows import non_overlapping, screen_window
 from .speaker_windows import SpeakerWindowStage, speaker_spans
 
 SNR_FOR_FULL_QUALITY_DB = 20.0
@@ -61,17 +61,8 @@ def relative_spans(own: list[tuple[float, float]], start: float, length: float) 
 def place(cands: list[Candidate], placement: str, length: float, max_windows: int) -> list[Candidate]:
     """Up to `max_windows` non-overlapping candidates, earliest first (`head`) or most speech energy
     first (`densest`); returned by start."""
-    if placement == "head":
-        order = sorted(cands, key=lambda c: c.start)
-    else:
-        order = sorted(cands, key=lambda c: (-c.quality.speech_energy_db, c.start))
-    chosen: list[Candidate] = []
-    for c in order:
-        if len(chosen) >= max_windows:
-            break
-        if all(c.start + length <= w.start + 1e-9 or w.start + length <= c.start + 1e-9 for w in chosen):
-            chosen.append(c)
-    return sorted(chosen, key=lambda c: c.start)
+    key = (lambda c: c.start) if placement == "head" else (lambda c: (-c.quality.speech_energy_db, c.start))
+    return non_overlapping(sorted(cands, key=key), lambda c: c.start, length, max_windows)
 
 
 def rejection_summary(candidates: int, rejected: Counter[str], cfg: ReferencesConfig) -> str:
@@ -102,12 +93,10 @@ class ReferencesStage(SpeakerWindowStage):
             passed = []
             for t in starts:
                 candidates += 1
-                if covered(others, t, t + cfg.duration_s) > cfg.max_other_speech_s + 1e-9:
-                    rejected["max_other_speech_s"] += 1
-                    continue
-                ratio = round(covered(own, t, t + cfg.duration_s) / cfg.duration_s, 6)
-                if ratio + 1e-9 < cfg.min_speech_ratio:
-                    rejected["min_speech_ratio"] += 1
+                broken, ratio = screen_window(own, others, t, cfg.duration_s, cfg.min_speech_ratio,
+                                              cfg.max_other_speech_s)
+                if broken:
+                    rejected[broken] += 1
                     continue
                 a = round(t * AUDIO_SAMPLE_RATE)
                 q = rounded(measure(audio[:, a : a + n_len], AUDIO_SAMPLE_RATE,

@@ -6,6 +6,7 @@ import polars as pl
 
 from ..errors import SystemicError
 from ..media import MediaError
+from ..schemas import blank_row
 from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
 from .scan import ok_videos
 
@@ -55,5 +56,5 @@ class ScenesStage(Stage):
         return [dict(video_id=video["video_id"], cut_s=cuts, num_shots=len(cuts) + 1, status="ok", error=None)]
 
     def _failed(self, video: dict, reason: str) -> dict:
-        return dict(video_id=video["video_id"], cut_s=None, num_shots=None, status="failed",
-                    error=failure(video["rel_path"], reason))
+        return blank_row("scenes", video_id=video["video_id"], status="failed",
+                         error=failure(video["rel_path"], reason))

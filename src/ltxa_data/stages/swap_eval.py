@@ -14,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from ..ids import unit_interval
+from ..schemas import blank_row
 from ..storage import frame_hash
 from .base import Partition, Stage, StageResult, failure
 
@@ -59,9 +60,8 @@ class SwapEvalStage(Stage):
                                       in_train))
                 rows.append(_case(t, "seed", seed, seed + 1, ref_a, ref_a, str(identity[0]), False))
         if not rows:
-            rows.append(dict(case_id="none", kind="none", split=None, target_id=None, identity_id=None, seed_a=None,
-                             seed_b=None, reference_a_id=None, reference_b_id=None, identity_b=None, b_in_train=None,
-                             status="skipped", error=failure("swap_eval", "no held-out target with a reference")))
+            rows.append(blank_row("swap_eval", case_id="none", kind="none", status="skipped",
+                                  error=failure("swap_eval", "no held-out target with a reference")))
         return StageResult(rows)
 
     @staticmethod

@@ -60,9 +60,7 @@ class TargetsStage(SpeakerWindowStage):
         offsets = sampled_offsets(cfg.sample_every)
         frames = read_frames(video["path"], [(row["start_frame"] + k) / TARGET_FPS for k in offsets])
         small, scale = downscale(frames, cfg.detect_side)
-        if getattr(self, "detector", None) is None:
-            self.setup()
-        assert self.detector is not None
+        assert self.detector is not None, "setup() loads the detector when targets.crop is face"
         dets = [d[:, :4] / scale for d in self.detector.detect(small)]
         track, why = face_track(offsets, dets, cfg.min_face_ratio, cfg.min_iou)
         n_single = sum(len(d) == 1 for d in dets)
