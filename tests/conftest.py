@@ -28,7 +28,7 @@ def recipe_dict(corpus: Path, **sections: dict[str, Any]) -> dict[str, Any]:
         "diarize": {"videos_per_partition": 5},
         "embed": {"videos_per_partition": 5},
         "identify": {"similarity_threshold": 0.85},
-        "pairs": {"splits": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        "pairs": {"splits": {"train": 0.5, "val": 0.25, "test": 0.25, "by": "hours"}},
         "shard": {"samples_per_shard": 4},
     }
     for name, values in sections.items():

@@ -1,10 +1,10 @@
 """Face tracks, face crops and face masks on generated media.
 
-The faces are drawn with the corpus's own painter in the looks that OpenCV's Haar cascade finds on
-every frame (looks 0 and 3; it misses looks 2 and 5 entirely, see `ltxa_data.faces`): detections are real, and
-the drawn face box is the ground truth they are measured against. Haar boxes are squares over eyes to
-mouth, so centres are compared (within a few pixels) and sides only roughly (the drawn box is an
-ellipse's bounding box, taller than wide)."""
+The faces are drawn with the corpus's own painter (looks 0 and 3 here, which OpenCV's Haar cascade
+finds on every frame; every look is checked below): detections are real, and the drawn face box is
+the ground truth they are measured against. Haar boxes are squares over eyes to mouth, so centres are
+compared (within a few pixels) and sides only roughly (the drawn box is an ellipse's bounding box,
+taller than wide)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,25 @@ def _track(stage: TargetsStage, path: Path) -> dict:
     return stage.track(video, {"target_id": path.stem, "start_frame": 0, "status": "ok", "error": None})
 
 
+def test_the_default_detector_finds_every_look_of_the_corpus_painter() -> None:
+    """Each of the corpus's eight looks, at three sizes and two positions: Haar finds exactly the drawn
+    face (IoU > 0.3 with its box) in most frames, and nothing else anywhere."""
+    from ltxa_data.backends.face_detector import HaarFaceDetector
+    from ltxa_data.faces import iou
+
+    detector = HaarFaceDetector()
+    for i in range(len(_LOOKS)):
+        found, false = 0, 0
+        for fh in (120.0, 150.0, 170.0):
+            for cx in (220.0, 400.0):
+                art = _art(i, cx, fh=fh)
+                truth = np.array(art.boxes()[0], float)
+                (boxes,) = detector.detect(art.frame(6)[None])
+                found += len(boxes) == 1 and iou(boxes[0, :4], truth) > 0.3
+                false += sum(iou(b[:4], truth) <= 0.3 for b in boxes)
+        assert found >= 4 and false == 0, (i, found, false)
+
+
 def test_face_track_follows_the_drawn_face_and_the_crop_holds_it(clips: dict[str, Path]) -> None:
     row = _track(_stage(), clips["moving"])
     assert row["status"] == "ok", row["error"]
@@ -134,6 +153,58 @@ def test_windows_without_exactly_one_face_are_skipped_with_the_reason(clips: dic
     row = _track(_stage(), clips[clip])
     assert row["status"] == "skipped" and row["error"].endswith(reason)
     assert row["face_ratio"] == 0.0 and "face_track" not in row
+
+
+def test_a_window_skipped_for_its_face_makes_room_for_the_next_best(tmp_path: Path) -> None:
+    """12 s of one speaker; nobody is on screen for the first 5 s. The best window (from 0 s) is
+    skipped for its face and the next window (from 5 s) is kept in its place."""
+    face = _art(0, 320).frame(0)
+    empty = np.full((H, W, 3), BG, np.uint8)
+    n = 12 * TARGET_FPS
+    silence = np.zeros((2, 12 * AUDIO_SAMPLE_RATE), np.float32)
+    path = tmp_path / "late_face.mp4"
+    write_video(path, (empty if i < 5 * TARGET_FPS else face for i in range(n)), fps=TARGET_FPS, audio=silence,
+                sample_rate=AUDIO_SAMPLE_RATE, crf=12)
+    recipe = Recipe.model_validate({"name": "faces", "input": {"paths": ["."]}, "output": {"dir": "out"},
+                                    "targets": {"max_per_video": 1}})
+    stage = TargetsStage(recipe)
+    stage.setup()
+    video = dict(video_id="v", path=str(path), rel_path=path.name, width=W, height=H, duration_s=12.0, cut_s=[])
+    turns = pl.DataFrame({"speaker": ["S0"], "start_s": [0.0], "end_s": [12.0], "overlap": [False]})
+    identities = pl.DataFrame({"speaker": ["S0"], "voice_id": ["v-S0"], "identity_id": ["id-a"]})
+    rows = stage.windows_of(video, turns, identities)
+    assert [(r["start_frame"], r["status"]) for r in rows] == [(0, "skipped"), (125, "ok")]
+    assert rows[0]["error"] == "late_face.mp4: no face in 16/16 sampled frames"
+    assert rows[1]["crop_mode"] == "center" and rows[1]["face_ratio"] == 1.0 and rows[1]["face_track"]
+
+
+def test_centre_crops_carry_face_tracks_and_skip_faces_outside_them(clips: dict[str, Path]) -> None:
+    recipe = Recipe.model_validate({"name": "faces", "input": {"paths": ["."]}, "output": {"dir": "out"}})
+    stage = TargetsStage(recipe)
+    stage.setup()
+    video = {"path": str(clips["edge"]), "width": W, "height": H, "rel_path": "edge.mp4"}
+    row = stage.track(video, {"target_id": "e", "start_frame": 0, "status": "ok", "error": None,
+                              "crop_x": 140, "crop_y": 0, "crop_w": 360, "crop_h": 360})
+    assert row["status"] == "skipped" and "the face leaves the centre crop in" in row["error"], row
+    row = stage.track(video, {"target_id": "e", "start_frame": 0, "status": "ok", "error": None,
+                              "crop_x": 0, "crop_y": 0, "crop_w": 360, "crop_h": 360})
+    assert row["status"] == "ok" and row["face_track"]
+    assert check_face_crops(pl.DataFrame([{**row, "crop_mode": "center"}]), required=True) == []
+    moved = {**row, "crop_mode": "center", "crop_x": 280}
+    assert "leaves its centre crop" in check_face_crops(pl.DataFrame([moved]))[0]
+    untracked = {**row, "crop_mode": "center", "face_track": None}
+    assert check_face_crops(pl.DataFrame([untracked])) == []
+    assert "no face track" in check_face_crops(pl.DataFrame([untracked]), required=True)[0]
+
+
+def test_face_masks_grow_about_the_face_and_stay_in_the_frame() -> None:
+    track = [[0.0, 100.0, 100.0, 80.0, 80.0], [120.0, 300.0, 100.0, 80.0, 80.0]]
+    plain = frame_boxes(track, (0, 0, 512, 512), 512)
+    grown = frame_boxes(track, (0, 0, 512, 512), 512, grow=1.25)
+    assert np.allclose(grown[0], [90, 90, 100, 100]) and np.allclose(plain[0], [100, 100, 80, 80])
+    assert np.allclose(grown[:, :2] + grown[:, 2:] / 2, plain[:, :2] + plain[:, 2:] / 2)
+    edge = frame_boxes([[0.0, -20.0, 480.0, 80.0, 80.0]], (0, 0, 512, 512), 512, grow=1.5)
+    assert np.allclose(edge[0], [0, 460, 80, 52]), edge[0]
 
 
 def test_latent_mask_has_the_vae_grid_and_covers_every_face_pixel() -> None:

@@ -273,7 +273,7 @@ def test_normalised_k_references_build_verifies_and_carries_its_gains(built: Rec
     for shard in sorted(recipe.shards_dir.rglob("*.tar")):
         with tarfile.open(shard) as tar:
             files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
-        for name in (n for n in files if n.endswith(".json")):
+        for name in (n for n in files if n.partition(".")[2] == "json"):
             meta = json.loads(files[name])
             assert meta["variants"] == 2 and len(meta["references"]) == 2
             for i, m in enumerate(meta["references"]):

@@ -1,5 +1,5 @@
 """A contact sheet of a build: one tile per sample (the target's middle frame, with its face-mask
-box in red for face crops) with its identity, split, source and the reference loudness, so a
+box in red) with its identity, split, source and the reference loudness, so a
 person can eyeball a build in one image."""
 
 from __future__ import annotations

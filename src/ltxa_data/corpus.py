@@ -148,9 +148,9 @@ _LOOKS: tuple[_Look, ...] = (
     _Look((198, 134, 94), (20, 15, 10), "long", 0.47, 0.69, (150, 40, 60), (70, 45, 30)),
     _Look((141, 85, 36), (12, 10, 10), "bald", 0.40, 0.81, (50, 120, 70), (40, 25, 15)),
     _Look((255, 219, 172), (205, 165, 70), "bun", 0.45, 0.67, (200, 180, 60), (60, 120, 90)),
-    _Look((224, 172, 105), (125, 55, 25), "fringe", 0.50, 0.72, (90, 50, 120), (80, 60, 40)),
-    _Look((92, 56, 40), (30, 25, 20), "spiky", 0.38, 0.78, (210, 110, 40), (30, 20, 15)),
-    _Look((233, 190, 150), (160, 160, 165), "short", 0.52, 0.84, (35, 35, 40), (90, 110, 120)),
+    _Look((224, 172, 105), (125, 55, 25), "fringe", 0.44, 0.72, (90, 50, 120), (80, 60, 40)),
+    _Look((128, 84, 60), (30, 25, 20), "spiky", 0.42, 0.78, (210, 110, 40), (30, 20, 15)),
+    _Look((233, 190, 150), (160, 160, 165), "short", 0.46, 0.80, (35, 35, 40), (90, 110, 120)),
     _Look((170, 110, 75), (95, 20, 20), "long", 0.41, 0.65, (40, 140, 150), (50, 35, 25)),
 )
 
@@ -264,18 +264,26 @@ class _ShotArt:
             d.ellipse([ex - 0.08 * fw, cy - 0.1 * fh, ex + 0.08 * fw, cy + 0.1 * fh], fill=skin_dark)
         d.ellipse([cx - fw / 2, cy - fh / 2, cx + fw / 2, cy + fh / 2], fill=lk.skin)
         self._draw_hair(d, cx, cy, fw, fh)
-        # eyes, brows
+        # Shaded eye sockets and thick brows over a lighter nose bridge: the dark band across the
+        # eyes is what frontal face detectors key on, whatever the skin tone.
         ey = cy - 0.07 * fh
-        r, pr = 0.085 * fw, 0.045 * fw
+        r, pr = 0.085 * fw, 0.05 * fw
+        socket = tuple(int(c * 0.45) for c in lk.skin)
+        sclera = tuple(int(0.55 * c + 0.45 * 235) for c in lk.skin)
         for sx in (-1, 1):
             ex = cx + sx * lk.eye_spacing * fw / 2
-            d.ellipse([ex - r, ey - 0.7 * r, ex + r, ey + 0.7 * r], fill=(250, 250, 250))
-            d.ellipse([ex - pr, ey - pr, ex + pr, ey + pr], fill=lk.iris)
-            d.line([(ex - r, ey - 1.6 * r), (ex + r, ey - 1.8 * r * (1 if sx > 0 else 0.9))], fill=lk.hair,
-                   width=max(2, round(fh / 60)))
-        # nose
-        d.polygon([(cx, cy - 0.02 * fh), (cx - 0.06 * fw, cy + 0.13 * fh), (cx + 0.05 * fw, cy + 0.13 * fh)],
-                  fill=skin_dark)
+            d.ellipse([ex - 1.5 * r, ey - 1.1 * r, ex + 1.5 * r, ey + 1.0 * r], fill=socket)
+            d.ellipse([ex - r, ey - 0.55 * r, ex + r, ey + 0.55 * r], fill=sclera)
+            d.ellipse([ex - pr, ey - pr * 0.9, ex + pr, ey + pr * 0.9], fill=tuple(int(c * 0.35) for c in lk.iris))
+            d.line([(ex - 1.2 * r, ey - 1.6 * r), (ex + 1.2 * r, ey - 1.8 * r * (1 if sx > 0 else 0.9))],
+                   fill=tuple(int(c * 0.6) for c in lk.hair), width=max(3, round(fh / 28)))
+        # nose: a lit bridge and dark nostrils
+        light = tuple(min(255, int(c * 1.12 + 12)) for c in lk.skin)
+        d.polygon([(cx, cy - 0.06 * fh), (cx - 0.05 * fw, cy + 0.12 * fh), (cx + 0.05 * fw, cy + 0.12 * fh)],
+                  fill=light)
+        for sx in (-1, 1):
+            nx = cx + sx * 0.035 * fw
+            d.ellipse([nx - 0.025 * fw, cy + 0.11 * fh, nx + 0.025 * fw, cy + 0.14 * fh], fill=skin_dark)
         return img
 
     def _draw_hair(self, d: ImageDraw.ImageDraw, cx: float, cy: float, fw: float, fh: float) -> None:

@@ -176,8 +176,16 @@ class IdentifyConfig(StrictModel):
 
 
 class FaceConfig(StrictModel):
-    """Face tracking for `targets.crop: face`: detect on every `sample_every`-th frame of a window at
-    reduced resolution, link the boxes by IoU, and skip windows with no face or more than one."""
+    """Face tracking in every target window: detect on every `sample_every`-th frame at reduced
+    resolution, link the boxes by IoU, skip windows with no face or more than one (the next-best
+    window takes the place of a skipped one), and give each sample its face masks."""
+
+    required: bool = Field(default=True, description="Track the face of every target, whatever the crop: a window "
+                           "with no face or several is skipped with the reason, and each sample carries its face "
+                           "masks. `false` (only with `crop: center`) skips detection; samples have no masks.")
+    mask_scale: float = Field(default=1.25, ge=1, le=3, description="The face masks cover the tracked face box grown "
+                              "by this factor about its centre: detector boxes stop at the brows and the chin, and "
+                              "hair and jaw also tell who someone is.")
 
     detector: Literal["haar", "yunet"] = Field(default="haar", description="`haar`: OpenCV's bundled frontal-face "
                                                "cascade (offline); `yunet`: OpenCV's FaceDetectorYN with "
@@ -218,6 +226,12 @@ class TargetsConfig(StrictModel):
         if v <= 0 or v % 32:
             raise ValueError("size must be a positive multiple of 32")
         return v
+
+    @model_validator(mode="after")
+    def _faces_for_face_crops(self) -> TargetsConfig:
+        if self.crop == "face" and not self.face.required:
+            raise ValueError("crop: face needs face.required: true (the crop follows the tracked face)")
+        return self
 
 
 class ReferencesConfig(StrictModel):

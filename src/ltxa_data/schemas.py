@@ -141,12 +141,12 @@ TARGETS = TableSchema(
         ("crop_mode", _S, "`center` or `face` (targets.crop)"),
         ("crop_pad", pa.list_(_I), "[left, top, right, bottom]: source pixels of the crop outside the frame, "
          "filled per targets.face.pad (all 0 for center crops)"),
-        ("face_ratio", _F, "face crops: fraction of the sampled frames with exactly one face"),
-        ("face_x", _F, "face crops: median tracked face box left, source pixels"),
-        ("face_y", _F, "face crops: median tracked face box top, source pixels"),
-        ("face_w", _F, "face crops: median tracked face box width, source pixels"),
-        ("face_h", _F, "face crops: median tracked face box height, source pixels"),
-        ("face_track", pa.list_(pa.list_(_F)), "face crops: [frame offset, x, y, w, h] per linked sampled frame, "
+        ("face_ratio", _F, "face-tracked targets: fraction of the sampled frames with exactly one face"),
+        ("face_x", _F, "face-tracked targets: median tracked face box left, source pixels"),
+        ("face_y", _F, "face-tracked targets: median tracked face box top, source pixels"),
+        ("face_w", _F, "face-tracked targets: median tracked face box width, source pixels"),
+        ("face_h", _F, "face-tracked targets: median tracked face box height, source pixels"),
+        ("face_track", pa.list_(pa.list_(_F)), "face-tracked targets: [frame offset, x, y, w, h] per linked sampled frame, "
          "smoothed, source pixels; the shard's per-frame face boxes interpolate it"),
     ),
 )

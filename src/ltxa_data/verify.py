@@ -44,7 +44,7 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
     if {"targets", "scenes"} <= tables.keys():
         problems += check_targets_within_shots(tables["targets"], tables["scenes"])
     if "targets" in tables:
-        problems += check_face_crops(tables["targets"])
+        problems += check_face_crops(tables["targets"], recipe.targets.face.required)
     if "pairs" in tables:
         problems += check_videos_held_out(tables["pairs"])
     if {"pairs", "videos"} <= tables.keys():
@@ -97,13 +97,24 @@ def check_targets_within_shots(targets: pl.DataFrame, scenes: pl.DataFrame) -> l
     return problems
 
 
-def check_face_crops(targets: pl.DataFrame) -> list[str]:
-    """Every ok face-crop target has a square crop holding each of its tracked face boxes."""
+def check_face_crops(targets: pl.DataFrame, required: bool = False) -> list[str]:
+    """Every ok target with a face track (all of them when tracking is `required`) keeps its face in
+    its crop: a face crop is square and holds each tracked box; a centre crop holds each box's centre."""
+    from .faces import faces_outside
+
     problems = []
-    for t in targets.filter((pl.col("status") == "ok") & (pl.col("crop_mode") == "face")).iter_rows(named=True):
+    for t in targets.filter(pl.col("status") == "ok").iter_rows(named=True):
         x, y, w, h = t["crop_x"], t["crop_y"], t["crop_w"], t["crop_h"]
-        if w != h or not t["face_track"]:
-            problems.append(f"target {t['target_id']}: face crop is not square or has no face track")
+        if not t["face_track"]:
+            if required or t["crop_mode"] == "face":
+                problems.append(f"target {t['target_id']}: no face track")
+            continue
+        if t["crop_mode"] != "face":
+            if faces_outside(t["face_track"], (x, y, w, h)):
+                problems.append(f"target {t['target_id']}: the face leaves its centre crop {[x, y, w, h]}")
+            continue
+        if w != h:
+            problems.append(f"target {t['target_id']}: face crop {[x, y, w, h]} is not square")
             continue
         for _, fx, fy, fw, fh in t["face_track"]:
             if fx < x - 1 or fy < y - 1 or fx + fw > x + w + 1 or fy + fh > y + h + 1:

@@ -2,9 +2,10 @@
 
 A sample is `{key}.json`, `{key}.mp4` (121 frames, 512x512, 25 fps), `{key}.wav` (the target's
 audio, 16 kHz stereo, 77,440 samples) and `{key}.ref{i}.wav` (reference i, 16 kHz stereo, 3.5 s).
-A face-crop target adds `{key}.face_boxes.json` (per-frame face boxes [121][x, y, w, h] in output
-pixels; the pixel mask of frame i is `floor(x) <= col < ceil(x + w)`, `floor(y) <= row < ceil(y + h)`)
-and `{key}.face_mask_latent.npy` (uint8 [16, 16, 16]: latent frame, row, column of 32x32 cells; 1 where
+A face-tracked target adds `{key}.face_boxes.json` (per-frame face-mask boxes [121][x, y, w, h] in
+output pixels: the tracked face grown by `targets.face.mask_scale`, clipped to the frame; the pixel
+mask of frame i is `floor(x) <= col < ceil(x + w)`, `floor(y) <= row < ceil(y + h)`) and
+`{key}.face_mask_latent.npy` (uint8 [16, 16, 16]: latent frame, row, column of 32x32 cells; 1 where
 any pixel of a pixel frame the latent frame covers is face). See `ltxa_data.faces`.
 """
 
@@ -124,7 +125,7 @@ class ShardStage(Stage):
     name = "shards"
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets")
-    version = "3"
+    version = "4"
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         samples = sample_rows(tables)
@@ -155,7 +156,7 @@ class ShardStage(Stage):
 
     def _write(self, writer: ShardWriter, sample: dict) -> dict:
         members = render_sample(sample, self.recipe.targets.size, self.recipe.shard.video_crf,
-                                self.recipe.targets.face.pad)
+                                self.recipe.targets.face.pad, self.recipe.targets.face.mask_scale)
         placed = writer.add(sample["key"], members)
         return dict(key=sample["key"], split=sample["split"], shard=placed.shard.removeprefix("shards/"),
                     offset=placed.offset, nbytes=placed.nbytes, members=placed.members, status="ok", error=None)
@@ -182,15 +183,15 @@ def reference_gain(audio: np.ndarray, ref: dict) -> tuple[np.ndarray, float | No
     return apply_gain(audio, applied), applied
 
 
-def face_members(track: list[list[float]], crop: list[int], size: int) -> dict[str, bytes]:
-    """A face-crop sample's per-frame face boxes (json, output pixels) and latent face mask (npy)."""
-    boxes = frame_boxes(track, (crop[0], crop[1], crop[2], crop[3]), size)
+def face_members(track: list[list[float]], crop: list[int], size: int, grow: float = 1.0) -> dict[str, bytes]:
+    """A sample's per-frame face-mask boxes (json, output pixels) and latent face mask (npy)."""
+    boxes = frame_boxes(track, (crop[0], crop[1], crop[2], crop[3]), size, grow)
     buf = io.BytesIO()
     np.save(buf, latent_face_mask(boxes, size), allow_pickle=False)
     return {"face_boxes.json": json.dumps(boxes.tolist()).encode(), "face_mask_latent.npy": buf.getvalue()}
 
 
-def render_sample(sample: dict, size: int, crf: int, pad: str = "black") -> dict[str, bytes]:
+def render_sample(sample: dict, size: int, crf: int, pad: str = "black", mask_scale: float = 1.0) -> dict[str, bytes]:
     """Cut and encode one sample's media: frame-exact video and audio that start at the same instant.
     A crop that leaves the frame is padded (`pad`: black or edge), never stretched."""
     start_s = sample["start_frame"] / TARGET_FPS
@@ -218,11 +219,13 @@ def render_sample(sample: dict, size: int, crf: int, pad: str = "black") -> dict
             **{c: r.get(c) for c in REFERENCE_FIELDS}, applied_gain_db=applied,
             output_lufs=_finite(round(integrated_lufs(mono_mix(ref), AUDIO_SAMPLE_RATE), 3)),
             output_peak_dbfs=_finite(round(peak_dbfs(ref), 3))))
+    if sample.get("face_track"):
+        meta["face_mask_scale"] = mask_scale
     members["json"] = json.dumps(meta, sort_keys=True).encode()
     members["mp4"] = encode_video(frames, TARGET_FPS, crf=crf)
     members["wav"] = encode_wav(audio, AUDIO_SAMPLE_RATE)
     for i, ref in enumerate(refs):
         members[f"ref{i}.wav"] = encode_wav(ref, AUDIO_SAMPLE_RATE)
     if sample.get("face_track"):
-        members.update(face_members(sample["face_track"], sample["crop"], size))
+        members.update(face_members(sample["face_track"], sample["crop"], size, mask_scale))
     return members
