@@ -86,7 +86,7 @@ def test_production_recipe_is_refused_saying_what_is_missing(tmp_path: Path, cap
     assert main(["build", str(p), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "'pyannote/speaker-diarization-community-1' from the Hugging Face hub needs a token in $HF_TOKEN" in err
-    assert "encode.backend 'ltx'" in err
+    assert "encode.backend ltx: the LTX checkpoint /models/ltx-2.3/ltx-2.3-22b.safetensors does not exist" in err
     assert not (tmp_path / "out" / "manifests" / "videos.parquet").exists(), "refused builds write nothing"
 
 

@@ -54,6 +54,17 @@ def main(argv: list[str] | None = None) -> int:
                    "unscored zone centred on each reference boundary (pyannote.metrics; 0.5 forgives +-0.25 s)")
     p.add_argument("--skip-overlap", action="store_true", help="diarization: do not score overlapped speech")
 
+    p = sub.add_parser("export", help="write a build's latents in a trainer's folder layout",
+                       description="ltx-trainer: OUT/<split>/.precomputed/{latents,audio_latents,"
+                       "reference_audio_latents,conditions}/<key>.pt, paired by relative path; every conditions "
+                       "file links to the caption's (export.conditions). The build needs encode.backend: ltx.")
+    p.add_argument("format", choices=["ltx-trainer"])
+    p.add_argument("out")
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"the build's recipe (default {DEFAULT_RECIPE})")
+    p.add_argument("--split", nargs="+", choices=["train", "val", "test"], help="splits to export (default: all)")
+    p.add_argument("--references", choices=["first", "stack", "expand"], help="override export.references")
+    p.add_argument("--conditions", help="override export.conditions: the caption's conditions .pt")
+
     p = sub.add_parser("schemas", help="print the manifest schemas")
 
     args = parser.parse_args(argv)
@@ -250,6 +261,24 @@ def pyannote_sample_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "sample"
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import FOLDERS, export_ltx_trainer, precomputed_samples
+    from .splits import SPLITS
+
+    recipe = load_recipe(Path(args.recipe))
+    out = Path(args.out)
+    written = export_ltx_trainer(recipe, out, tuple(args.split or SPLITS), args.references,
+                                 Path(args.conditions) if args.conditions else None)
+    for split, n in written.items():
+        # Read back the way the trainer does (weights_only), a few keys per split.
+        back = precomputed_samples(out / split, FOLDERS, limit=8)
+        print(f"{split}: {n} keys in {out / split / '.precomputed'}; {len(back)} read back with "
+              "torch.load(weights_only=True)")
+        if not back:
+            raise SystemicError(f"export: no sample of {out / split} reads back")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from .schemas import TABLES
 
@@ -269,6 +298,7 @@ COMMANDS = {
     "corpus": cmd_corpus,
     "demo": cmd_demo,
     "score": cmd_score,
+    "export": cmd_export,
     "schemas": cmd_schemas,
 }
 

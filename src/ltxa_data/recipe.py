@@ -316,8 +316,38 @@ class ShardConfig(StrictModel):
 
 class EncodeConfig(StrictModel):
     backend: Literal["none", "ltx"] = Field(default="none", description="`none`: shards carry media only; "
-                                            "`ltx`: LTX-2 VAE latents.")
-    checkpoint: str | None = Field(default=None, description="LTX-2.3 checkpoint (.safetensors).")
+                                            "`ltx`: LTX-2 VAE latents (ltx-core) in the trainer's format.")
+    checkpoint: str | None = Field(default=None, description="The unified LTX-2.3 checkpoint (.safetensors, model "
+                                   "config under its `config` metadata), or the video VAE file when "
+                                   "`audio_checkpoint` is set.")
+    audio_checkpoint: str | None = Field(default=None, description="The audio VAE file, for checkpoints split into "
+                                         "VAE files.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="`auto`: CUDA when torch sees one.")
+    video_dtype: Literal["bfloat16", "float32"] = Field(default="bfloat16", description="Video VAE weights and "
+                                                         "latents (the audio VAE always runs in float32).")
+    batch_size: int = Field(default=4, ge=1, description="Targets per video-encoder batch (references go 4x this); "
+                            "halved on GPU out-of-memory.")
+    decode_threads: int = Field(default=4, ge=1, description="Threads cutting samples (decode, crop, resample) "
+                                "ahead of the encoder.")
+    prefetch_batches: int = Field(default=2, ge=1, description="Batches cut ahead of the one being encoded.")
+    keep_media: bool = Field(default=True, description="Keep the mp4/wav media beside the latents in each sample.")
+
+    @model_validator(mode="after")
+    def _checkpoint_for_ltx(self) -> EncodeConfig:
+        if self.backend == "ltx" and not self.checkpoint:
+            raise ValueError("encode.backend ltx needs encode.checkpoint (the LTX-2.3 .safetensors)")
+        return self
+
+
+class ExportConfig(StrictModel):
+    """`ltxa-data export ltx-trainer OUT`: the trainer's `.precomputed` folders per split."""
+
+    conditions: str | None = Field(default=None, description="The caption's conditions file (.pt with "
+                                   "video_prompt_embeds, audio_prompt_embeds, prompt_attention_mask), linked "
+                                   "for every sample.")
+    references: Literal["first", "stack", "expand"] = Field(
+        default="first", description="`first`: reference 0 as [8, T, 16] (the upstream trainer); `stack`: "
+        "[K, 8, T, 16] with `variants` = K (the audio-only fork); `expand`: K keys, one reference each.")
 
 
 class CorpusConfig(StrictModel):
@@ -330,6 +360,10 @@ class CorpusConfig(StrictModel):
     scene_cut_clips: int = Field(default=1, ge=0, description="Clips with a hard scene cut.")
     short_clips: int = Field(default=2, ge=0, description="Clips shorter than one target window.")
     clip_seconds: tuple[float, float] = Field(default=(7.0, 11.0), description="Length range of normal clips.")
+
+
+SCHEDULING_ONLY = {"encode": ("batch_size", "decode_threads", "prefetch_batches")}
+"""Fields that change how fast a stage runs, not what it writes: left out of completion hashes."""
 
 
 class Recipe(StrictModel):
@@ -350,6 +384,7 @@ class Recipe(StrictModel):
     swap_eval: SwapEvalConfig = SwapEvalConfig()
     shard: ShardConfig = ShardConfig()
     encode: EncodeConfig = EncodeConfig()
+    export: ExportConfig = ExportConfig()
     corpus: CorpusConfig | None = Field(default=None, description="Set for a generated corpus (demo, tests).")
 
     # Set by load_recipe; not a YAML key.
@@ -374,7 +409,9 @@ class Recipe(StrictModel):
 
     def section_hash(self, *sections: str) -> str:
         """Hash of the named recipe sections: what a stage's completion markers depend on."""
-        data = {s: self.model_dump(mode="json")[s] for s in sections}
+        dumped = self.model_dump(mode="json")
+        data = {s: {k: v for k, v in dumped[s].items() if k not in SCHEDULING_ONLY.get(s, ())}
+                if isinstance(dumped[s], dict) else dumped[s] for s in sections}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -146,8 +146,8 @@ TARGETS = TableSchema(
         ("face_y", _F, "face-tracked targets: median tracked face box top, source pixels"),
         ("face_w", _F, "face-tracked targets: median tracked face box width, source pixels"),
         ("face_h", _F, "face-tracked targets: median tracked face box height, source pixels"),
-        ("face_track", pa.list_(pa.list_(_F)), "face-tracked targets: [frame offset, x, y, w, h] per linked sampled frame, "
-         "smoothed, source pixels; the shard's per-frame face boxes interpolate it"),
+        ("face_track", pa.list_(pa.list_(_F)), "face-tracked targets: [frame offset, x, y, w, h] per linked sampled "
+         "frame, smoothed, source pixels; the shard's per-frame face boxes interpolate it"),
     ),
 )
 

@@ -147,3 +147,26 @@ def frame_hash(*frames: pl.DataFrame | pa.Table | Any) -> str:
             h.update(json.dumps(f, sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 
+
+
+def file_sha256(path: Path, chunk: int = 16 << 20) -> str:
+    """Hex sha256 of a file, read in 16 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while data := f.read(chunk):
+            h.update(data)
+    return h.hexdigest()
+
+
+def cached_file_sha256(path: Path, cache_dir: Path) -> str:
+    """`file_sha256`, remembered in `cache_dir/sha256.json` by absolute path, size and mtime: a
+    40 GB checkpoint is hashed once, not on every build and worker."""
+    st = path.resolve().stat()
+    entry = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache_file = cache_dir / "sha256.json"
+    with exclusive_lock(cache_dir / "sha256.lock"):
+        cache = read_json(cache_file) or {}
+        if entry not in cache:
+            cache[entry] = file_sha256(path)
+            write_json_atomic(cache_file, cache)
+        return str(cache[entry])

@@ -327,12 +327,16 @@ def check_sample(files: dict[str, tuple[str, bytes]], recipe: Recipe) -> list[st
     """A sample's media contract: target mp4, target wav, reference wavs, metadata."""
     problems = []
     by_ext = {ext: data for ext, data in files.values()}
-    for need in ("json", "mp4", "wav"):
+    encoded = recipe.encode.backend == "ltx"
+    media = recipe.encode.keep_media or not encoded
+    for need in ("json", *(("mp4", "wav") if media else ())):
         if need not in by_ext:
             problems.append(f"missing .{need}")
     refs = sorted(ext for ext in by_ext if ext.startswith("ref") and ext.endswith(".wav"))
-    if len(refs) != recipe.pairs.references_per_target:
+    if media and len(refs) != recipe.pairs.references_per_target:
         problems.append(f"{len(refs)} reference wavs, {recipe.pairs.references_per_target} expected")
+    if encoded:
+        problems += check_latents(by_ext, recipe)
     if "mp4" in by_ext:
         problems += _check_mp4(by_ext["mp4"], recipe.targets.size)
     if "wav" in by_ext:
@@ -347,6 +351,55 @@ def check_sample(files: dict[str, tuple[str, bytes]], recipe: Recipe) -> list[st
                 problems.append("metadata frames/fps disagree with the contract")
         except json.JSONDecodeError as e:
             problems.append(f"metadata is not JSON ({e})")
+    return problems
+
+
+def check_latents(by_ext: dict[str, bytes], recipe: Recipe) -> list[str]:
+    """The trainer's latent dicts: load with weights_only; video bf16 (or the recipe's dtype)
+    [128, 16, S/32, S/32]; audio float32 [8, T, 16]; references float32 [K, 8, T', 16] with
+    `variants` = K; sizes agree with the stored counts; every value finite."""
+    import torch
+
+    from .encode import LATENT_MEMBERS
+    from .loader import load_pth
+
+    problems = [f"missing .{m}" for m in LATENT_MEMBERS if m not in by_ext]
+    if problems:
+        return problems
+    try:
+        video, audio, refs = (load_pth(by_ext[m]) for m in LATENT_MEMBERS)
+    except Exception as e:
+        return [f"latents do not load with torch.load(weights_only=True): {e}"]
+    side = recipe.targets.size // 32
+    checks = [
+        ("latents", video, getattr(torch, recipe.encode.video_dtype), (128, (TARGET_FRAMES - 1) // 8 + 1, side, side),
+         ("num_frames", "height", "width")),
+        ("audio_latents", audio, torch.float32, None, ("num_time_steps", "frequency_bins")),
+        ("reference_audio_latents", refs, torch.float32, None, ("num_time_steps", "frequency_bins")),
+    ]
+    for name, d, dtype, shape, counts in checks:
+        z = d.get("latents") if isinstance(d, dict) else None
+        if not isinstance(z, torch.Tensor):
+            problems.append(f"{name}: no 'latents' tensor")
+            continue
+        if z.dtype != dtype:
+            problems.append(f"{name}: dtype {z.dtype}, {dtype} expected")
+        if shape is not None and tuple(z.shape) != shape:
+            problems.append(f"{name}: shape {list(z.shape)}, {list(shape)} expected")
+        if name != "latents":
+            want_dims = 4 if name.startswith("reference") else 3
+            if z.ndim != want_dims or z.shape[-3] != 8 or z.shape[-1] != 16:
+                problems.append(f"{name}: shape {list(z.shape)}, {'[K, ' if want_dims == 4 else '['}8, T, 16] expected")
+        if [d.get(c) for c in counts] != list(z.shape[-len(counts):]):
+            problems.append(f"{name}: {', '.join(counts)} {[d.get(c) for c in counts]} disagree with the shape "
+                            f"{list(z.shape)}")
+        if not torch.isfinite(z.float()).all():
+            problems.append(f"{name}: not finite")
+    if isinstance(refs, dict) and isinstance(refs.get("latents"), torch.Tensor) and refs["latents"].ndim == 4:
+        k = recipe.pairs.references_per_target
+        if refs.get("variants") != refs["latents"].shape[0] or refs["latents"].shape[0] != k:
+            problems.append(f"reference_audio_latents: {refs['latents'].shape[0]} references, variants "
+                            f"{refs.get('variants')}, {k} expected")
     return problems
 
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ..errors import SystemicError
 from ..recipe import Recipe
 from .face_detector import FaceDetector
+
+if TYPE_CHECKING:
+    from .ltx_vae import LtxVaeEncoders
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,7 @@ class SpeakerEmbedder(Protocol):
 
 
 # Production backends that later versions add; a recipe naming one is refused with this reason.
-PLANNED = {
-    ("encode", "ltx"): "encode.backend 'ltx' (LTX-2 VAE latents) is not available in this version yet; "
-    "use encode.backend: none for media-only shards",
-}
+PLANNED: dict[tuple[str, str], str] = {}
 
 
 def backend_problems(recipe: Recipe) -> list[str]:
@@ -112,7 +112,9 @@ def backend_problems(recipe: Recipe) -> list[str]:
                 source.require(FOLDER_FILES)
     except SystemicError as e:
         problems.append(str(e))
-    if recipe.targets.crop == "face" and recipe.targets.face.detector == "yunet":
+    if recipe.encode.backend == "ltx":
+        problems += _encoder_problems(recipe)
+    if recipe.targets.face.required and recipe.targets.face.detector == "yunet":
         from .face_detector import check_yunet_model
 
         try:
@@ -120,6 +122,37 @@ def backend_problems(recipe: Recipe) -> list[str]:
         except SystemicError as e:
             problems.append(str(e))
     return problems
+
+
+def _encoder_problems(recipe: Recipe) -> list[str]:
+    """ltx-core imports and each checkpoint file is an LTX-2 safetensors with its config (weights unread)."""
+    from .ltx_vae import import_ltx_core, read_ltx_config
+
+    problems = []
+    try:
+        import_ltx_core()
+    except SystemicError as e:
+        problems.append(str(e))
+    for path in (recipe.encode.checkpoint, recipe.encode.audio_checkpoint):
+        if path is not None:
+            try:
+                read_ltx_config(recipe.resolve(path))
+            except SystemicError as e:
+                problems.append(str(e))
+    return problems
+
+
+def load_encoders(recipe: Recipe) -> LtxVaeEncoders:
+    """The recipe's LTX-2 VAE encoders, loaded on its device."""
+    import torch
+
+    from .ltx_vae import LtxVaeEncoders
+
+    cfg = recipe.encode
+    assert cfg.checkpoint is not None, "the recipe validator requires a checkpoint for encode.backend ltx"
+    return LtxVaeEncoders(recipe.resolve(cfg.checkpoint),
+                          recipe.resolve(cfg.audio_checkpoint) if cfg.audio_checkpoint else None,
+                          cfg.device, getattr(torch, cfg.video_dtype))
 
 
 def load_face_detector(recipe: Recipe) -> FaceDetector:

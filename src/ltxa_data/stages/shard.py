@@ -23,8 +23,9 @@ import polars as pl
 
 from .. import __version__
 from ..audio_quality import apply_gain, integrated_lufs, mono_mix, peak_dbfs
+from ..encode import CutSample, prefetched
 from ..faces import frame_boxes, latent_face_mask
-from ..media import encode_video, encode_wav, read_audio, read_frames
+from ..media import MediaError, encode_video, encode_wav, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..splits import SPLITS
 from ..storage import atomic_open, frame_hash
@@ -124,17 +125,31 @@ def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
 class ShardStage(Stage):
     name = "shards"
     reads = ("videos", "targets", "references", "pairs")
-    sections = ("shard", "targets")
+    sections = ("shard", "targets", "encode")
     version = "4"
+
+    def setup(self) -> None:
+        self.encoder = None
+        if self.recipe.encode.backend == "ltx":
+            from ..encode import SampleEncoder
+
+            self.encoder = SampleEncoder(self.recipe)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         samples = sample_rows(tables)
         n = self.recipe.shard.samples_per_shard
+        # The checkpoint's content, not only its path, decides the latents: a changed file reruns shards.
+        digest = None
+        if self.recipe.encode.backend == "ltx":
+            from ..encode import checkpoint_digest
+
+            digest = checkpoint_digest(self.recipe)
         parts: list[Partition] = []
         for split in SPLITS:
             keyed = [s for s in samples if s["split"] == split]
             for j in range(0, len(keyed), n):
-                data = {"split": split, "shard_index": j // n, "samples": keyed[j : j + n]}
+                data = {"split": split, "shard_index": j // n, "samples": keyed[j : j + n],
+                        "checkpoint_sha256": digest}
                 parts.append(Partition(f"{split}-{j // n:05d}", data, frame_hash(data)))
         return parts
 
@@ -143,20 +158,69 @@ class ShardStage(Stage):
         writer = ShardWriter(self.recipe.output_dir, f"shards/{split}/{split}-{index:05d}",
                              self.recipe.shard.max_shard_bytes)
         try:
-            rows = guarded(partition.data["samples"], lambda s: [self._write(writer, s)], self._failed)
+            if self.encoder is None:
+                rows = guarded(partition.data["samples"], lambda s: [self._write(writer, s, self._cut(s))],
+                               self._failed)
+            else:
+                rows = self._encode(writer, partition.data["samples"], partition.data["checkpoint_sha256"])
             outputs = writer.close()
         except BaseException:
             writer.abort()
             raise
         return StageResult(rows, outputs)
 
+    def _cut(self, sample: dict) -> CutSample:
+        return cut_sample(sample, self.recipe.targets.size, self.recipe.targets.face.pad)
+
+    def _encode(self, writer: ShardWriter, samples: list[dict], digest: str) -> list[dict]:
+        """Cut samples on threads ahead of the encoder, encode them in batches, write them in order.
+        A sample whose cutting or encoding fails gets its failed row; the others are written."""
+        assert self.encoder is not None
+        cfg = self.recipe.encode
+        self.encoder.info["checkpoint_sha256"] = digest
+        rows: dict[str, dict] = {}
+        batch: list[tuple[dict, CutSample]] = []
+
+        def flush() -> None:
+            # A sample whose latents are bad (not finite) is a ValueError: encode each alone, so
+            # only that sample fails. Out of memory at one sample, or any other fault, stops the run.
+            try:
+                encoded = [(s, c, z) for (s, c), z in zip(batch, self.encoder.encode([c for _, c in batch]),
+                                                            strict=True)]
+            except ValueError:
+                encoded = []
+                for s, c in batch:
+                    try:
+                        encoded.append((s, c, self.encoder.encode([c])[0]))
+                    except ValueError as e:
+                        rows[s["key"]] = self._failed(s, f"encode: {e}")
+            for s, c, z in encoded:
+                rows[s["key"]] = self._write(writer, s, c, z)
+            batch.clear()
+
+        cuts = prefetched(self._cut, samples, cfg.decode_threads, cfg.batch_size * cfg.prefetch_batches)
+        for sample, future in cuts:
+            try:
+                batch.append((sample, future.result()))
+            except (MediaError, OSError) as e:
+                rows[sample["key"]] = self._failed(sample, str(e))
+            if len(batch) >= self.encoder.batch_size:
+                flush()
+        if batch:
+            flush()
+        return [rows[s["key"]] for s in samples]
+
     def _failed(self, sample: dict, reason: str) -> dict:
         return dict(key=sample["key"], split=sample["split"], shard=None, offset=None, nbytes=None, members=None,
                     status="failed", error=failure(sample["rel_path"], reason))
 
-    def _write(self, writer: ShardWriter, sample: dict) -> dict:
-        members = render_sample(sample, self.recipe.targets.size, self.recipe.shard.video_crf,
-                                self.recipe.targets.face.pad, self.recipe.targets.face.mask_scale)
+    def _write(self, writer: ShardWriter, sample: dict, cut: CutSample,
+               latents: dict[str, bytes] | None = None) -> dict:
+        recipe = self.recipe
+        info = self.encoder.info if latents is not None and self.encoder is not None else None
+        members = sample_members(sample, cut, recipe.targets.size, recipe.shard.video_crf,
+                                 recipe.targets.face.mask_scale, recipe.encode.keep_media or latents is None,
+                                 latents, info)
         placed = writer.add(sample["key"], members)
         return dict(key=sample["key"], split=sample["split"], shard=placed.shard.removeprefix("shards/"),
                     offset=placed.offset, nbytes=placed.nbytes, members=placed.members, status="ok", error=None)
@@ -191,25 +255,24 @@ def face_members(track: list[list[float]], crop: list[int], size: int, grow: flo
     return {"face_boxes.json": json.dumps(boxes.tolist()).encode(), "face_mask_latent.npy": buf.getvalue()}
 
 
-def render_sample(sample: dict, size: int, crf: int, pad: str = "black", mask_scale: float = 1.0) -> dict[str, bytes]:
-    """Cut and encode one sample's media: frame-exact video and audio that start at the same instant.
-    A crop that leaves the frame is padded (`pad`: black or edge), never stretched."""
+def cut_sample(sample: dict, size: int, pad: str = "black") -> CutSample:
+    """Decode and cut one sample's media: frame-exact video and audio that start at the same instant,
+    and the references with their loudness gain. A crop that leaves the frame is padded (`pad`: black
+    or edge), never stretched. Its `meta` is the sample's json, less what encoding adds."""
     start_s = sample["start_frame"] / TARGET_FPS
     times = [(sample["start_frame"] + k) / TARGET_FPS for k in range(TARGET_FRAMES)]
     frames = read_frames(sample["path"], times, crop=tuple(sample["crop"]), size=size, pad=pad)
     audio = read_audio(sample["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=start_s,
                        duration_s=TARGET_FRAMES / TARGET_FPS)
-    members: dict[str, bytes] = {}
     meta = dict(
         key=sample["key"], identity_id=sample["identity_id"], split=sample["split"], target_id=sample["target_id"],
         source=sample["rel_path"], video_id=sample["video_id"], start_frame=sample["start_frame"], start_s=start_s,
         crop=sample["crop"], crop_mode=sample.get("crop_mode", "center"), crop_pad=sample.get("crop_pad"),
         num_frames=TARGET_FRAMES, fps=TARGET_FPS, width=size, height=size,
         sample_rate=AUDIO_SAMPLE_RATE, audio_samples=int(audio.shape[1]), references=[],
-        ltxa_data_version=__version__,
+        ltxa_data_version=__version__, variants=len(sample["references"]),
     )
     refs: list[np.ndarray] = []
-    meta["variants"] = len(sample["references"])
     for r in sample["references"]:
         ref = read_audio(r["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=r["start_s"], duration_s=r["duration_s"])
         ref, applied = reference_gain(ref, r)
@@ -219,13 +282,31 @@ def render_sample(sample: dict, size: int, crf: int, pad: str = "black", mask_sc
             **{c: r.get(c) for c in REFERENCE_FIELDS}, applied_gain_db=applied,
             output_lufs=_finite(round(integrated_lufs(mono_mix(ref), AUDIO_SAMPLE_RATE), 3)),
             output_peak_dbfs=_finite(round(peak_dbfs(ref), 3))))
+    return CutSample(frames, audio, refs, meta)
+
+
+def sample_members(sample: dict, cut: CutSample, size: int, crf: int, mask_scale: float = 1.0,
+                   media: bool = True, latents: dict[str, bytes] | None = None,
+                   latents_info: dict | None = None) -> dict[str, bytes]:
+    """A sample's shard members: json, the media (`media`), face masks, and the latents when encoded."""
+    meta = dict(cut.meta)
+    members: dict[str, bytes] = {}
     if sample.get("face_track"):
         meta["face_mask_scale"] = mask_scale
+    if latents is not None:
+        meta["latents"] = dict(latents_info or {}, members=sorted(latents))
     members["json"] = json.dumps(meta, sort_keys=True).encode()
-    members["mp4"] = encode_video(frames, TARGET_FPS, crf=crf)
-    members["wav"] = encode_wav(audio, AUDIO_SAMPLE_RATE)
-    for i, ref in enumerate(refs):
-        members[f"ref{i}.wav"] = encode_wav(ref, AUDIO_SAMPLE_RATE)
+    if media:
+        members["mp4"] = encode_video(cut.frames, TARGET_FPS, crf=crf)
+        members["wav"] = encode_wav(cut.audio, AUDIO_SAMPLE_RATE)
+        for i, ref in enumerate(cut.references):
+            members[f"ref{i}.wav"] = encode_wav(ref, AUDIO_SAMPLE_RATE)
     if sample.get("face_track"):
         members.update(face_members(sample["face_track"], sample["crop"], size, mask_scale))
+    members.update(latents or {})
     return members
+
+
+def render_sample(sample: dict, size: int, crf: int, pad: str = "black", mask_scale: float = 1.0) -> dict[str, bytes]:
+    """A media-only sample's shard members (json, mp4, wav, reference wavs, face masks)."""
+    return sample_members(sample, cut_sample(sample, size, pad), size, crf, mask_scale)
