@@ -159,7 +159,8 @@ def test_export_has_the_trainer_layout_and_reads_back(encoded: Recipe, condition
         for folder in ("latents", "audio_latents", "reference_audio_latents", "conditions"):
             assert sorted(p.stem for p in (root / folder).glob("*.pt")) == sorted(keys["key"].to_list()), folder
         link = root / "conditions" / f"{keys['key'][0]}.pt"
-        assert link.is_symlink() and link.resolve() == conditions.resolve()
+        assert link.is_symlink() and os.readlink(link) == "../caption_conditions.pt", "relative: OUT can move"
+        assert link.read_bytes() == conditions.read_bytes()
         got = precomputed_samples(out / split[0])
         assert len(got) == keys.height
         for s in got:
@@ -180,6 +181,29 @@ def test_export_has_the_trainer_layout_and_reads_back(encoded: Recipe, condition
     latents = expanded / "train" / ".precomputed" / "latents"
     assert sorted(p.stem for p in latents.glob("*.pt")) == sorted(f"{k}_r0" for k in train), "K = 1: one key each"
     assert len(precomputed_samples(expanded / "train")) == len(train)
+
+
+def test_expanded_references_are_keys_of_their_own(tmp_path: Path) -> None:
+    """K = 2 with `expand`: two keys; the second's video and audio latents link to the first's files;
+    an earlier export's files of another mode are removed."""
+    from ltxa_data.encode import audio_latent_dict, saved_bytes, video_latent_dict
+    from ltxa_data.export import FOLDERS, _export_sample, precomputed_samples
+
+    root = tmp_path / "train" / ".precomputed"
+    for folder in FOLDERS:
+        (root / folder).mkdir(parents=True)
+    torch.save({"video_prompt_embeds": torch.zeros(1), "audio_prompt_embeds": torch.zeros(1),
+                "prompt_attention_mask": torch.ones(1)}, root / "caption_conditions.pt")
+    stack = torch.randn(2, 8, 88, 16)
+    members = {"latents.pth": saved_bytes(video_latent_dict(torch.randn(128, 16, 2, 2).bfloat16())),
+               "audio_latents.pth": saved_bytes(audio_latent_dict(torch.randn(8, 122, 16), 4.84)),
+               "reference_audio_latents.pth": saved_bytes(audio_latent_dict(stack, 3.5))}
+    assert _export_sample(root, "k", members, "expand", tmp_path / "x.tar") == ["k_r0", "k_r1"]
+    assert os.readlink(root / "latents" / "k_r1.pt") == "k_r0.pt"
+    got = precomputed_samples(tmp_path / "train")
+    assert len(got) == 2 and all("variants" not in g["reference_audio_latents"] for g in got)
+    assert torch.equal(got[1]["reference_audio_latents"]["latents"], stack[1])
+    assert torch.equal(got[0]["latents"]["latents"], got[1]["latents"]["latents"])
 
 
 def test_export_refuses_bad_conditions_and_media_only_builds(encoded: Recipe, built: Recipe, tmp_path: Path) -> None:

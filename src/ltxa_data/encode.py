@@ -43,6 +43,8 @@ class CutSample:
     audio: np.ndarray
     references: list[np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
+    media: dict[str, bytes] | None = None
+    """The encoded mp4/wav members, when made on the cutting thread."""
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -84,7 +86,8 @@ def _empty_cache() -> None:
 def prefetched(fn: Callable[[T], R], items: Iterable[T], threads: int, ahead: int) -> Iterator[tuple[T, Future[R]]]:
     """(item, future of fn(item)) in order, with at most `ahead` items submitted to `threads` threads
     beyond the one being consumed: work on later items overlaps the caller's work on earlier ones."""
-    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="cut") as pool:
+    pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="cut")
+    try:
         queue: deque[tuple[T, Future[R]]] = deque()
         for item in items:
             queue.append((item, pool.submit(fn, item)))
@@ -92,6 +95,8 @@ def prefetched(fn: Callable[[T], R], items: Iterable[T], threads: int, ahead: in
                 yield queue.popleft()
         while queue:
             yield queue.popleft()
+    finally:  # on an error downstream (or close()), queued work is dropped, not run
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def saved_bytes(obj: dict[str, Any]) -> bytes:
@@ -105,14 +110,15 @@ def saved_bytes(obj: dict[str, Any]) -> bytes:
 
 def video_latent_dict(latents: Any) -> dict[str, Any]:
     """The trainer's `latents/` dict for one clip's latents [C, F', H', W']."""
-    return {"latents": latents.contiguous(), "num_frames": int(latents.shape[1]), "height": int(latents.shape[2]),
+    # clone: a row of a batch is a view, and torch.save would write the whole batch's storage
+    return {"latents": latents.clone(), "num_frames": int(latents.shape[1]), "height": int(latents.shape[2]),
             "width": int(latents.shape[3]), "fps": float(TARGET_FPS)}
 
 
 def audio_latent_dict(latents: Any, duration_s: float) -> dict[str, Any]:
     """The trainer's `audio_latents/` dict for latents [8, T, 16], or a reference stack [K, 8, T, 16]
     (then with `variants` = K, the audio-only trainer's format)."""
-    out = {"latents": latents.contiguous(), "num_time_steps": int(latents.shape[-2]),
+    out = {"latents": latents.clone(), "num_time_steps": int(latents.shape[-2]),
            "frequency_bins": int(latents.shape[-1]), "duration": float(duration_s)}
     if latents.ndim == 4:
         out["variants"] = int(latents.shape[0])
@@ -127,9 +133,10 @@ class SampleEncoder:
 
         self.vae = load_encoders(recipe)
         self.batch_size = recipe.encode.batch_size
+        self.reference_batch_size = 4 * recipe.encode.batch_size
         self.info = {
             "checkpoint": self.vae.checkpoint.name,
-            "checkpoint_sha256": checkpoint_sha256 or self.vae.checkpoint_sha256,
+            "checkpoint_sha256": checkpoint_sha256,  # the driver hashes once (`checkpoint_digest`)
             "ltx_core_version": self.vae.ltx_core_version,
             "video_dtype": str(self.vae.video_dtype).removeprefix("torch."),
             "audio_dtype": "float32",
@@ -138,6 +145,9 @@ class SampleEncoder:
 
     def _shrink(self, size: int) -> None:
         self.batch_size = min(self.batch_size, size)
+
+    def _shrink_references(self, size: int) -> None:
+        self.reference_batch_size = min(self.reference_batch_size, size)
 
     def encode(self, cuts: list[CutSample]) -> list[dict[str, bytes]]:
         """Latent members of each cut sample (same order); checks every latent is finite."""
@@ -157,7 +167,7 @@ class SampleEncoder:
         for idx in by_len.values():  # one length per batch: padding would change the latents
             got = in_batches(lambda b: list(vae.encode_audio(torch.from_numpy(np.stack([flat[i] for i in b])),
                                                              AUDIO_SAMPLE_RATE)),
-                             idx, self.batch_size * 4, self._shrink)
+                             idx, self.reference_batch_size, self._shrink_references)
             for i, z in zip(idx, got, strict=True):
                 refs[i] = z
         out, k = [], 0

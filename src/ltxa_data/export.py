@@ -3,12 +3,12 @@
     OUT/<split>/.precomputed/latents/<key>.pt                  video latents (the shard's latents.pth)
     OUT/<split>/.precomputed/audio_latents/<key>.pt            target audio latents
     OUT/<split>/.precomputed/reference_audio_latents/<key>.pt  reference audio latents
-    OUT/<split>/.precomputed/conditions/<key>.pt               -> the caption's conditions file (a link)
+    OUT/<split>/.precomputed/conditions/<key>.pt               -> ../caption_conditions.pt (a relative link)
 
 ltx-trainer's `PrecomputedDataset(OUT/<split>, ...)` pairs files by identical relative path across
 folders and loads them with `torch.load(weights_only=True)`. The caption is constant, so every key's
-conditions file is a symbolic link to the one file the user supplies (`export.conditions`): a single
-shared `conditions/caption.pt` would pair with nothing. References, `export.references`:
+conditions file is a symbolic link to a copy of the one file the user supplies (`export.conditions`):
+a single shared `conditions/caption.pt` would pair with nothing. References, `export.references`:
 `first` writes reference 0 as [8, T, 16] (the upstream trainer's shape); `stack` writes the
 [K, 8, T, 16] stack with `variants` = K (the audio-only fork's format); `expand` writes K keys
 `<key>_r<i>`, one reference each, their video and audio latents linked to the first key's files.
@@ -32,6 +32,8 @@ from .splits import SPLITS
 from .storage import read_frame, write_bytes_atomic, write_json_atomic
 
 FOLDERS = ("latents", "audio_latents", "reference_audio_latents", "conditions")
+CAPTION_FILE = "caption_conditions.pt"
+"""The caption's conditions, copied into each split's `.precomputed` folder; conditions/<key>.pt link to it."""
 CONDITION_KEYS = ("video_prompt_embeds", "audio_prompt_embeds", "prompt_attention_mask")
 """What a conditions file must hold (the LTX-2 text encoder's output for the caption)."""
 
@@ -68,17 +70,20 @@ def _samples(tar: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, members
 
 
-def _link(target: Path, link: Path) -> None:
+def _link(target: str, link: Path) -> None:
+    """A relative symbolic link (`target` relative to the link's folder), so the export can be moved."""
     tmp = link.with_name(f".{link.name}.tmp")
     tmp.unlink(missing_ok=True)
-    os.symlink(os.path.relpath(target, link.parent) if not target.is_absolute() else target, tmp)
+    os.symlink(target, tmp)
     os.replace(tmp, link)
 
 
 def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLITS, references: str | None = None,
                        conditions: Path | None = None) -> dict[str, int]:
     """Write the export (see the module docstring); returns the keys written per split. Files are
-    written atomically, so a rerun repairs an interrupted export."""
+    written atomically, so a rerun repairs an interrupted export; files of an earlier export that
+    this one does not write (other keys, another `references` mode) are removed. The conditions
+    file is copied to `.precomputed/caption_conditions.pt` and linked relatively, so OUT can move."""
     references = references or recipe.export.references
     conditions = conditions or (recipe.resolve(recipe.export.conditions) if recipe.export.conditions else None)
     if conditions is None:
@@ -95,11 +100,16 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
         root = out / split / ".precomputed"
         for folder in FOLDERS:
             (root / folder).mkdir(parents=True, exist_ok=True)
-        n = 0
+        write_bytes_atomic(root / CAPTION_FILE, conditions.read_bytes())
+        names: set[str] = set()
         for rel in tars:
             for key, members in _samples(recipe.output_dir / "shards" / rel):
-                n += _export_sample(root, key, members, references, conditions, recipe.output_dir / "shards" / rel)
-        written[split] = n
+                names.update(_export_sample(root, key, members, references, recipe.output_dir / "shards" / rel))
+        for folder in FOLDERS:
+            for f in (root / folder).glob("*.pt"):
+                if f.stem not in names:
+                    f.unlink()
+        written[split] = len(names)
     if not written:
         raise SystemicError(f"build {recipe.name!r} has no shards to export (splits {', '.join(splits)})")
     write_json_atomic(out / "export.json", {"build": recipe.name, "references": references, "keys": written,
@@ -107,8 +117,8 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
     return written
 
 
-def _export_sample(root: Path, key: str, members: dict[str, bytes], references: str, conditions: Path,
-                   tar: Path) -> int:
+def _export_sample(root: Path, key: str, members: dict[str, bytes], references: str, tar: Path) -> list[str]:
+    """Write one sample's files; returns the keys (file stems) written."""
     missing = [m for m in ("latents.pth", "audio_latents.pth", "reference_audio_latents.pth") if m not in members]
     if missing:
         raise SystemicError(f"export: sample {key} in {tar} has no {', '.join(missing)}: build with encode.backend: "
@@ -126,11 +136,11 @@ def _export_sample(root: Path, key: str, members: dict[str, bytes], references: 
     write_bytes_atomic(root / "audio_latents" / f"{first}.pt", members["audio_latents.pth"])
     for name, data in variants:
         write_bytes_atomic(root / "reference_audio_latents" / f"{name}.pt", data)
-        _link(conditions, root / "conditions" / f"{name}.pt")
+        _link(f"../{CAPTION_FILE}", root / "conditions" / f"{name}.pt")
         if name != first:
             for folder in ("latents", "audio_latents"):
-                _link(Path(f"{first}.pt"), root / folder / f"{name}.pt")
-    return len(variants)
+                _link(f"{first}.pt", root / folder / f"{name}.pt")
+    return [name for name, _ in variants]
 
 
 def precomputed_samples(root: Path, folders: tuple[str, ...] = FOLDERS, limit: int | None = None) -> list[dict]:

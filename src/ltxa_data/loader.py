@@ -10,11 +10,12 @@ Each sample is the trainer's dicts, keyed as ltx-trainer's `PrecomputedDataset` 
 is given), plus `key` and `meta` (the sample's json). The reference is the stack [K, 8, T, 16] with
 `variants` = K, or with `references="first"` reference 0 alone [8, T, 16] (the upstream trainer's shape).
 
-Order is a pure function of (seed, epoch, rank, world size, workers, batch size): shards are shuffled
-per epoch and dealt to the (rank, worker) slots, then samples are shuffled within a slot by a seeded
-buffer. Every slot yields the same number of batches (the smallest slot's; the few samples over are
-dropped, different ones each epoch), so the DataLoader's round-robin over workers is exact and
-`start_step` resumes an epoch at exactly the batch where it stopped.
+Order is a pure function of (seed, epoch, rank, world size, workers, batch size): the shards are
+shuffled per epoch into one stream, each (rank, worker) slot takes an equal contiguous range of it
+(whole batches; fewer than slots x batch size samples are left over, different ones each epoch),
+and samples are shuffled within a slot by a seeded buffer. Every slot yields the same number of
+batches, so the DataLoader's round-robin over workers is exact and `start_step` resumes an epoch
+at exactly the batch where it stopped.
 """
 
 from __future__ import annotations
@@ -80,21 +81,28 @@ class LatentShards(IterableDataset):
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         self.epoch, self.start_step = epoch, start_step
 
-    def _slots(self, workers: int) -> tuple[list[list[Path]], list[int], int]:
-        """(the shard lists of every slot, their sample counts, the sample stride) for this epoch."""
+    def _slot_range(self, workers: int, slot: int) -> tuple[list[tuple[Path, int]], int, int]:
+        """(the shards slot `slot` reads, with each one's first sample index in this epoch's stream, the
+        samples to skip in the first of them, the samples the slot yields) for this epoch: the
+        shuffled shards form one stream of T samples and slot s takes samples [s T / S, (s+1) T / S)
+        rounded down to whole batches per slot (S = ranks x workers)."""
         slots = self.world_size * workers
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.shards))
         shards = [self.shards[i] for i in order]
-        if len(shards) >= slots:  # deal whole shards
-            dealt = [shards[s::slots] for s in range(slots)]
-            return [[p for p, _ in d] for d in dealt], [sum(n for _, n in d) for d in dealt], 1
-        # fewer shards than slots: every slot reads all shards and keeps every slots-th sample
         total = sum(n for _, n in shards)
-        return [[p for p, _ in shards]] * slots, [len(range(s, total, slots)) for s in range(slots)], slots
+        per_slot = (total // slots) // self.batch_size * self.batch_size
+        lo, hi = slot * per_slot, (slot + 1) * per_slot
+        mine, start = [], 0
+        for path, n in shards:
+            if start < hi and start + n > lo:
+                mine.append((path, start))
+            start += n
+        skip = lo - mine[0][1] if mine else 0
+        return mine, skip, per_slot
 
     def batches_per_epoch(self, workers: int) -> int:
-        """Batches every slot yields (the DataLoader yields `workers` x this per rank)."""
-        return min(self._slots(max(1, workers))[1]) // self.batch_size
+        """Batches every worker yields per epoch (the DataLoader yields `workers` x this per rank)."""
+        return self._slot_range(max(1, workers), 0)[2] // self.batch_size
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         import webdataset as wds
@@ -106,17 +114,18 @@ class LatentShards(IterableDataset):
         # the role (w + s) % workers; that role has already given the batches g < s with g % workers == role.
         role = (worker + self.start_step) % workers
         slot = self.rank * workers + role
-        paths, counts, stride = self._slots(workers)
-        per_slot = min(counts) // self.batch_size
+        shards, skip, per_slot = self._slot_range(workers, slot)
         done = len(range(role, self.start_step, workers))
-        keep = (per_slot - done) * self.batch_size
-        if keep <= 0:
+        keep = per_slot - done * self.batch_size
+        if keep <= 0 or not shards:
             return
         rng = random.Random(f"{self.seed}-{self.epoch}-{slot}")
         pipeline = wds.DataPipeline(
-            wds.SimpleShardList([str(p) for p in paths[slot]]),
-            wds.tarfile_to_samples(),
-            _every(stride, slot % stride if stride > 1 else 0),
+            wds.SimpleShardList([str(p) for p, _ in shards]),
+            # latents and json only: the mp4/wav beside them are not read into memory
+            wds.tarfile_to_samples(select_files=lambda name: name.endswith((".pth", ".json"))
+                                   and not name.endswith(".face_boxes.json")),
+            _slice(skip, per_slot),
             wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng),
         )
         stream = iter(pipeline)
@@ -137,13 +146,15 @@ class LatentShards(IterableDataset):
         return out
 
 
-def _every(stride: int, offset: int) -> Any:
-    """A webdataset stage keeping samples offset, offset + stride, ... of the stream."""
-    def keep(src: Iterator[dict]) -> Iterator[dict]:
-        for i, s in enumerate(src):
-            if i % stride == offset:
-                yield s
-    return keep
+def _slice(skip: int, count: int) -> Any:
+    """A webdataset stage yielding `count` samples after skipping `skip`."""
+    def take(src: Iterator[dict]) -> Iterator[dict]:
+        for i, sample in enumerate(src):
+            if i >= skip + count:
+                return
+            if i >= skip:
+                yield sample
+    return take
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -166,5 +177,4 @@ def latent_loader(recipe: Recipe | str | Path, split: str = "train", batch_size:
         recipe = load_recipe(Path(recipe))
     dataset = LatentShards(shard_index(recipe, split), batch_size, seed, epoch, start_step, shuffle_buffer, rank,
                            world_size, references, conditions)
-    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate,
-                      persistent_workers=False, **loader_kw)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate, **loader_kw)

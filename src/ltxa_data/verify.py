@@ -395,6 +395,9 @@ def check_latents(by_ext: dict[str, bytes], recipe: Recipe) -> list[str]:
                             f"{list(z.shape)}")
         if not torch.isfinite(z.float()).all():
             problems.append(f"{name}: not finite")
+        if z.untyped_storage().nbytes() != z.numel() * z.element_size():
+            problems.append(f"{name}: stores {z.untyped_storage().nbytes()} bytes for {z.numel() * z.element_size()} "
+                            "of latents (a view of a larger tensor was saved)")
     if isinstance(refs, dict) and isinstance(refs.get("latents"), torch.Tensor) and refs["latents"].ndim == 4:
         k = recipe.pairs.references_per_target
         if refs.get("variants") != refs["latents"].shape[0] or refs["latents"].shape[0] != k:

@@ -117,30 +117,46 @@ def failure(subject: str | os.PathLike, reason: str) -> str:
     return f"{subject}: {reason}"
 
 
-def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callable[[T, str], dict]) -> list[dict]:
-    """Run `fn` per item; an input fault becomes a failed row, a systemic fault stops the run.
+class Faults:
+    """Sorts the exceptions of one partition's items: input faults become failed rows, systemic
+    faults stop the run.
 
-    Media and file errors are input faults. Any other exception is recorded too, unless every item
-    of the partition fails with the same exception type: that is a fault of the pipeline or a
-    model, not of the inputs, and the run stops.
+    Media and file errors are input faults. Out of memory and `SystemicError` are systemic. Any
+    other exception is recorded too, unless every item of the partition fails with the same
+    exception type (`check`): that is a fault of the pipeline or a model, not of the inputs.
     """
+
+    def __init__(self) -> None:
+        self.unexpected: list[Exception] = []
+
+    def reason(self, e: Exception) -> str:
+        """The failed row's reason for `e`, or raise when `e` is systemic."""
+        if isinstance(e, (SystemicError, MemoryError)):
+            raise e
+        if isinstance(e, (MediaError, OSError)):
+            return str(e)
+        if "out of memory" in str(e).lower():
+            raise SystemicError(str(e)) from e
+        self.unexpected.append(e)
+        return f"{type(e).__name__}: {e}"
+
+    def check(self, n_items: int) -> None:
+        """Raise when all `n_items` items failed with one unexpected exception type."""
+        if n_items >= 2 and len(self.unexpected) == n_items and len({type(e) for e in self.unexpected}) == 1:
+            e = self.unexpected[0]
+            raise SystemicError(f"all {n_items} items of a partition failed with {type(e).__name__}: {e} "
+                                "(a fault of the pipeline or a model, not of the inputs)") from e
+
+
+def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callable[[T, str], dict]) -> list[dict]:
+    """Run `fn` per item; an input fault becomes a failed row, a systemic fault stops the run (`Faults`)."""
     items = list(items)
     rows: list[dict] = []
-    unexpected: list[Exception] = []
+    faults = Faults()
     for item in items:
         try:
             rows.extend(fn(item))
-        except (SystemicError, MemoryError, KeyboardInterrupt):
-            raise
-        except (MediaError, OSError) as e:
-            rows.append(on_error(item, str(e)))
         except Exception as e:
-            if "out of memory" in str(e).lower():
-                raise SystemicError(str(e)) from e
-            unexpected.append(e)
-            rows.append(on_error(item, f"{type(e).__name__}: {e}"))
-    if len(items) >= 2 and len(unexpected) == len(items) and len({type(e) for e in unexpected}) == 1:
-        e = unexpected[0]
-        raise SystemicError(f"all {len(items)} items of a partition failed with {type(e).__name__}: {e} "
-                            "(a fault of the pipeline or a model, not of the inputs)") from e
+            rows.append(on_error(item, faults.reason(e)))
+    faults.check(len(items))
     return rows

@@ -25,11 +25,11 @@ from .. import __version__
 from ..audio_quality import apply_gain, integrated_lufs, mono_mix, peak_dbfs
 from ..encode import CutSample, prefetched
 from ..faces import frame_boxes, latent_face_mask
-from ..media import MediaError, encode_video, encode_wav, read_audio, read_frames
+from ..media import encode_video, encode_wav, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..splits import SPLITS
 from ..storage import atomic_open, frame_hash
-from .base import Partition, Stage, StageResult, failure, guarded
+from .base import Faults, Partition, Stage, StageResult, failure, guarded
 from .scan import ok_videos
 
 TAR_BLOCK = 512
@@ -172,42 +172,61 @@ class ShardStage(Stage):
     def _cut(self, sample: dict) -> CutSample:
         return cut_sample(sample, self.recipe.targets.size, self.recipe.targets.face.pad)
 
+    def _cut_with_media(self, sample: dict) -> CutSample:
+        """On a cutting thread: the cut, and its mp4/wav when kept (x264 must not hold up the encoder)."""
+        cut = self._cut(sample)
+        if self.recipe.encode.keep_media:
+            cut.media = media_members(cut, self.recipe.shard.video_crf)
+        return cut
+
     def _encode(self, writer: ShardWriter, samples: list[dict], digest: str) -> list[dict]:
         """Cut samples on threads ahead of the encoder, encode them in batches, write them in order.
-        A sample whose cutting or encoding fails gets its failed row; the others are written."""
+        A sample whose cutting, encoding or writing fails gets its failed row (`Faults` decides
+        what is systemic); the others are written."""
         assert self.encoder is not None
-        cfg = self.recipe.encode
-        self.encoder.info["checkpoint_sha256"] = digest
+        encoder, cfg = self.encoder, self.recipe.encode
+        encoder.info["checkpoint_sha256"] = digest
         rows: dict[str, dict] = {}
+        faults = Faults()
         batch: list[tuple[dict, CutSample]] = []
 
-        def flush() -> None:
-            # A sample whose latents are bad (not finite) is a ValueError: encode each alone, so
-            # only that sample fails. Out of memory at one sample, or any other fault, stops the run.
+        def write(s: dict, c: CutSample, z: dict[str, bytes]) -> None:
             try:
-                encoded = [(s, c, z) for (s, c), z in zip(batch, self.encoder.encode([c for _, c in batch]),
-                                                            strict=True)]
-            except ValueError:
-                encoded = []
+                rows[s["key"]] = self._write(writer, s, c, z)
+            except Exception as e:
+                rows[s["key"]] = self._failed(s, faults.reason(e))
+
+        def flush() -> None:
+            try:
+                latents = encoder.encode([c for _, c in batch])
+            except Exception as e:
+                faults.reason(e)  # raises when systemic (out of memory at one sample, ...)
+                faults.unexpected.clear()
+                # One bad sample (non-finite latents) must not fail its batch: encode each alone.
                 for s, c in batch:
                     try:
-                        encoded.append((s, c, self.encoder.encode([c])[0]))
-                    except ValueError as e:
-                        rows[s["key"]] = self._failed(s, f"encode: {e}")
-            for s, c, z in encoded:
-                rows[s["key"]] = self._write(writer, s, c, z)
+                        z = encoder.encode([c])[0]
+                    except Exception as e1:
+                        rows[s["key"]] = self._failed(s, "encode: " + faults.reason(e1))
+                    else:
+                        write(s, c, z)
+            else:
+                for (s, c), z in zip(batch, latents, strict=True):
+                    write(s, c, z)
             batch.clear()
 
-        cuts = prefetched(self._cut, samples, cfg.decode_threads, cfg.batch_size * cfg.prefetch_batches)
-        for sample, future in cuts:
-            try:
-                batch.append((sample, future.result()))
-            except (MediaError, OSError) as e:
-                rows[sample["key"]] = self._failed(sample, str(e))
-            if len(batch) >= self.encoder.batch_size:
+        with contextlib.closing(prefetched(self._cut_with_media, samples, cfg.decode_threads,
+                                           encoder.batch_size * cfg.prefetch_batches)) as cuts:
+            for sample, future in cuts:
+                try:
+                    batch.append((sample, future.result()))
+                except Exception as e:
+                    rows[sample["key"]] = self._failed(sample, faults.reason(e))
+                if len(batch) >= encoder.batch_size:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
+        faults.check(len(samples))
         return [rows[s["key"]] for s in samples]
 
     def _failed(self, sample: dict, reason: str) -> dict:
@@ -285,6 +304,14 @@ def cut_sample(sample: dict, size: int, pad: str = "black") -> CutSample:
     return CutSample(frames, audio, refs, meta)
 
 
+def media_members(cut: CutSample, crf: int) -> dict[str, bytes]:
+    """A cut sample's mp4 and wavs (target, then the references in order)."""
+    members = {"mp4": encode_video(cut.frames, TARGET_FPS, crf=crf), "wav": encode_wav(cut.audio, AUDIO_SAMPLE_RATE)}
+    for i, ref in enumerate(cut.references):
+        members[f"ref{i}.wav"] = encode_wav(ref, AUDIO_SAMPLE_RATE)
+    return members
+
+
 def sample_members(sample: dict, cut: CutSample, size: int, crf: int, mask_scale: float = 1.0,
                    media: bool = True, latents: dict[str, bytes] | None = None,
                    latents_info: dict | None = None) -> dict[str, bytes]:
@@ -297,10 +324,7 @@ def sample_members(sample: dict, cut: CutSample, size: int, crf: int, mask_scale
         meta["latents"] = dict(latents_info or {}, members=sorted(latents))
     members["json"] = json.dumps(meta, sort_keys=True).encode()
     if media:
-        members["mp4"] = encode_video(cut.frames, TARGET_FPS, crf=crf)
-        members["wav"] = encode_wav(cut.audio, AUDIO_SAMPLE_RATE)
-        for i, ref in enumerate(cut.references):
-            members[f"ref{i}.wav"] = encode_wav(ref, AUDIO_SAMPLE_RATE)
+        members.update(cut.media if cut.media is not None else media_members(cut, crf))
     if sample.get("face_track"):
         members.update(face_members(sample["face_track"], sample["crop"], size, mask_scale))
     members.update(latents or {})
