@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .errors import is_out_of_memory
 from .recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, Recipe
 from .storage import cached_file_sha256
 
@@ -45,12 +46,6 @@ class CutSample:
     meta: dict[str, Any] = field(default_factory=dict)
     media: dict[str, bytes] | None = None
     """The encoded mp4/wav members, when made on the cutting thread."""
-
-
-def is_out_of_memory(e: BaseException) -> bool:
-    import torch
-
-    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
 def in_batches(fn: Callable[[list[T]], list[R]], items: list[T], batch_size: int,

@@ -17,18 +17,17 @@ a single shared `conditions/caption.pt` would pair with nothing. References, `ex
 from __future__ import annotations
 
 import os
-import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import torch
 
-from .encode import saved_bytes
+from .encode import LATENT_MEMBERS, saved_bytes
 from .errors import SystemicError
 from .loader import first_reference, load_pth
 from .recipe import Recipe
 from .splits import SPLITS
+from .stages.shard import iter_shard
 from .storage import read_frame, write_bytes_atomic, write_json_atomic
 
 FOLDERS = ("latents", "audio_latents", "reference_audio_latents", "conditions")
@@ -51,23 +50,6 @@ def check_conditions(path: Path) -> None:
     missing = [k for k in CONDITION_KEYS if not isinstance(data.get(k), torch.Tensor)]
     if missing:
         raise SystemicError(f"export: {path} lacks the tensors {', '.join(missing)} (has {', '.join(sorted(data))})")
-
-
-def _samples(tar: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {ext: bytes}) for each sample of one of our shards (a sample's members are contiguous)."""
-    key, members = None, {}
-    with tarfile.open(tar, "r") as t:
-        for info in t:
-            k, _, ext = info.name.partition(".")
-            if k != key and key is not None:
-                yield key, members
-                members = {}
-            key = k
-            f = t.extractfile(info)
-            assert f is not None
-            members[ext] = f.read()
-    if key is not None:
-        yield key, members
 
 
 def _link(target: str, link: Path) -> None:
@@ -103,8 +85,9 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
         write_bytes_atomic(root / CAPTION_FILE, conditions.read_bytes())
         names: set[str] = set()
         for rel in tars:
-            for key, members in _samples(recipe.output_dir / "shards" / rel):
-                names.update(_export_sample(root, key, members, references, recipe.output_dir / "shards" / rel))
+            tar = recipe.output_dir / "shards" / rel
+            for key, _, files in iter_shard(tar):
+                names.update(_export_sample(root, key, {ext: data for ext, data in files.values()}, references, tar))
         for folder in FOLDERS:
             for f in (root / folder).glob("*.pt"):
                 if f.stem not in names:
@@ -119,7 +102,7 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
 
 def _export_sample(root: Path, key: str, members: dict[str, bytes], references: str, tar: Path) -> list[str]:
     """Write one sample's files; returns the keys (file stems) written."""
-    missing = [m for m in ("latents.pth", "audio_latents.pth", "reference_audio_latents.pth") if m not in members]
+    missing = [m for m in LATENT_MEMBERS if m not in members]
     if missing:
         raise SystemicError(f"export: sample {key} in {tar} has no {', '.join(missing)}: build with encode.backend: "
                             "ltx to export latents")

@@ -306,20 +306,11 @@ def check_shards(recipe: Recipe, index: pl.DataFrame, pairs: pl.DataFrame | None
 def read_shard(path: Path, with_data: bool = True) -> dict[str, dict]:
     """Samples of a tar by webdataset key: first header offset and {member: (extension, bytes)}.
     Without data, members are still read through (a truncated tar fails) but not kept."""
+    from .stages.shard import iter_shard
+
     samples: dict[str, dict] = {}
-    with tarfile.open(path, "r") as tar:
-        for m in tar:
-            if not m.isfile():
-                continue
-            base = m.name.rsplit("/", 1)[-1]
-            key, _, ext = base.partition(".")
-            s = samples.setdefault(key, {"offset": m.offset, "files": {}})
-            f = tar.extractfile(m)
-            assert f is not None
-            data = f.read()
-            if len(data) != m.size:
-                raise tarfile.ReadError(f"member {m.name} is truncated")
-            s["files"][m.name] = (ext, data if with_data else b"")
+    for key, offset, files in iter_shard(path, with_data):
+        samples.setdefault(key, {"offset": offset, "files": {}})["files"].update(files)
     return samples
 
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 import polars as pl
 import pyarrow as pa
 
-from ..errors import SystemicError
+from ..errors import SystemicError, is_out_of_memory
 from ..media import MediaError
 from ..recipe import Recipe
 from ..storage import frame_hash
@@ -129,14 +129,19 @@ class Faults:
     def __init__(self) -> None:
         self.unexpected: list[Exception] = []
 
-    def reason(self, e: Exception) -> str:
-        """The failed row's reason for `e`, or raise when `e` is systemic."""
+    @staticmethod
+    def raise_if_systemic(e: Exception) -> None:
+        """Raise when `e` stops the run whatever the other items do (out of memory, `SystemicError`)."""
         if isinstance(e, (SystemicError, MemoryError)):
             raise e
+        if is_out_of_memory(e):
+            raise SystemicError(str(e)) from e
+
+    def reason(self, e: Exception) -> str:
+        """The failed row's reason for `e`, or raise when `e` is systemic."""
+        self.raise_if_systemic(e)
         if isinstance(e, (MediaError, OSError)):
             return str(e)
-        if "out of memory" in str(e).lower():
-            raise SystemicError(str(e)) from e
         self.unexpected.append(e)
         return f"{type(e).__name__}: {e}"
 

@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,31 @@ class ShardWriter:
         if self._stack is not None:
             self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
             self._tar = self._stack = None
+
+
+def iter_shard(path: Path, with_data: bool = True) -> Iterator[tuple[str, int, dict[str, tuple[str, bytes]]]]:
+    """(webdataset key, first header offset, {member: (extension, bytes)}) per run of one key's
+    members in a tar, streaming. Without data, members are still read through (a truncated tar
+    fails) but not kept."""
+    key: str | None = None
+    offset, files = 0, {}
+    with tarfile.open(path, "r") as tar:
+        for m in tar:
+            if not m.isfile():
+                continue
+            k, _, ext = m.name.rsplit("/", 1)[-1].partition(".")
+            if k != key:
+                if key is not None:
+                    yield key, offset, files
+                key, offset, files = k, m.offset, {}
+            f = tar.extractfile(m)
+            assert f is not None
+            data = f.read()
+            if len(data) != m.size:
+                raise tarfile.ReadError(f"member {m.name} is truncated")
+            files[m.name] = (ext, data if with_data else b"")
+    if key is not None:
+        yield key, offset, files
 
 
 def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
@@ -200,8 +226,7 @@ class ShardStage(Stage):
             try:
                 latents = encoder.encode([c for _, c in batch])
             except Exception as e:
-                faults.reason(e)  # raises when systemic (out of memory at one sample, ...)
-                faults.unexpected.clear()
+                faults.raise_if_systemic(e)  # out of memory at one sample, ...
                 # One bad sample (non-finite latents) must not fail its batch: encode each alone.
                 for s, c in batch:
                     try:
