@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import tempfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ SENTENCES: tuple[str, ...] = (
 )
 
 GROUND_TRUTH = "ground_truth.json"
-GT_VERSION = 1
+GT_VERSION = 2
 
 _ESPEAK_SR = 22050
 _FPS_CHOICES = (Fraction(24), Fraction(25), Fraction(30))
@@ -169,9 +170,14 @@ class _Framing:
 
 @dataclass
 class _Shot:
+    """`speaker`: whose face is shown; `mouth`: what moves its mouth: `own` (that speaker's heard voice),
+    `voice` (the clip's main voice, lip-synced onto another face), `other` (words nobody hears), `listener`
+    (small movements unrelated to the audio) or `still` (one picture throughout)."""
+
     start_frame: int
     speaker: str
     framing: _Framing
+    mouth: str = "own"
 
 
 def _colour(rng: np.random.Generator, hue: float | None = None) -> tuple[int, int, int]:
@@ -399,6 +405,8 @@ class _Plan:
     n_frames: int = 0
     utts: list[_Utt] = field(default_factory=list)
     shots: list[_Shot] = field(default_factory=list)
+    unheard: list[_Utt] = field(default_factory=list)  # what a dubbed face's mouth says
+    rotation: int = 0
 
     @property
     def duration(self) -> Fraction:
@@ -494,12 +502,23 @@ def _plan_corpus(cfg: CorpusConfig, speech: _Speech, rng: np.random.Generator) -
     specs += [("cut", perm[(d + k) % n_spk], None) for k in range(cfg.scene_cut_clips)]
     c = cfg.scene_cut_clips
     specs += [("short", perm[(d + c + k) % n_spk], None) for k in range(cfg.short_clips)]
+    # The cases where the face on screen is not the voice's owner speaking, and a phone clip; each kind
+    # starts at another speaker, and a shown face is another identity's.
+    for j, (kind, count) in enumerate((("listener", cfg.listener_clips), ("still", cfg.still_clips),
+                                       ("dub", cfg.dub_clips), ("lipsync", cfg.lipsync_clips),
+                                       ("phone", cfg.phone_clips))):
+        for k in range(count):
+            main = perm[(j + k) % n_spk]
+            specs.append((kind, main, perm[(j + k + 1 + n_spk // 2) % n_spk] if kind in ("listener", "lipsync")
+                           else None))
 
     n = len(specs)
     o_fps, o_sr, o_ch, o_size = (int(x) for x in rng.integers(0, 12, size=4))
     ntsc = int(rng.integers(0, n)) if n >= 12 else -1
     counters: dict[tuple[str, str], int] = {}
-    prefix = {"single": "clip", "dialog": "dialog", "cut": "cut", "short": "short"}
+    prefix = {"single": "clip", "dialog": "dialog", "cut": "cut", "short": "short", "listener": "listener",
+              "still": "still", "dub": "dub", "lipsync": "lipsync", "phone": "phone"}
+    rotations = (90, 270, 180)
     plans: list[_Plan] = []
     for i, (kind, main, partner) in enumerate(specs):
         k = counters.get((main, kind), 0)
@@ -507,12 +526,13 @@ def _plan_corpus(cfg: CorpusConfig, speech: _Speech, rng: np.random.Generator) -
         fps = _NTSC if i == ntsc else _FPS_CHOICES[(i + o_fps) % 3]
         sr = _SAMPLE_RATES[(i + i // 3 + o_sr) % 3]
         channels = 1 + (i + i // 4 + o_ch) % 2
-        w, h = _SIZES[(i + o_size) % 4]
+        w, h = _SIZES[(i + o_size) % 4] if kind != "phone" else (360, 640)
         gains = [1.0, float(rng.uniform(0.7, 1.0))]
         if channels == 2 and rng.uniform() < 0.5:
             gains.reverse()
         plan = _Plan(rel=f"{main}/{prefix[kind]}_{k:02d}.mp4", kind=kind, identity=main,
-                     speakers=[main] if partner is None else [main, partner], fps=fps, sample_rate=sr,
+                     speakers=[main] if partner is None or kind != "dialog" else [main, partner], fps=fps,
+                     sample_rate=sr,
                      channels=channels, width=w, height=h, gain_dbfs=float(rng.uniform(-9.0, -1.0)),
                      channel_gains=gains[:channels])
         look = _LOOKS[names.index(main)]
@@ -533,7 +553,17 @@ def _plan_corpus(cfg: CorpusConfig, speech: _Speech, rng: np.random.Generator) -
                 utts, dur = _monologue(speech, rng, main, float(rng.uniform(3.8, 4.5)), None)
             else:
                 utts, dur = _monologue(speech, rng, main, float(rng.uniform(lo, hi)), (lo, hi))
-            plan.shots.append(_Shot(0, main, fr))
+            if kind in ("listener", "lipsync"):
+                assert partner is not None
+                shown = _LOOKS[names.index(partner)]
+                plan.shots.append(_Shot(0, partner, _framing(rng, w, h, shown), "listener" if kind == "listener"
+                                        else "voice"))
+            else:
+                plan.shots.append(_Shot(0, main, fr, {"still": "still", "dub": "other"}.get(kind, "own")))
+            if kind == "dub":
+                plan.unheard, _ = _monologue(speech, rng, main, dur, (dur, dur))
+            if kind == "phone":
+                plan.rotation = rotations[k % len(rotations)]
         plan.n_frames = math.ceil(Fraction(dur).limit_denominator(10**6) * fps)
         if kind == "cut":
             cut = round(plan.n_frames * float(rng.uniform(0.42, 0.58)))
@@ -564,6 +594,35 @@ def _mouth_levels(env: np.ndarray) -> np.ndarray:
     return np.round(opening * (_MOUTH_LEVELS - 1)).astype(np.int64)
 
 
+def _shot_mouth(plan: _Plan, shot: _Shot, levels: dict[str, np.ndarray], sr: int) -> np.ndarray:
+    """Mouth opening level per frame of the clip for one shot, by what drives its mouth."""
+    n = plan.n_frames
+    if shot.mouth == "own":
+        return levels[shot.speaker]
+    if shot.mouth == "voice":
+        return levels[plan.identity]
+    if shot.mouth == "still":
+        return np.zeros(n, np.int64)
+    if shot.mouth == "other":
+        unheard = np.zeros(round(plan.duration * sr), np.float32)
+        ratio = Fraction(sr, _ESPEAK_SR)
+        for u in plan.unheard:
+            y = resample_poly(u.wave, ratio.numerator, ratio.denominator).astype(np.float32)
+            off = round(u.start * sr)
+            y = y[: len(unheard) - off]
+            unheard[off : off + len(y)] += y
+        return _mouth_levels(_frame_rms(unheard, sr, n, float(plan.fps)))
+    # A listener: closed, with a few short movements (a smile, a murmur) at times unrelated to the voice.
+    rng = np.random.default_rng(zlib.crc32(plan.rel.encode()))
+    out = np.zeros(n, np.int64)
+    i = int(rng.integers(5, 25))
+    while i < n:
+        length = int(rng.integers(3, 9))
+        out[i : i + length] = rng.integers(1, 4)
+        i += length + int(rng.integers(15, 50))
+    return out
+
+
 def _render(plan: _Plan, out_dir: Path, names: list[str]) -> dict[str, Any]:
     sr, fps = plan.sample_rate, plan.fps
     n = round(plan.duration * sr)
@@ -583,6 +642,7 @@ def _render(plan: _Plan, out_dir: Path, names: list[str]) -> dict[str, Any]:
     audio = np.stack([mix * (scale * g) for g in plan.channel_gains]).astype(np.float32)
 
     levels = {s: _mouth_levels(_frame_rms(x, sr, plan.n_frames, float(fps))) for s, x in tracks.items()}
+    mouths = [_shot_mouth(plan, shot, levels, sr) for shot in plan.shots]
     arts = [_ShotArt(plan.width, plan.height, _LOOKS[names.index(s.speaker)], s.framing) for s in plan.shots]
     starts = [s.start_frame for s in plan.shots]
 
@@ -591,19 +651,19 @@ def _render(plan: _Plan, out_dir: Path, names: list[str]) -> dict[str, Any]:
         for i in range(plan.n_frames):
             while j + 1 < len(starts) and i >= starts[j + 1]:
                 j += 1
-            yield arts[j].frame(int(levels[plan.shots[j].speaker][i]))
+            yield arts[j].frame(int(mouths[j][i]))
 
     dest = out_dir / plan.rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
-    write_video(tmp, frames(), fps=fps, audio=audio, sample_rate=sr)
+    write_video(tmp, frames(), fps=fps, audio=audio, sample_rate=sr, rotation=plan.rotation)
     os.replace(tmp, dest)
 
     shots = []
     for s, art in zip(plan.shots, arts, strict=True):
         face, mouth = art.boxes()
         shots.append({"start": round(float(Fraction(s.start_frame) / fps), 6), "speaker": s.speaker,
-                      "face_box": face, "mouth_box": mouth})
+                      "mouth": s.mouth, "face_box": face, "mouth_box": mouth})
     return {
         "path": plan.rel,
         "identity": plan.identity,
@@ -614,6 +674,7 @@ def _render(plan: _Plan, out_dir: Path, names: list[str]) -> dict[str, Any]:
         "channels": plan.channels,
         "width": plan.width,
         "height": plan.height,
+        "rotation": plan.rotation,
         "duration_s": round(float(plan.duration), 6),
         "num_frames": plan.n_frames,
         "gain_dbfs": round(plan.gain_dbfs, 2),

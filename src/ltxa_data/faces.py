@@ -101,14 +101,20 @@ def faces_outside(track: list[list[float]], crop: tuple[int, int, int, int]) -> 
     return sum(not (x <= bx + bw / 2 <= x + w and y <= by + bh / 2 <= y + h) for _, bx, by, bw, bh in track)
 
 
+def track_boxes(track: list[list[float]], num_frames: int = TARGET_FRAMES) -> np.ndarray:
+    """The track's box at every frame of the window [num_frames, 4] (source pixels): linear between its
+    samples, held before the first and after the last."""
+    t = np.array(track)
+    frames = np.arange(num_frames)
+    return np.stack([np.interp(frames, t[:, 0], t[:, c]) for c in range(1, 5)], axis=1)
+
+
 def frame_boxes(track: list[list[float]], crop: tuple[int, int, int, int], size: int, grow: float = 1.0,
                 num_frames: int = TARGET_FRAMES) -> np.ndarray:
     """Per-frame face-mask boxes [num_frames, 4] in output pixels: the track interpolated linearly
     between its samples (held before the first and after the last), each box grown by `grow` about its
     centre, mapped through the crop and resize, and clipped to the output frame."""
-    t = np.array(track)
-    frames = np.arange(num_frames)
-    src = np.stack([np.interp(frames, t[:, 0], t[:, c]) for c in range(1, 5)], axis=1)
+    src = track_boxes(track, num_frames)
     scale = size / crop[2]
     w, h = src[:, 2] * grow * scale, src[:, 3] * grow * scale
     x0 = (src[:, 0] + src[:, 2] / 2 - crop[0]) * scale - w / 2
@@ -150,3 +156,21 @@ def latent_face_mask(boxes: np.ndarray, size: int) -> np.ndarray:
             if c1 > c0 and r1 > r0:
                 mask[k, r0 // LATENT_CELL: -(-r1 // LATENT_CELL), c0 // LATENT_CELL: -(-c1 // LATENT_CELL)] = 1
     return mask
+
+
+def dominant_face(descriptors: np.ndarray, max_distance: float, max_exact: int = 2000) -> np.ndarray:
+    """The dominant face of `descriptors` [n, d]: the mean descriptor of their largest group.
+
+    Groups come from average linkage cut at `max_distance` (Euclidean); ties go to the group holding the
+    earliest descriptor. Above `max_exact` descriptors the groups are found on an evenly spaced sample."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    n = len(descriptors)
+    if n == 1:
+        return descriptors[0]
+    sample = descriptors if n <= max_exact else descriptors[np.linspace(0, n - 1, max_exact).round().astype(int)]
+    labels = fcluster(linkage(sample, method="average", metric="euclidean"), t=max_distance, criterion="distance")
+    sizes = np.bincount(labels)
+    biggest = [lab for lab in range(len(sizes)) if sizes[lab] == sizes.max()]
+    best = min(biggest, key=lambda lab: int(np.flatnonzero(labels == lab)[0]))
+    return sample[labels == best].mean(axis=0)

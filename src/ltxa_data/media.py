@@ -1,5 +1,9 @@
 """Media I/O on PyAV (which bundles FFmpeg): probing, decoding audio and frame-exact video windows,
-encoding mp4/wav. Every stage that touches media goes through here."""
+encoding mp4/wav. Every stage that touches media goes through here.
+
+Video geometry is always the displayed picture: frames stored sideways with a display matrix (phone
+portrait clips) are turned upright and non-square pixels are stretched square, so sizes, crop boxes
+and frames outside this module are all in displayed pixels (what ffmpeg and players show)."""
 
 from __future__ import annotations
 
@@ -34,7 +38,12 @@ class MediaError(Exception):
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What scan records about one source file (measured by demuxing, not trusted from headers)."""
+    """What scan records about one source file (measured by demuxing, not trusted from headers).
+
+    `width` x `height` is the displayed size (see `probe`); `rotation` is the clockwise turn, in
+    degrees (0, 90, 180, 270), that brings the stored frames upright; `sample_aspect` is the stored
+    pixels' width / height (1.0 for square pixels).
+    """
 
     duration_s: float
     fps: float
@@ -47,6 +56,8 @@ class ProbeResult:
     audio_codec: str | None
     sample_rate: int | None
     channels: int | None
+    rotation: int = 0
+    sample_aspect: float = 1.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -102,8 +113,17 @@ def probe(path: Path | str, check_packets: bool = True) -> ProbeResult:
     """Probe a source video.
 
     With `check_packets`, every packet is demuxed (no decoding) so that truncated files, the true
-    frame count and variable frame rates are measured instead of read from headers.
+    frame count and variable frame rates are measured instead of read from headers. The first frame
+    is decoded either way: its display matrix gives the rotation.
+
+    `width` x `height` is the displayed size: the stored size made square-pixel, then rotated. Square
+    pixels never drop resolution: a sample aspect ratio (SAR) above 1 widens the picture (720x576 at
+    16:15 shows as 768x576), one below 1 heightens it (640x480 at 8:9 shows as 640x540).
+    `rotation` follows the old `rotate` tag and ffmpeg's autorotation: the clockwise turn that shows
+    the stored frames upright; a phone portrait clip stored as 1920x1080 is 90 (ffprobe prints its
+    display matrix as "rotation of -90.00 degrees", counter-clockwise) and displays as 1080x1920.
     """
+    rotation = _first_frame_rotation(path)
     with _open(path) as c:
         if not c.streams.video:
             raise MediaError("no video stream (audio-only file?)")
@@ -113,6 +133,8 @@ def probe(path: Path | str, check_packets: bool = True) -> ProbeResult:
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
         if not rate or float(rate) <= 0:
             raise MediaError("video stream has no frame rate")
+        sar = _sample_aspect(vs)
+        width, height = _display_size(vs.codec_context.width, vs.codec_context.height, rotation, sar)
         a = c.streams.audio[0] if c.streams.audio else None
         header_dur = _header_duration(c, vs)
         if check_packets:
@@ -134,15 +156,80 @@ def probe(path: Path | str, check_packets: bool = True) -> ProbeResult:
             duration_s=round(float(duration), 6),
             fps=round(float(fps), 6),
             num_frames=int(n_frames),
-            width=int(vs.codec_context.width),
-            height=int(vs.codec_context.height),
+            width=width,
+            height=height,
             video_codec=vs.codec_context.name,
             variable_frame_rate=bool(vfr),
             has_audio=a is not None,
             audio_codec=a.codec_context.name if a is not None else None,
             sample_rate=int(a.codec_context.sample_rate) if a is not None else None,
             channels=int(a.codec_context.channels) if a is not None else None,
+            rotation=rotation,
+            sample_aspect=round(sar, 6),
         )
+
+
+def _first_frame_rotation(path: Path | str) -> int:
+    with _open(path) as c:
+        if not c.streams.video:
+            raise MediaError("no video stream (audio-only file?)")
+        try:
+            frame = next(iter(c.decode(c.streams.video[0])), None)
+        except av.FFmpegError as e:
+            raise MediaError(f"video decode failed: {_ffmpeg_reason(e)}") from None
+        if frame is None:
+            raise MediaError("video stream decoded no frames")
+        return _rotation(frame)
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    """Clockwise degrees (0, 90, 180, 270) that turn a decoded frame upright.
+
+    FFmpeg (7+) attaches the stream's display matrix to every decoded frame, and PyAV reads its
+    angle counter-clockwise in [-180, 180] (0 without a matrix). A matrix that also mirrors is
+    treated as its rotation alone; angles that are not quarter turns are rounded to one.
+    """
+    ccw = float(frame.rotation)
+    if not math.isfinite(ccw) or abs(ccw) > 360:  # a singular matrix
+        return 0
+    return (-round(ccw / 90) * 90) % 360
+
+
+def _sample_aspect(vs: av.video.stream.VideoStream) -> float:
+    """The stream's pixel width / height (the container's value first, then the codec's; 1.0 unset)."""
+    sar = vs.sample_aspect_ratio
+    value = float(sar) if sar else 1.0
+    if not math.isfinite(value) or value <= 0:
+        return 1.0
+    if not 0.25 <= value <= 4.0:
+        raise MediaError(f"implausible sample aspect ratio {sar} (pixel width / height)")
+    return value
+
+
+def _square_size(width: int, height: int, sar: float) -> tuple[int, int]:
+    """The stored frame's size with square pixels: widened when SAR > 1, heightened when SAR < 1."""
+    if sar > 1:
+        return round(width * sar), height
+    if sar < 1:
+        return width, round(height / sar)
+    return width, height
+
+
+def _display_size(width: int, height: int, rotation: int, sar: float) -> tuple[int, int]:
+    w, h = _square_size(int(width), int(height), sar)
+    return (h, w) if rotation in (90, 270) else (w, h)
+
+
+def _upright(rgb: np.ndarray, rotation: int, sar: float) -> np.ndarray:
+    """A decoded [H, W, 3] frame as displayed: square pixels first (SAR is along the stored axes),
+    then turned `rotation` degrees clockwise. A quarter turn is a strided view, not a copy."""
+    h, w = rgb.shape[:2]
+    sw, sh = _square_size(w, h, sar)
+    if (sw, sh) != (w, h):
+        import cv2  # only non-square sources pay for the import
+
+        rgb = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_CUBIC)
+    return np.rot90(rgb, k=-(rotation // 90)) if rotation else rgb
 
 
 def _header_duration(c: av.container.InputContainer, vs: av.video.stream.VideoStream) -> float | None:
@@ -254,9 +341,10 @@ def read_frames(
 
     Each instant gets the source frame on screen at that time (the last frame with pts <= t):
     this resamples any source rate, VFR included, to the caller's grid without drifting.
-    `crop` is (x, y, w, h) in source pixels and may leave the frame: the outside is filled with
-    black (`pad="black"`) or the edge pixels repeated (`pad="edge"`), never stretched. `size`
-    resizes the crop to size x size.
+    Frames are the displayed picture, `probe`'s width x height: turned upright by the display matrix
+    and stretched to square pixels before cropping. `crop` is (x, y, w, h) in these displayed pixels
+    and may leave the frame: the outside is filled with black (`pad="black"`) or the edge pixels
+    repeated (`pad="edge"`), never stretched. `size` resizes the crop to size x size.
     """
     times = list(times)
     if not times:
@@ -267,41 +355,58 @@ def read_frames(
         if not c.streams.video:
             raise MediaError("no video stream")
         vs = c.streams.video[0]
+        sar = _sample_aspect(vs)
+        rotation: int | None = None
         # No frame threading: closing a frame-threaded decoder after breaking out of decode()
         # can hang in FFmpeg (seen with PyAV 18). Slice threading is safe and on by default.
         if times[0] > 2.0:
             c.seek(int((times[0] - 1.0) / vs.time_base), stream=vs, backward=True)
         k = 0
-        prev: np.ndarray | None = None
+        held: av.VideoFrame | None = None  # the frame on screen so far
+        held_rgb: np.ndarray | None = None  # it, converted once an instant needs it (skipped frames never are)
         last_t = -math.inf
+
+        def convert(frame: av.VideoFrame) -> np.ndarray:
+            return _prepare(_upright(frame.to_ndarray(format="rgb24"), rotation or 0, sar), crop, size, pad)
+
         try:
             for frame in c.decode(vs):
                 ft = float(frame.time if frame.time is not None else 0.0)
                 while k < len(times) and times[k] + eps < ft:
-                    out[k] = prev
+                    if held_rgb is None and held is not None:
+                        held_rgb = convert(held)
+                    out[k] = held_rgb
                     k += 1
                 if k >= len(times):
                     break
-                prev = _prepare(frame.to_ndarray(format="rgb24"), crop, size, pad)
+                if rotation is None:  # one geometry for the whole call: the first frame's
+                    rotation = _rotation(frame)
+                held, held_rgb = frame, None
                 last_t = ft
+            if held is None:
+                raise MediaError("video stream decoded no frames")
+            if held_rgb is None and k < len(times):
+                held_rgb = convert(held)
         except av.FFmpegError as e:
             raise MediaError(f"video decode failed: {_ffmpeg_reason(e)}") from None
-        if prev is None:
-            raise MediaError("video stream decoded no frames")
         # Past the last frame only its own display interval may be held, not arbitrary time.
         frame_dur = 1.0 / float(vs.average_rate or vs.guessed_rate or 25)
         if k < len(times) and times[-1] > last_t + frame_dur + eps:
             raise MediaError(f"video ends at {last_t + frame_dur:.3f} s, before the requested {times[-1]:.3f} s")
         while k < len(times):
-            out[k] = prev
+            out[k] = held_rgb
             k += 1
         first = next(f for f in out if f is not None)
-        out = [first if f is None else f for f in out]
-    return np.stack(out)  # type: ignore[arg-type]
+    # The one copy of each frame (np.stack would keep a rot90 view's strides, not C order).
+    stacked = np.empty((len(out), *first.shape), np.uint8)
+    for i, f in enumerate(out):
+        stacked[i] = first if f is None else f
+    return stacked
 
 
 def _prepare(rgb: np.ndarray, crop: tuple[int, int, int, int] | None, size: int | None,
              pad: str = "black") -> np.ndarray:
+    """Crop and resize a frame; a strided view (rot90, crop) stays a view until read_frames copies it out."""
     if crop is not None:
         x, y, w, h = crop
         fh, fw = rgb.shape[:2]
@@ -331,11 +436,24 @@ def write_video(
     crf: int = 18,
     preset: str = "veryfast",
     frame_times: Sequence[float] | None = None,
+    rotation: int = 0,
+    sample_aspect: float | Fraction = 1,
 ) -> None:
     """Write an mp4: H.264 video (+ AAC audio from float32 [C, N] when `audio` is given).
 
     `frame_times` (seconds) writes a variable-frame-rate file with those presentation times.
+    `frames` are the displayed picture; `rotation` and `sample_aspect` store them the way phones and
+    anamorphic sources do, and `read_frames` returns them as given. `rotation` (0, 90, 180, 270) stores
+    them turned that far counter-clockwise, with a display matrix saying to turn them back clockwise
+    (`probe` reads it as `rotation`). `sample_aspect` != 1 squeezes the stored width (SAR > 1) or height
+    (SAR < 1) and labels the pixels with that aspect ratio; the squeezed side must come out a whole,
+    even number of pixels that `probe` stretches back to the given size.
     """
+    if rotation % 90 or not 0 <= rotation < 360:
+        raise ValueError(f"rotation must be 0, 90, 180 or 270, not {rotation}")
+    sar = Fraction(sample_aspect).limit_denominator(1000)
+    if sar <= 0:
+        raise ValueError(f"sample_aspect must be positive, not {sample_aspect}")
     rate = Fraction(fps).limit_denominator(1001)
     target = dest if isinstance(dest, io.BytesIO) else str(dest)
     with av.open(target, mode="w", format="mp4") as c:
@@ -347,11 +465,23 @@ def write_video(
             layout = {1: "mono", 2: "stereo"}[audio.shape[0]]
             a_stream = c.add_stream("aac", rate=sample_rate, layout=layout)
         tb = Fraction(1, 90000) if frame_times is not None else 1 / rate
-        for i, arr in enumerate(frames):
+        stored_size: tuple[int, int] | None = None
+        for i, shown in enumerate(frames):
+            arr = np.rot90(shown, k=rotation // 90) if rotation else shown
+            if stored_size is None:
+                stored_size = _stored_size(arr.shape[1], arr.shape[0], float(sar))
+            if stored_size != (arr.shape[1], arr.shape[0]):
+                import cv2
+
+                arr = cv2.resize(np.ascontiguousarray(arr), stored_size, interpolation=cv2.INTER_AREA)
             if vs is None:
                 vs = c.add_stream("libx264", rate=rate)
-                vs.width, vs.height = int(arr.shape[1]), int(arr.shape[0])
+                vs.width, vs.height = stored_size
                 vs.pix_fmt = "yuv420p"
+                if sar != 1:
+                    vs.codec_context.sample_aspect_ratio = sar
+                if rotation:
+                    _set_rotation(vs, rotation)
                 vs.time_base = tb
                 vs.codec_context.time_base = tb
                 vs.options = {"crf": str(crf), "preset": preset, "threads": "1"}
@@ -378,6 +508,20 @@ def write_video(
                     c.mux(p)
             for p in a_stream.encode():
                 c.mux(p)
+
+
+def _stored_size(width: int, height: int, sar: float) -> tuple[int, int]:
+    """The inverse of `_square_size`: the stored size whose square-pixel size is width x height."""
+    w, h = (round(width / sar), height) if sar > 1 else (width, round(height * sar))
+    if (w % 2 or h % 2 or _square_size(w, h, sar) != (width, height)) and sar != 1:
+        raise ValueError(f"{width}x{height} at sample aspect {sar} has no whole, even stored size ({w}x{h})")
+    return w, h
+
+
+def _set_rotation(vs: av.video.stream.VideoStream, rotation: int) -> None:
+    if not hasattr(vs, "set_display_rotation"):
+        raise MediaError(f"PyAV {av.__version__} cannot write a display matrix (VideoStream.set_display_rotation)")
+    vs.set_display_rotation(-rotation)  # PyAV's angle is counter-clockwise, ours clockwise
 
 
 def encode_wav(audio: np.ndarray, sample_rate: int) -> bytes:

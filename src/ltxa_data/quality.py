@@ -188,3 +188,80 @@ def score_diarization(reference: dict[str, Segments], hypothesis: dict[str, Segm
     total = DiarizationScore("TOTAL", *(sum(getattr(s, f) for s in scores)
                                         for f in ("scored_s", "false_alarm_s", "missed_s", "confusion_s")))
     return [*scores, total]
+
+
+@dataclass(frozen=True)
+class GateScore:
+    """One face gate against ground truth: how many windows it looked at of each kind, and what it kept."""
+
+    gate: str
+    positives: int
+    """Windows that should pass (the face speaks with the voice; for face_identity: and is its owner)."""
+    positives_kept: int
+    negatives: int
+    """Windows that should not."""
+    negatives_removed: int
+
+    @property
+    def recall(self) -> float:
+        """Share of the windows that should pass that it kept."""
+        return self.positives_kept / self.positives if self.positives else float("nan")
+
+    @property
+    def removal(self) -> float:
+        """Share of the windows that should not pass that it removed."""
+        return self.negatives_removed / self.negatives if self.negatives else float("nan")
+
+    @property
+    def precision(self) -> float:
+        """Share of the windows it removed that should not pass."""
+        removed = self.negatives_removed + self.positives - self.positives_kept
+        return self.negatives_removed / removed if removed else float("nan")
+
+    def line(self) -> str:
+        return (f"{self.gate}: kept {self.positives_kept}/{self.positives} windows where the face speaks with its "
+                f"voice{' and is its owner' if self.gate == 'face_identity' else ''}, removed "
+                f"{self.negatives_removed}/{self.negatives} where it does not (precision of removals "
+                f"{self.precision:.2f})")
+
+
+def window_truth(clip: dict, start_s: float, duration_s: float) -> tuple[str | None, str, str]:
+    """(the true speaker of a window, whose face is on screen, what moves that face's mouth) from a
+    generated clip's ground truth: the speaker with the most speech in the window, the shot at its middle."""
+    talk: Counter[str] = Counter()
+    for seg in clip["segments"]:
+        talk[seg["speaker"]] += covered([(seg["start"], seg["end"])], start_s, start_s + duration_s)
+    speaker = talk.most_common(1)[0][0] if talk and talk.most_common(1)[0][1] > 0 else None
+    middle = start_s + duration_s / 2
+    shot = [s for s in clip["shots"] if s["start"] <= middle + 1e-9][-1]
+    return speaker, shot["speaker"], shot.get("mouth", "own")
+
+
+def score_face_gates(targets: pl.DataFrame, videos: pl.DataFrame, ground_truth: dict) -> list[GateScore]:
+    """The active-speaker and face-identity gates against a generated corpus's ground truth: every window
+    a gate looked at is a positive when it should pass (the shown mouth moves with the heard voice; for the
+    face-identity gate also: the shown face is the speaker's own) and a negative otherwise."""
+    gt = {c["path"]: c for c in ground_truth["clips"]}
+    rel = dict(zip(videos["video_id"], videos["rel_path"], strict=True))
+    counts = {g: [0, 0, 0, 0] for g in ("active_speaker", "face_identity")}
+    for t in targets.filter(pl.col("sync_score").is_not_null() | pl.col("face_agrees").is_not_null()).iter_rows(
+            named=True):
+        clip = gt.get(rel.get(t["video_id"], ""))
+        if clip is None:
+            continue
+        speaker, face, mouth = window_truth(clip, t["start_s"], t["duration_s"])
+        moves_with_voice = (mouth == "own" and face == speaker) or mouth == "voice"
+        looked = [("active_speaker", t["sync_score"] is not None, moves_with_voice)]
+        looked.append(("face_identity", t["face_agrees"] is not None, moves_with_voice and face == speaker))
+        for gate, seen, positive in looked:
+            if not seen:
+                continue
+            kept = t["skipped_by"] != gate
+            c = counts[gate]
+            if positive:
+                c[0] += 1
+                c[1] += kept
+            else:
+                c[2] += 1
+                c[3] += not kept
+    return [GateScore(g, *c) for g, c in counts.items()]

@@ -122,7 +122,8 @@ IDENTITIES = TableSchema(
 )
 
 TARGETS = TableSchema(
-    "targets", "a 121-frame window: video, identity, start frame, crop box",
+    "targets", "a 121-frame window: video, identity, start frame, crop box, face track, active-speaker score, "
+    "face descriptor",
     ("target_id",),
     (
         ("target_id", _S, "{video_id}-{speaker}-{start_ms:09d}"),
@@ -148,6 +149,22 @@ TARGETS = TableSchema(
         ("face_h", _F, "face-tracked targets: median tracked face box height, source pixels"),
         ("face_track", pa.list_(pa.list_(_F)), "face-tracked targets: [frame offset, x, y, w, h] per linked sampled "
          "frame, smoothed, source pixels; the shard's per-frame face boxes interpolate it"),
+        ("sync_score", _F, "active-speaker score of the tracked face against the window's speech at the best "
+         "offset (targets.active_speaker.backend's scale: mouth_motion, z-score of the lip-envelope correlation "
+         "against the same mouth out of line; syncnet, its confidence)"),
+        ("sync_offset", _I, "best audio offset in frames (> 0: the sound comes that many frames after the mouth)"),
+        ("sync_confidence", _F, "a second figure of the backend (mouth_motion: the lip-envelope correlation at "
+         "the best offset; syncnet: see docs)"),
+        ("mouth_activity", _F, "how much the mouth moves (mouth_motion: std of the lip opening in eye-corner "
+         "distances; 0 for a still mouth)"),
+        ("audio_shift_s", _F, "seconds the shard's target audio is shifted to line up with the mouth "
+         "(targets.active_speaker.shift_audio; 0 when not shifted)"),
+        ("face_descriptor", pa.list_(pa.float32()), "face descriptor (dlib, 128-d) averaged over "
+         "targets.face_identity.frames frames of the track"),
+        ("face_distance", _F, "descriptor distance to the identity's dominant face"),
+        ("face_agrees", _B, "the face is the identity's dominant face (within targets.face_identity.max_distance)"),
+        ("skipped_by", _S, "the check that skipped the row: window (no window where one speaker talks), face (no "
+         "face or several), crop (the face leaves the centre crop), active_speaker, face_identity"),
     ),
 )
 

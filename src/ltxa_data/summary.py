@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .quality import score_identities, true_speaker_of_voices
+from .quality import score_face_gates, score_identities, true_speaker_of_voices
 from .recipe import Recipe
 from .storage import read_frame
 
@@ -15,7 +15,8 @@ from .storage import read_frame
 def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
     m = recipe.manifests_dir
     videos, identities = read_frame(m, "videos"), read_frame(m, "identities", ok_only=True)
-    targets, every_ref = read_frame(m, "targets", ok_only=True), read_frame(m, "references")
+    all_targets, every_ref = read_frame(m, "targets"), read_frame(m, "references")
+    targets = all_targets.filter(pl.col("status") == "ok")
     refs = every_ref.filter(pl.col("status") == "ok")
     pairs, shards = read_frame(m, "pairs", ok_only=True), read_frame(m, "shards", ok_only=True)
     lines = [
@@ -36,10 +37,19 @@ def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
         lines.append(f"reference loudness: {refs['lufs'].min():.1f} to {refs['lufs'].max():.1f} LUFS"
                      + (f", normalised to {recipe.references.normalize_lufs} LUFS"
                         if recipe.references.normalize_lufs is not None else ""))
+    skipped = all_targets.filter(pl.col("skipped_by").is_not_null()).group_by("skipped_by").len()
+    removed = dict(zip(skipped["skipped_by"], skipped["len"], strict=True))
+    lines.append(f"target windows removed: {removed.get('face', 0)} no single face, {removed.get('crop', 0)} face "
+                 f"outside the crop, {removed.get('active_speaker', 0)} by the active-speaker check (face not "
+                 f"speaking with the voice), {removed.get('face_identity', 0)} by the face-identity check (not the "
+                 f"voice's face); {all_targets['sync_score'].is_not_null().sum()} windows scored")
     if ground_truth is not None and ground_truth.exists():
-        truth = true_speaker_of_voices(read_frame(m, "turns"), videos, json.loads(ground_truth.read_text()))
+        gt = json.loads(ground_truth.read_text())
+        truth = true_speaker_of_voices(read_frame(m, "turns"), videos, gt)
         s = score_identities(identities, truth)
         lines.append(f"identity grouping vs ground truth: purity {s.purity:.3f}, inverse purity "
                      f"{s.inverse_purity:.3f}, ARI {s.ari:.3f} ({s.found_identities} found / {s.true_identities} "
                      f"true; {s.split_identities} split, {s.merged_identities} merged)")
+        lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(all_targets, videos, gt) if g.positives
+                  or g.negatives]
     return "\n".join(lines)

@@ -45,6 +45,7 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_targets_within_shots(tables["targets"], tables["scenes"])
     if "targets" in tables:
         problems += check_face_crops(tables["targets"], recipe.targets.face.required)
+        problems += check_face_gates(tables["targets"], recipe)
     if "pairs" in tables:
         problems += check_videos_held_out(tables["pairs"])
     if {"pairs", "videos"} <= tables.keys():
@@ -120,6 +121,35 @@ def check_face_crops(targets: pl.DataFrame, required: bool = False) -> list[str]
             if fx < x - 1 or fy < y - 1 or fx + fw > x + w + 1 or fy + fh > y + h + 1:
                 problems.append(f"target {t['target_id']}: face box {[fx, fy, fw, fh]} leaves its crop {[x, y, w, h]}")
                 break
+    return problems
+
+
+def check_face_gates(targets: pl.DataFrame, recipe: Recipe) -> list[str]:
+    """Every ok target passed the recipe's face gates: an active-speaker score at or above the threshold at
+    an offset within tolerance (and its audio shift that offset, or 0), and a face descriptor that agrees
+    with its identity's dominant face, within the distance."""
+    speaker, identity = recipe.targets.active_speaker, recipe.targets.face_identity
+    problems = []
+    min_score = speaker.threshold
+    for t in targets.filter(pl.col("status") == "ok").iter_rows(named=True):
+        tid = t["target_id"]
+        if speaker.check:
+            if t["sync_score"] is None or t["sync_offset"] is None:
+                problems.append(f"target {tid}: no active-speaker score")
+            elif t["sync_score"] < min_score or abs(t["sync_offset"]) > speaker.max_offset_frames:
+                problems.append(f"target {tid}: active-speaker score {t['sync_score']} at offset "
+                                f"{t['sync_offset']} does not pass (min {min_score}, offsets ±"
+                                f"{speaker.max_offset_frames})")
+            elif t["audio_shift_s"] not in (0.0, t["sync_offset"] / TARGET_FPS):
+                problems.append(f"target {tid}: audio shifted {t['audio_shift_s']} s, not by its offset")
+            elif t["audio_shift_s"] and not speaker.shift_audio:
+                problems.append(f"target {tid}: audio shifted {t['audio_shift_s']} s though shift_audio is off")
+        if identity.check:
+            if t["face_descriptor"] is None or t["face_agrees"] is None:
+                problems.append(f"target {tid}: no face descriptor or identity agreement")
+            elif not t["face_agrees"] or (t["face_distance"] or 0.0) > identity.max_distance:
+                problems.append(f"target {tid}: face {t['face_distance']} from its identity's dominant face "
+                                f"(max {identity.max_distance})")
     return problems
 
 

@@ -16,6 +16,8 @@ from ..recipe import Recipe
 from .face_detector import FaceDetector
 
 if TYPE_CHECKING:
+    from .active_speaker import ActiveSpeakerScorer
+    from .face_detector import DlibFaceAnalyzer
     from .ltx_vae import LtxVaeEncoders
 
 
@@ -114,11 +116,28 @@ def backend_problems(recipe: Recipe) -> list[str]:
         problems.append(str(e))
     if recipe.encode.backend == "ltx":
         problems += _encoder_problems(recipe)
-    if recipe.targets.face.required and recipe.targets.face.detector == "yunet":
-        from .face_detector import check_yunet_model
+    if recipe.targets.face.required:
+        problems += _face_problems(recipe)
+    return problems
 
+
+def _face_problems(recipe: Recipe) -> list[str]:
+    """The face models the recipe needs exist: dlib's files (landmarks and descriptors serve every detector),
+    a YuNet .onnx, a learned active-speaker checkpoint."""
+    from .face_detector import check_yunet_model, dlib_model_files
+
+    problems = []
+    checks = [lambda: dlib_model_files(_dlib_folder(recipe))]
+    if recipe.targets.face.detector == "yunet":
+        checks.append(lambda: check_yunet_model(_yunet_model(recipe)))
+    speaker = recipe.targets.active_speaker
+    if speaker.check and speaker.backend == "syncnet":
+        from .syncnet import check_syncnet_model
+
+        checks.append(lambda: check_syncnet_model(recipe.resolve(str(speaker.model))))
+    for check in checks:
         try:
-            check_yunet_model(_yunet_model(recipe))
+            check()
         except SystemicError as e:
             problems.append(str(e))
     return problems
@@ -155,14 +174,41 @@ def load_encoders(recipe: Recipe) -> LtxVaeEncoders:
                           cfg.device, getattr(torch, cfg.video_dtype))
 
 
+def _dlib_folder(recipe: Recipe) -> Path | None:
+    folder = recipe.targets.face.dlib_models
+    return recipe.resolve(folder) if folder else None
+
+
 def load_face_detector(recipe: Recipe) -> FaceDetector:
     """The recipe's face detector, loaded."""
-    from .face_detector import HaarFaceDetector, YuNetFaceDetector
+    from .face_detector import DlibFaceDetector, HaarFaceDetector, YuNetFaceDetector, dlib_model_files
 
     cfg = recipe.targets.face
     if cfg.detector == "haar":
         return HaarFaceDetector(cfg.min_neighbors)
-    return YuNetFaceDetector(_yunet_model(recipe), cfg.score_threshold)
+    if cfg.detector == "yunet":
+        return YuNetFaceDetector(_yunet_model(recipe), cfg.score_threshold)
+    model = dlib_model_files(_dlib_folder(recipe))["cnn"] if cfg.detector == "dlib_cnn" else None
+    return DlibFaceDetector(cfg.detector.removeprefix("dlib_"), cfg.upsample, model)
+
+
+def load_face_analyzer(recipe: Recipe) -> DlibFaceAnalyzer:
+    """dlib's landmarks and face descriptor, loaded (they serve every detector)."""
+    from .face_detector import DlibFaceAnalyzer, dlib_model_files
+
+    return DlibFaceAnalyzer(dlib_model_files(_dlib_folder(recipe)))
+
+
+def load_active_speaker(recipe: Recipe) -> ActiveSpeakerScorer:
+    """The recipe's active-speaker backend, loaded."""
+    cfg = recipe.targets.active_speaker
+    if cfg.backend == "syncnet":
+        from .syncnet import SyncNetScorer
+
+        return SyncNetScorer(recipe.resolve(str(cfg.model)), cfg.device)
+    from .active_speaker import MouthMotionScorer
+
+    return MouthMotionScorer(cfg.min_activity)
 
 
 def _yunet_model(recipe: Recipe) -> Path:

@@ -48,7 +48,7 @@ def find_inputs(recipe: Recipe) -> list[tuple[str, str]]:
 
 class ScanStage(Stage):
     name = "videos"
-    version = "2"
+    version = "3"  # 3: width and height are the displayed size (rotation, sample aspect)
     sections = ("scan", "input")
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:

@@ -141,6 +141,8 @@ def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
             video_id=t["video_id"], path=videos[t["video_id"]]["path"], rel_path=videos[t["video_id"]]["rel_path"],
             start_frame=t["start_frame"], crop=[t["crop_x"], t["crop_y"], t["crop_w"], t["crop_h"]],
             crop_mode=t["crop_mode"], crop_pad=t["crop_pad"], face_track=t["face_track"],
+            audio_shift_s=t["audio_shift_s"] or 0.0, sync_score=t["sync_score"], sync_offset=t["sync_offset"],
+            face_distance=t["face_distance"],
             references=[dict(reference_id=r, video_id=refs[r]["video_id"], path=videos[refs[r]["video_id"]]["path"],
                              rel_path=videos[refs[r]["video_id"]]["rel_path"],
                              **{c: refs[r][c] for c in REFERENCE_FIELDS}) for r in p["reference_ids"]],
@@ -152,7 +154,7 @@ class ShardStage(Stage):
     name = "shards"
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets", "encode")
-    version = "4"
+    version = "5"
 
     def setup(self) -> None:
         self.encoder = None
@@ -302,11 +304,14 @@ def face_members(track: list[list[float]], crop: list[int], size: int, grow: flo
 def cut_sample(sample: dict, size: int, pad: str = "black") -> CutSample:
     """Decode and cut one sample's media: frame-exact video and audio that start at the same instant,
     and the references with their loudness gain. A crop that leaves the frame is padded (`pad`: black
-    or edge), never stretched. Its `meta` is the sample's json, less what encoding adds."""
+    or edge), never stretched. The audio starts `audio_shift_s` after the first frame when the active-speaker
+    check measured the sound that late (targets.active_speaker.shift_audio). Its `meta` is the sample's json,
+    less what encoding adds."""
     start_s = sample["start_frame"] / TARGET_FPS
+    shift = sample.get("audio_shift_s") or 0.0
     times = [(sample["start_frame"] + k) / TARGET_FPS for k in range(TARGET_FRAMES)]
     frames = read_frames(sample["path"], times, crop=tuple(sample["crop"]), size=size, pad=pad)
-    audio = read_audio(sample["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=start_s,
+    audio = read_audio(sample["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=start_s + shift,
                        duration_s=TARGET_FRAMES / TARGET_FPS)
     meta = dict(
         key=sample["key"], identity_id=sample["identity_id"], split=sample["split"], target_id=sample["target_id"],
@@ -314,7 +319,9 @@ def cut_sample(sample: dict, size: int, pad: str = "black") -> CutSample:
         crop=sample["crop"], crop_mode=sample.get("crop_mode", "center"), crop_pad=sample.get("crop_pad"),
         num_frames=TARGET_FRAMES, fps=TARGET_FPS, width=size, height=size,
         sample_rate=AUDIO_SAMPLE_RATE, audio_samples=int(audio.shape[1]), references=[],
-        ltxa_data_version=__version__, variants=len(sample["references"]),
+        ltxa_data_version=__version__, variants=len(sample["references"]), audio_shift_s=shift,
+        sync_score=sample.get("sync_score"), sync_offset=sample.get("sync_offset"),
+        face_distance=sample.get("face_distance"),
     )
     refs: list[np.ndarray] = []
     for r in sample["references"]:

@@ -5,6 +5,12 @@ a window with no face, or more than one, in most sampled frames is skipped with 
 next-best window of the video is tried in its place (up to `2 x max_per_video` tries per video).
 `crop: face` puts one steady square around the tracked face; `crop: center` keeps the centred
 square and skips a window whose face leaves it.
+
+Two gates make sure the face on screen is the voice's owner. The active-speaker check scores the
+tracked face's mouth against the window's speech (`backends.active_speaker`) and skips a window whose
+face does not speak with the voice (a listener, a still picture, a voice-over, a dub), trying the next.
+The face-identity check describes each target's face; `finalize` then skips, per voice identity, the
+targets whose face is not the identity's dominant face.
 """
 
 from __future__ import annotations
@@ -13,17 +19,22 @@ import math
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from ..faces import face_track, faces_outside, sampled_offsets, steady_crop
+from ..faces import dominant_face, face_track, faces_outside, sampled_offsets, steady_crop, track_boxes
 from ..ids import child_id
-from ..media import read_frames
-from ..recipe import TARGET_FPS, TARGET_FRAMES
+from ..media import read_audio, read_frames
+from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..windows import single_speaker_windows
 from .base import failure
 from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans
 
 TARGET_SECONDS = TARGET_FRAMES / TARGET_FPS
+ANALYSIS_SIDE = 224
+"""Side of the face squares the active-speaker and face-identity checks look at (SyncNet's input size)."""
+ANALYSIS_MARGIN = 1.8
+"""Their side over the tracked face's side (syncnet_python pads the face box by 40% each way)."""
 
 
 def center_square(width: int, height: int) -> tuple[int, int, int, int]:
@@ -45,16 +56,25 @@ def downscale(frames: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 class TargetsStage(SpeakerWindowStage):
     name = "targets"
-    version = "4"
+    version = "5"
     reads = ("videos", "scenes", "turns", "identities")
     sections = ("targets",)
 
     def setup(self) -> None:
-        self.detector = None
-        if self.recipe.targets.face.required:
+        self.detector = self.analyzer = self.scorer = None
+        cfg = self.recipe.targets
+        if cfg.face.required:
             from ..backends import load_face_detector
 
             self.detector = load_face_detector(self.recipe)
+        if cfg.active_speaker.check or cfg.face_identity.check:
+            from ..backends import load_face_analyzer
+
+            self.analyzer = load_face_analyzer(self.recipe)
+        if cfg.active_speaker.check:
+            from ..backends import load_active_speaker
+
+            self.scorer = load_active_speaker(self.recipe)
 
     def track(self, video: dict, row: dict) -> dict:
         """The row with its face track (and, for `crop: face`, the crop around it), or skipped with the reason."""
@@ -68,19 +88,115 @@ class TargetsStage(SpeakerWindowStage):
         n_single = sum(len(d) == 1 for d in dets)
         row = {**row, "face_ratio": n_single / len(dets)}
         if track is None:
-            return {**row, "status": "skipped", "error": failure(video["rel_path"], why)}
+            return {**row, "status": "skipped", "error": failure(video["rel_path"], why), "skipped_by": "face"}
         med = np.median(np.array(track)[:, 1:], axis=0)
         row.update(face_x=round(float(med[0]), 1), face_y=round(float(med[1]), 1), face_w=round(float(med[2]), 1),
                    face_h=round(float(med[3]), 1), face_track=track)
         if self.recipe.targets.crop == "face":
             crop, pad = steady_crop(track, cfg.margin, video["width"], video["height"])
-            return {**row, "crop_x": crop[0], "crop_y": crop[1], "crop_w": crop[2], "crop_h": crop[3],
-                    "crop_pad": list(pad)}
-        outside = faces_outside(track, (row["crop_x"], row["crop_y"], row["crop_w"], row["crop_h"]))
-        if outside:
-            return {**row, "status": "skipped", "error": failure(
-                video["rel_path"], f"the face leaves the centre crop in {outside}/{len(track)} tracked frames")}
+            row.update(crop_x=crop[0], crop_y=crop[1], crop_w=crop[2], crop_h=crop[3], crop_pad=list(pad))
+        else:
+            outside = faces_outside(track, (row["crop_x"], row["crop_y"], row["crop_w"], row["crop_h"]))
+            if outside:
+                return {**row, "status": "skipped", "skipped_by": "crop", "error": failure(
+                    video["rel_path"], f"the face leaves the centre crop in {outside}/{len(track)} tracked frames")}
+        if self.analyzer is None:
+            return row
+        return self.check_face(video, row, track)
+
+    def check_face(self, video: dict, row: dict, track: list[list[float]]) -> dict:
+        """The row with its active-speaker score and face descriptor, or skipped when the face does not
+        speak with the voice. Both look at a square around the tracked face in every frame of the window."""
+        cfg = self.recipe.targets
+        square, _ = steady_crop(track, ANALYSIS_MARGIN, video["width"], video["height"])
+        start = row["start_frame"]
+        frames = read_frames(video["path"], [(start + k) / TARGET_FPS for k in range(TARGET_FRAMES)], crop=square,
+                             size=ANALYSIS_SIDE)
+        boxes = track_boxes(track)
+        scale = ANALYSIS_SIDE / square[2]
+        boxes = np.column_stack([(boxes[:, 0] - square[0]) * scale, (boxes[:, 1] - square[1]) * scale,
+                                 boxes[:, 2] * scale, boxes[:, 3] * scale])
+        assert self.analyzer is not None
+        landmarks = np.stack([self.analyzer.landmarks(f, b[None])[0] for f, b in zip(frames, boxes, strict=True)])
+        if self.scorer is not None:
+            row = self.check_speaker(video, row, frames, boxes, landmarks)
+            if row["status"] != "ok":
+                return row
+        if cfg.face_identity.check:
+            picks = np.linspace(0, TARGET_FRAMES - 1, cfg.face_identity.frames + 2)[1:-1].round().astype(int)
+            desc = np.stack([self.analyzer.describe(frames[i], landmarks[i][None])[0] for i in picks])
+            row["face_descriptor"] = [round(float(v), 5) for v in desc.mean(axis=0)]
         return row
+
+    def check_speaker(self, video: dict, row: dict, frames: np.ndarray, boxes: np.ndarray,
+                      landmarks: np.ndarray) -> dict:
+        """The row with its active-speaker score, skipped when below the threshold or out of sync."""
+        from ..backends.active_speaker import SyncClip
+
+        cfg = self.recipe.targets.active_speaker
+        assert self.scorer is not None
+        search = cfg.search_frames
+        audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1, start_s=(row["start_frame"] - search)
+                           / TARGET_FPS, duration_s=(TARGET_FRAMES + 2 * search) / TARGET_FPS)[0]
+        res = self.scorer.score(SyncClip(frames, boxes, landmarks, audio, search))
+        min_score = cfg.threshold
+        row = {**row, "sync_score": res.score, "sync_offset": res.offset, "sync_confidence": res.confidence,
+               "mouth_activity": res.activity, "audio_shift_s": 0.0}
+        numbers = (f"{self.scorer.name} score {res.score:.2f} at the best offset {res.offset:+d} frames, "
+                   f"mouth activity {res.activity:.3f}")
+        if res.score < min_score:
+            return {**row, "status": "skipped", "skipped_by": "active_speaker", "error": failure(
+                video["rel_path"], f"the face does not speak with the voice: {numbers} < {min_score:g}")}
+        if abs(res.offset) > cfg.max_offset_frames:
+            return {**row, "status": "skipped", "skipped_by": "active_speaker", "error": failure(
+                video["rel_path"], f"face and voice are out of sync: {numbers}, beyond ±{cfg.max_offset_frames}")}
+        shift = res.offset / TARGET_FPS
+        if cfg.shift_audio and res.offset and 0 <= row["start_s"] + shift <= video["duration_s"] - TARGET_SECONDS:
+            row["audio_shift_s"] = shift
+        return row
+
+    def finalize(self, table: pa.Table) -> pa.Table:
+        """Per voice identity, skip the ok targets whose face is not the identity's dominant face."""
+        cfg = self.recipe.targets.face_identity
+        if not cfg.check or table.num_rows == 0:
+            return table
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        ok = df.filter((pl.col("status") == "ok") & pl.col("face_descriptor").is_not_null())
+        updates = []
+        for (identity,), group in ok.sort("target_id").group_by(["identity_id"], maintain_order=True):
+            desc = np.array(group.get_column("face_descriptor").to_list(), np.float64)
+            centre = dominant_face(desc, cfg.max_distance)
+            dist = np.linalg.norm(desc - centre, axis=1)
+            agrees = dist <= cfg.max_distance
+            ambiguous = agrees.sum() < cfg.min_dominant_share * len(desc)
+            for tid, d, a in zip(group.get_column("target_id"), dist, agrees, strict=True):
+                why = None
+                if ambiguous:
+                    why = failure(tid, f"no dominant face for identity {identity}: only {int(agrees.sum())} of "
+                                  f"its {len(desc)} targets show one face (within {cfg.max_distance:g}); below "
+                                  f"{cfg.min_dominant_share:.0%}")
+                elif not a:
+                    why = failure(tid, f"the face is not the voice's: {d:.2f} from the dominant face of identity "
+                                  f"{identity} ({int(agrees.sum())} of its {len(desc)} targets) > {cfg.max_distance:g}")
+                updates.append({"target_id": tid, "face_distance": round(float(d), 4),
+                                "face_agrees": bool(a and not ambiguous), "why": why})
+        if not updates:
+            return table
+        upd = pl.DataFrame(updates, schema={"target_id": pl.String, "face_distance": pl.Float64,
+                                            "face_agrees": pl.Boolean, "why": pl.String})
+        df = df.drop("face_distance", "face_agrees").join(upd, on="target_id", how="left")
+        df = df.with_columns(
+            status=pl.when(pl.col("why").is_not_null()).then(pl.lit("skipped")).otherwise(pl.col("status")),
+            error=pl.when(pl.col("why").is_not_null()).then(pl.col("why")).otherwise(pl.col("error")),
+            skipped_by=pl.when(pl.col("why").is_not_null()).then(pl.lit("face_identity"))
+            .otherwise(pl.col("skipped_by")),
+        ).drop("why")
+        return df.select(table.schema.names).to_arrow()
+
+    def no_window(self, video: dict, status: str, reason: str) -> dict:
+        row = super().no_window(video, status, reason)
+        return {**row, "skipped_by": "window"} if status == "skipped" else row
 
     def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
         cfg = self.recipe.targets
@@ -105,7 +221,10 @@ class TargetsStage(SpeakerWindowStage):
                     start_frame=frame, start_s=frame / TARGET_FPS, num_frames=TARGET_FRAMES,
                     duration_s=TARGET_SECONDS, crop_x=crop[0], crop_y=crop[1], crop_w=crop[2], crop_h=crop[3],
                     speech_ratio=w.speech_ratio, crop_mode=cfg.crop, crop_pad=[0, 0, 0, 0], face_ratio=None,
-                    face_x=None, face_y=None, face_w=None, face_h=None, face_track=None, status="ok", error=None))
+                    face_x=None, face_y=None, face_w=None, face_h=None, face_track=None, sync_score=None,
+                    sync_offset=None, sync_confidence=None, mouth_activity=None, audio_shift_s=None,
+                    face_descriptor=None, face_distance=None, face_agrees=None, skipped_by=None, status="ok",
+                    error=None))
         rows = sorted(rows, key=lambda r: (-r["speech_ratio"], r["start_frame"]))[:tries]
         if cfg.face.required:
             tracked: list[dict] = []
