@@ -161,7 +161,14 @@ def cmd_score(args: argparse.Namespace) -> int:
 def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
     import json
 
-    from .quality import label_agreement, score_identities, true_speaker_of_voices, truth_from_csv
+    from .quality import (
+        face_agreement,
+        label_agreement,
+        score_face_gates,
+        score_identities,
+        true_speaker_of_voices,
+        truth_from_csv,
+    )
     from .storage import read_frame
 
     m = recipe.manifests_dir
@@ -180,6 +187,11 @@ def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
           f"found identities merging several true ones: {s.merged_identities}")
     for line in label_agreement(identities):
         print(line)
+    for line in face_agreement(read_frame(m, "targets")):
+        print(line)
+    if truth_path.suffix != ".csv":
+        for gate in score_face_gates(read_frame(m, "targets"), videos, json.loads(truth_path.read_text())):
+            print(f"vs ground truth, {gate.line()}")
     return 0
 
 

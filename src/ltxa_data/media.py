@@ -220,16 +220,15 @@ def _display_size(width: int, height: int, rotation: int, sar: float) -> tuple[i
     return (h, w) if rotation in (90, 270) else (w, h)
 
 
-def _upright(rgb: np.ndarray, rotation: int, sar: float) -> np.ndarray:
-    """A decoded [H, W, 3] frame as displayed: square pixels first (SAR is along the stored axes),
-    then turned `rotation` degrees clockwise. A quarter turn is a strided view, not a copy."""
+def _square(rgb: np.ndarray, sar: float) -> np.ndarray:
+    """A decoded [H, W, 3] frame stretched to square pixels (SAR is along the stored axes)."""
     h, w = rgb.shape[:2]
     sw, sh = _square_size(w, h, sar)
-    if (sw, sh) != (w, h):
-        import cv2  # only non-square sources pay for the import
+    if (sw, sh) == (w, h):
+        return rgb
+    import cv2  # only non-square sources pay for the import
 
-        rgb = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_CUBIC)
-    return np.rot90(rgb, k=-(rotation // 90)) if rotation else rgb
+    return cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_CUBIC)
 
 
 def _header_duration(c: av.container.InputContainer, vs: av.video.stream.VideoStream) -> float | None:
@@ -367,7 +366,7 @@ def read_frames(
         last_t = -math.inf
 
         def convert(frame: av.VideoFrame) -> np.ndarray:
-            return _prepare(_upright(frame.to_ndarray(format="rgb24"), rotation or 0, sar), crop, size, pad)
+            return _prepare(_square(frame.to_ndarray(format="rgb24"), sar), rotation or 0, crop, size, pad)
 
         try:
             for frame in c.decode(vs):
@@ -404,20 +403,29 @@ def read_frames(
     return stacked
 
 
-def _prepare(rgb: np.ndarray, crop: tuple[int, int, int, int] | None, size: int | None,
+def _prepare(rgb: np.ndarray, rotation: int, crop: tuple[int, int, int, int] | None, size: int | None,
              pad: str = "black") -> np.ndarray:
-    """Crop and resize a frame; a strided view (rot90, crop) stays a view until read_frames copies it out."""
+    """Turn a square-pixel stored frame upright `rotation` degrees clockwise, crop it (displayed
+    pixels) and resize it. Only the crop is turned, and by cv2 (4-10x faster than copying a rot90 view)."""
+    shown = np.rot90(rgb, k=-(rotation // 90)) if rotation else rgb  # a view: crop boxes are displayed pixels
+    widths = None
     if crop is not None:
         x, y, w, h = crop
-        fh, fw = rgb.shape[:2]
+        fh, fw = shown.shape[:2]
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, fw), min(y + h, fh)
-        rgb = rgb[y0:y1, x0:x1]
+        shown = shown[y0:y1, x0:x1]
         widths = ((y0 - y, y + h - y1), (x0 - x, x + w - x1), (0, 0))
-        if any(widths[0] + widths[1]):
-            rgb = np.pad(rgb, widths, mode="edge" if pad == "edge" else "constant")
-    if size is not None and (rgb.shape[0] != size or rgb.shape[1] != size):
-        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BICUBIC))
-    return rgb
+    if rotation and shown.size:
+        import cv2
+
+        stored = np.rot90(shown, k=rotation // 90)  # the crop as a plain slice of the stored frame
+        shown = cv2.rotate(stored, {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
+                                    270: cv2.ROTATE_90_COUNTERCLOCKWISE}[rotation])
+    if widths is not None and any(widths[0] + widths[1]):
+        shown = np.pad(shown, widths, mode="edge" if pad == "edge" else "constant")
+    if size is not None and (shown.shape[0] != size or shown.shape[1] != size):
+        shown = np.asarray(Image.fromarray(shown).resize((size, size), Image.Resampling.BICUBIC))
+    return shown
 
 
 def encode_video(frames: np.ndarray, fps: int, crf: int = 18, preset: str = "veryfast") -> bytes:

@@ -93,6 +93,20 @@ def label_agreement(identities: pl.DataFrame) -> list[str]:
             f"{split.height} of them and merge {merged.height} group(s) of different labels"]
 
 
+def face_agreement(targets: pl.DataFrame) -> list[str]:
+    """Voice-face agreement: per voice identity, how many of its described targets show its dominant face."""
+    described = targets.filter(pl.col("face_agrees").is_not_null())
+    if described.height == 0:
+        return []
+    per = described.group_by("identity_id").agg(pl.len().alias("n"), pl.col("face_agrees").sum().alias("agree"))
+    full = per.filter(pl.col("agree") == pl.col("n")).height
+    lines = [f"voice-face agreement: {int(per['agree'].sum())} of {described.height} described targets show their "
+             f"identity's dominant face; {full} of {per.height} identities agree fully"]
+    for r in per.filter(pl.col("agree") < pl.col("n")).sort("identity_id").iter_rows(named=True):
+        lines.append(f"  {r['identity_id']}: {r['agree']} of {r['n']} targets show the dominant face")
+    return lines
+
+
 Segments = list[tuple[str, float, float]]
 """(speaker, start, end) in seconds."""
 

@@ -209,7 +209,6 @@ class SyncNetScorer:
     the window's lip embeddings from their mean (0 for a still picture; embedding units, like the distances)."""
 
     name = "syncnet"
-    default_min_score = 3.0
 
     def __init__(self, model: Path, device: str = "cpu", batch_size: int = 20) -> None:
         self.device = torch.device(torch_device(device, "targets.active_speaker.device"))
@@ -253,5 +252,7 @@ class SyncNetScorer:
         mean = dist.mean(dim=0).double().numpy()
         median = float(np.median(mean))
         activity = float((lip - lip.mean(dim=0)).norm(dim=1).mean())
-        # scores = median - mean distance: best_offset's score is then SyncNet's conf, and so is its confidence.
-        return best_offset([median - float(d) for d in mean], clip.search, activity)
+        scores = [median - float(d) for d in mean]  # the best is SyncNet's conf
+        best = best_offset(scores, clip.search)
+        conf = round(scores[best], 4)
+        return SyncResult(conf, best - clip.search, conf, round(activity, 5), [round(v, 4) for v in scores])

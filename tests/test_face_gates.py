@@ -1,0 +1,174 @@
+"""The face on screen must be the voice's owner: the active-speaker score, the face-identity gate, and the
+build on the generated corpus, whose ground truth holds listener shots, a still picture, a dub, another
+identity's face lip-synced to the voice and a rotated phone clip beside the talking clips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from ltxa_data.backends.active_speaker import MouthMotionScorer, SyncClip, mouth_opening, speech_envelope
+from ltxa_data.corpus import _speech_16k, load_ground_truth
+from ltxa_data.faces import dominant_face
+from ltxa_data.quality import score_face_gates, window_truth
+from ltxa_data.recipe import DEFAULT_SYNC_SCORE, TARGET_FRAMES, Recipe
+from ltxa_data.storage import read_frame
+from ltxa_data.verify import check_face_gates, verify_build
+
+SEARCH = 8
+
+
+def _landmarks(opening: np.ndarray) -> np.ndarray:
+    """68 landmarks per frame of a face 100 px between the eye corners whose inner lips open `opening`
+    eye-corner distances."""
+    lm = np.zeros((len(opening), 68, 2))
+    lm[:, 36] = (50, 80)
+    lm[:, 45] = (150, 80)
+    for a, b in ((61, 67), (62, 66), (63, 65)):
+        lm[:, a] = (100, 150)
+        lm[:, b, 0] = 100
+        lm[:, b, 1] = 150 + 100 * opening
+    return lm
+
+
+def _clip(opening: np.ndarray, audio: np.ndarray) -> SyncClip:
+    n = len(opening)
+    return SyncClip(np.zeros((n, 8, 8, 3), np.uint8), np.zeros((n, 4)), _landmarks(opening), audio, SEARCH)
+
+
+@pytest.fixture(scope="module")
+def speech() -> tuple[np.ndarray, np.ndarray]:
+    """Two different stretches of real synthesized speech (16 kHz), each a window plus the search margin."""
+    x = _speech_16k(14.0)[0]
+    n = (TARGET_FRAMES + 2 * SEARCH) * 640
+    return x[4000 : 4000 + n], x[-n:]
+
+
+def _mouth_of(audio: np.ndarray, shift: int = 0) -> np.ndarray:
+    """A mouth that opens with the loudness of `audio`, `shift` frames before the sound (> 0: the sound
+    comes later)."""
+    env = speech_envelope(audio, TARGET_FRAMES + 2 * SEARCH)
+    env = (env - env.min()) / (env.max() - env.min())
+    return 0.3 * env[SEARCH + shift : SEARCH + shift + TARGET_FRAMES] ** 2
+
+
+def test_talking_mouth_scores_high_at_its_offset(speech: tuple[np.ndarray, np.ndarray]) -> None:
+    scorer = MouthMotionScorer()
+    audio = speech[0]
+    res = scorer.score(_clip(_mouth_of(audio), audio))
+    assert res.offset == 0 and res.score > 2 * DEFAULT_SYNC_SCORE["mouth_motion"] and res.confidence > 0.9
+    late = scorer.score(_clip(_mouth_of(audio, shift=3), audio))
+    assert late.offset == 3 and late.score > DEFAULT_SYNC_SCORE["mouth_motion"]
+    assert len(res.scores) == 2 * SEARCH + 1
+
+
+def test_still_listener_and_dub_score_low(speech: tuple[np.ndarray, np.ndarray]) -> None:
+    scorer = MouthMotionScorer()
+    audio, other = speech
+    still = scorer.score(_clip(np.full(TARGET_FRAMES, 0.02), audio))
+    assert still.score == 0 and still.activity == 0
+    rng = np.random.default_rng(0)
+    murmur = np.zeros(TARGET_FRAMES)
+    for start in rng.choice(TARGET_FRAMES - 6, 4, replace=False):
+        murmur[start : start + 5] = 0.004
+    assert scorer.score(_clip(murmur, audio)).score == 0  # small movements: below the activity floor
+    dub = scorer.score(_clip(_mouth_of(other), audio))
+    assert dub.activity > scorer.min_activity and dub.score < DEFAULT_SYNC_SCORE["mouth_motion"]
+
+
+def test_mouth_opening_is_relative_to_the_face() -> None:
+    opening = np.array([0.0, 0.1, 0.2])
+    lm = _landmarks(opening)
+    assert np.allclose(mouth_opening(lm), opening)
+    assert np.allclose(mouth_opening(lm * 3), opening)  # the same face, three times as large
+
+
+def test_dominant_face_is_the_largest_group() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=128), rng.normal(size=128)
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    desc = np.stack([a + 0.02 * rng.normal(size=128) for _ in range(5)] + [b + 0.02 * rng.normal(size=128)
+                                                                           for _ in range(2)])
+    for centre in (dominant_face(desc, 0.6), dominant_face(desc, 0.6, max_exact=4)):
+        assert np.linalg.norm(centre - a) < 0.2 and np.linalg.norm(centre - b) > 1.0
+
+
+def _targets_of(recipe: Recipe) -> pl.DataFrame:
+    m = recipe.manifests_dir
+    videos = read_frame(m, "videos").select("video_id", "rel_path", "width", "height")
+    return read_frame(m, "targets").join(videos, on="video_id", how="left")
+
+
+def test_each_non_speaking_kind_yields_no_target(built: Recipe, corpus: Path) -> None:
+    gt = load_ground_truth(corpus)
+    kinds = {c["path"]: c["kind"] for c in gt["clips"]}
+    targets = _targets_of(built)
+    ok = targets.filter(pl.col("status") == "ok")
+    for kind in ("listener", "still", "dub", "lipsync"):
+        clips = [p for p, k in kinds.items() if k == kind]
+        assert clips, f"the corpus has no {kind} clip"
+        assert ok.filter(pl.col("rel_path").is_in(clips)).height == 0, f"a {kind} clip yielded a target"
+        tried = targets.filter(pl.col("rel_path").is_in(clips) & pl.col("skipped_by").is_in(
+            ["active_speaker", "face_identity"]))
+        assert tried.height >= 1, f"no {kind} window reached the face gates"
+    singles = [p for p, k in kinds.items() if k == "single"]
+    with_target = ok.filter(pl.col("rel_path").is_in(singles))["rel_path"].n_unique()
+    assert with_target >= 0.8 * len(singles), f"only {with_target} of {len(singles)} talking clips kept a target"
+
+
+def test_skips_say_why_with_numbers(built: Recipe) -> None:
+    targets = _targets_of(built)
+    sync = targets.filter(pl.col("skipped_by") == "active_speaker")
+    assert sync.height and all("does not speak with the voice" in e or "out of sync" in e for e in sync["error"])
+    assert all("score" in e and "offset" in e for e in sync["error"])
+    ident = targets.filter(pl.col("skipped_by") == "face_identity")
+    assert ident.height and all("dominant face" in e for e in ident["error"])
+
+
+def test_gates_against_ground_truth(built: Recipe, corpus: Path) -> None:
+    m = built.manifests_dir
+    scores = {g.gate: g for g in score_face_gates(read_frame(m, "targets"), read_frame(m, "videos"),
+                                                  load_ground_truth(corpus))}
+    sync, ident = scores["active_speaker"], scores["face_identity"]
+    assert sync.negatives >= 3 and sync.removal == 1.0
+    assert sync.recall >= 0.9
+    assert ident.negatives >= 1 and ident.removal == 1.0 and ident.recall == 1.0
+
+
+def test_rotated_phone_clip_yields_upright_targets(built: Recipe, corpus: Path) -> None:
+    gt = load_ground_truth(corpus)
+    phones = [c for c in gt["clips"] if c["kind"] == "phone"]
+    assert phones and all(c["rotation"] in (90, 180, 270) for c in phones)
+    targets = _targets_of(built)
+    for c in phones:
+        rows = targets.filter(pl.col("rel_path") == c["path"])
+        assert rows.height and (rows["width"][0], rows["height"][0]) == (c["width"], c["height"])
+        ok = rows.filter(pl.col("status") == "ok")
+        assert ok.height, f"{c['path']}: no target ({rows['error'].to_list()})"
+        face = c["shots"][0]["face_box"]
+        for t in ok.iter_rows(named=True):  # the tracked face is where the upright picture has it
+            assert abs(t["face_x"] + t["face_w"] / 2 - (face[0] + face[2] / 2)) < 0.25 * face[2]
+            assert abs(t["face_y"] + t["face_h"] / 2 - (face[1] + face[3] / 2)) < 0.25 * face[3]
+
+
+def test_window_truth_reads_the_shot_on_screen() -> None:
+    clip = {"segments": [{"speaker": "a", "start": 0.0, "end": 6.0}],
+            "shots": [{"start": 0.0, "speaker": "b", "mouth": "listener"}]}
+    assert window_truth(clip, 0.5, 4.84) == ("a", "b", "listener")
+
+
+def test_verify_flags_targets_that_did_not_pass(built: Recipe, tmp_path: Path) -> None:
+    targets = read_frame(built.manifests_dir, "targets")
+    assert check_face_gates(targets, built) == []
+    ok = targets.filter(pl.col("status") == "ok")
+    low = ok.head(1).with_columns(sync_score=pl.lit(0.5))
+    far = ok.slice(1, 1).with_columns(face_agrees=pl.lit(False), face_distance=pl.lit(0.9))
+    problems = check_face_gates(pl.concat([low, far]), built)
+    assert len(problems) == 2 and "active-speaker score 0.5" in problems[0] and "dominant face" in problems[1]
+    assert verify_build(built, check_media=False) == []
+    sample = json.loads(json.dumps(targets.filter(pl.col("status") == "ok").row(0, named=True), default=str))
+    assert sample["face_descriptor"] is not None and len(sample["face_descriptor"]) == 128
