@@ -172,3 +172,20 @@ def test_verify_flags_targets_that_did_not_pass(built: Recipe, tmp_path: Path) -
     assert verify_build(built, check_media=False) == []
     sample = json.loads(json.dumps(targets.filter(pl.col("status") == "ok").row(0, named=True), default=str))
     assert sample["face_descriptor"] is not None and len(sample["face_descriptor"]) == 128
+
+
+def test_face_models_are_checked_before_any_work(tmp_path: Path) -> None:
+    from ltxa_data.backends import backend_problems
+
+    def recipe(**targets: object) -> Recipe:
+        return Recipe.model_validate({"name": "t", "input": {"paths": ["."]}, "output": {"dir": "out"},
+                                      "targets": targets, "base_dir": tmp_path})
+
+    assert backend_problems(recipe()) == []
+    missing = backend_problems(recipe(active_speaker={"backend": "syncnet", "model": "syncnet_v2.model"}))
+    assert len(missing) == 1 and "syncnet_v2.model" in missing[0]
+    (tmp_path / "dlib").mkdir()
+    no_dlib = backend_problems(recipe(face={"dlib_models": "dlib"}))
+    assert len(no_dlib) == 1 and "shape_predictor_68_face_landmarks.dat" in no_dlib[0]
+    with pytest.raises(ValueError, match="needs `model`"):
+        recipe(active_speaker={"backend": "syncnet"})
