@@ -29,13 +29,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return out, load_ground_truth(gt_path)
 
 
-def _decode(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Every frame's time and RGB array, decoded without codec threads."""
+def _decode(path: Path, rotation: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every frame's time and RGB array (turned `rotation` degrees clockwise, upright), decoded without
+    codec threads."""
     times, frames = [], []
     with av.open(str(path)) as c:
         for f in c.decode(video=0):
             times.append(float(f.time))
-            frames.append(f.to_ndarray(format="rgb24"))
+            frames.append(np.rot90(f.to_ndarray(format="rgb24"), k=-(rotation // 90)))
     return np.asarray(times), frames
 
 
@@ -50,12 +51,21 @@ def _speech_fraction(segments: list[dict], start: float, length: float) -> float
 
 def test_layout_and_counts(corpus: tuple[Path, dict]) -> None:
     out, gt = corpus
-    assert gt["version"] == 1
+    assert gt["version"] == 2
     assert CorpusConfig.model_validate(gt["config"]) == CFG
     assert gt["speakers"] == dict(VOICES[:3])
     assert [name for name, _ in VOICES] == [f"spk{i}" for i in range(8)]
     kinds = Counter(c["kind"] for c in gt["clips"])
-    assert kinds == {"single": 6, "dialog": 1, "cut": 1, "short": 1}
+    assert kinds == {"single": 6, "dialog": 1, "cut": 1, "short": 1, "listener": 1, "still": 1, "dub": 1,
+                     "lipsync": 1, "phone": 1}
+    for c in gt["clips"]:
+        shown = {s["speaker"] for s in c["shots"]}
+        mouths = {s["mouth"] for s in c["shots"]}
+        if c["kind"] in ("listener", "lipsync"):  # another identity's face, listening or lip-synced
+            assert c["identity"] not in shown and mouths == {"listener" if c["kind"] == "listener" else "voice"}
+        else:
+            assert shown <= set(c["speakers"]) and mouths == {{"still": "still", "dub": "other"}.get(c["kind"], "own")}
+        assert c["rotation"] == (90 if c["kind"] == "phone" else 0)
     paths = [c["path"] for c in gt["clips"]]
     assert len(set(paths)) == len(paths)
     for c in gt["clips"]:
@@ -100,7 +110,7 @@ def test_durations(corpus: tuple[Path, dict]) -> None:
     lo, hi = CFG.clip_seconds
     for c in gt["clips"]:
         d, frame = c["duration_s"], 1 / c["fps"]
-        if c["kind"] in ("single", "cut"):
+        if c["kind"] in ("single", "cut", "listener", "still", "dub", "lipsync", "phone"):
             assert lo - 1e-6 <= d <= hi + frame, c["path"]
         elif c["kind"] == "short":
             assert 3.5 <= 3.8 - 1e-6 <= d <= 4.5 + frame < WINDOW_S, c["path"]
@@ -203,11 +213,23 @@ def test_scene_cut_changes_the_picture(corpus: tuple[Path, dict]) -> None:
 
 
 def test_mouth_follows_audio(corpus: tuple[Path, dict]) -> None:
-    """Within each shot, mouth-area darkness per frame correlates with the audio RMS at that frame."""
+    """Within each shot whose mouth moves with the voice, mouth-area darkness per frame correlates with the
+    audio RMS at that frame; a still picture never changes; a listener's or a dub's mouth does not follow."""
     out, gt = corpus
     sr = 16000
     for c in gt["clips"]:
-        times, frames = _decode(out / c["path"])
+        times, frames = _decode(out / c["path"], c["rotation"])
+        if c["kind"] in ("still", "listener", "dub"):
+            a = read_audio(out / c["path"], sample_rate=sr)[0].astype(np.float64)
+            x, y, w, h = c["shots"][0]["mouth_box"]
+            dark = np.array([255.0 - f[y : y + h, x : x + w].mean() for f in frames])
+            rms = np.array([np.sqrt(np.mean(a[round(t * sr) : round((t + 1 / c["fps"]) * sr)] ** 2) + 1e-12)
+                            for t in times])
+            if c["kind"] == "still":
+                assert np.ptp(dark) < 1.0, c["path"]
+            else:
+                assert np.ptp(dark) > 1.0 and abs(np.corrcoef(dark, rms)[0, 1]) < 0.5, c["path"]
+            continue
         assert len(times) == round(c["duration_s"] * c["fps"])
         a = read_audio(out / c["path"], sample_rate=sr)[0].astype(np.float64)
         dark, rms, shot = [], [], []

@@ -168,6 +168,19 @@ TARGETS = TableSchema(
     ),
 )
 
+IDENTITY_FACES = TableSchema(
+    "identity_faces", "a voice identity's dominant face and how many of its targets show it", ("identity_id",),
+    (
+        ("identity_id", _S, "voice identity"),
+        ("targets", _I, "its targets the face-identity check described"),
+        ("videos", _I, "videos those targets come from"),
+        ("agreeing", _I, "targets showing the dominant face (kept)"),
+        ("agreement", _F, "agreeing / targets: voice-face agreement"),
+        ("max_agreeing_distance", _F, "largest descriptor distance of a kept target from the dominant face"),
+        ("dominant_face", pa.list_(pa.float32()), "mean descriptor of the kept targets' faces"),
+    ),
+)
+
 REFERENCE_THRESHOLDS = ("max_other_speech_s", "min_speech_ratio", "min_lufs", "max_lufs", "max_clipped_fraction",
                         "max_peak_dbfs", "min_snr_db")
 """The recipe's reference thresholds, in the order a candidate window is checked."""
@@ -251,7 +264,8 @@ SHARDS = TableSchema(
 )
 
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (VIDEOS, SCENES, TURNS, VOICES, IDENTITIES, TARGETS, REFERENCES, PAIRS, SWAP_EVAL, SHARDS)
+    t.name: t for t in (VIDEOS, SCENES, TURNS, VOICES, IDENTITIES, TARGETS, IDENTITY_FACES, REFERENCES, PAIRS,
+                        SWAP_EVAL, SHARDS)
 }
 
 

@@ -46,6 +46,8 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
     if "targets" in tables:
         problems += check_face_crops(tables["targets"], recipe.targets.face.required)
         problems += check_face_gates(tables["targets"], recipe)
+    if {"targets", "identity_faces"} <= tables.keys():
+        problems += check_identity_faces(tables["identity_faces"], tables["targets"])
     if "pairs" in tables:
         problems += check_videos_held_out(tables["pairs"])
     if {"pairs", "videos"} <= tables.keys():
@@ -151,6 +153,16 @@ def check_face_gates(targets: pl.DataFrame, recipe: Recipe) -> list[str]:
                 problems.append(f"target {tid}: face {t['face_distance']} from its identity's dominant face "
                                 f"(max {identity.max_distance})")
     return problems
+
+
+def check_identity_faces(faces: pl.DataFrame, targets: pl.DataFrame) -> list[str]:
+    """Each identity's agreement counts the targets the face-identity check described and kept."""
+    described = targets.filter(pl.col("face_agrees").is_not_null()).group_by("identity_id").agg(
+        pl.len().alias("n"), pl.col("face_agrees").sum().alias("kept"))
+    want = {r[0]: (r[1], r[2]) for r in described.iter_rows()}
+    have = {r[0]: (r[1], r[2]) for r in faces.select("identity_id", "targets", "agreeing").iter_rows()}
+    return [f"identity_faces: {i} counts {have.get(i)} (targets, agreeing), the targets table {want.get(i)}"
+            for i in sorted(set(want) | set(have)) if want.get(i) != have.get(i)]
 
 
 def check_videos_held_out(pairs: pl.DataFrame) -> list[str]:

@@ -4,6 +4,7 @@ from .base import Partition, Stage, StageResult
 from .diarize import DiarizeStage
 from .embed import EmbedStage
 from .identify import IdentifyStage
+from .identity_faces import IdentityFacesStage
 from .pairs import PairsStage
 from .references import ReferencesStage
 from .scan import ScanStage
@@ -19,6 +20,7 @@ STAGES: tuple[type[Stage], ...] = (
     EmbedStage,
     IdentifyStage,
     TargetsStage,
+    IdentityFacesStage,
     ReferencesStage,
     PairsStage,
     SwapEvalStage,
