@@ -101,9 +101,9 @@ def test_rotation_agrees_with_ffprobe_and_the_ffmpeg_cli(tmp_path: Path, rotatio
         # ffprobe prints the matrix's counter-clockwise angle; ours is the clockwise turn to upright.
         assert (-int(matrix[0]["rotation"])) % 360 == rotation
         assert (stream["width"], stream["height"]) == ((H, W) if rotation in (90, 270) else (W, H))
-    ours = read_frames(path, [0.0])[0].astype(int)
-    theirs = _ffmpeg_frame(path, W, H).astype(int)
-    assert np.abs(ours - theirs).max() <= 2
+    theirs = _ffmpeg_frame(path, W, H)
+    _assert_upright(theirs)
+    assert np.abs(read_frames(path, [0.0])[0].astype(int) - theirs).mean() < 1  # 0 with FFmpeg 5.1 and PyAV 18
 
 
 @needs_ffmpeg

@@ -189,8 +189,11 @@ def _rotation(frame: av.VideoFrame) -> int:
     angle counter-clockwise in [-180, 180] (0 without a matrix). A matrix that also mirrors is
     treated as its rotation alone; angles that are not quarter turns are rounded to one.
     """
-    ccw = float(frame.rotation)
-    if not math.isfinite(ccw) or abs(ccw) > 360:  # a singular matrix
+    try:
+        ccw = float(frame.rotation)
+    except (ValueError, OverflowError):
+        return 0
+    if not math.isfinite(ccw) or abs(ccw) > 360:  # a singular matrix (PyAV 18 reads INT_MIN)
         return 0
     return (-round(ccw / 90) * 90) % 360
 

@@ -58,8 +58,12 @@ VIDEOS = TableSchema(
         ("duration_s", _F, "usable duration: where both streams have data"),
         ("fps", _F, "source frame rate (mean rate for VFR)"),
         ("num_frames", _I, "video packets counted"),
-        ("width", _I, "frame width"),
-        ("height", _I, "frame height"),
+        ("width", _I, "displayed frame width (upright, square pixels)"),
+        ("height", _I, "displayed frame height (upright, square pixels)"),
+        ("rotation", _I, "clockwise turn in degrees (0, 90, 180, 270) that shows the stored frames upright "
+         "(display matrix); width and height are after it"),
+        ("sample_aspect", _F, "stored pixel width / height (SAR, 1.0 = square); width and height are stretched to "
+         "square pixels"),
         ("video_codec", _S, "video codec"),
         ("variable_frame_rate", _B, "frame intervals vary"),
         ("audio_codec", _S, "audio codec"),
