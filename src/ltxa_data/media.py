@@ -23,6 +23,7 @@ from PIL import Image
 __all__ = [
     "MediaError",
     "ProbeResult",
+    "crop_frame",
     "encode_video",
     "encode_wav",
     "probe",
@@ -338,6 +339,7 @@ def read_frames(
     crop: tuple[int, int, int, int] | None = None,
     size: int | None = None,
     pad: str = "black",
+    max_side: int | None = None,
 ) -> np.ndarray:
     """Sample frames at the given instants (seconds, increasing) as uint8 [F, H, W, 3].
 
@@ -347,7 +349,11 @@ def read_frames(
     and stretched to square pixels before cropping. `crop` is (x, y, w, h) in these displayed pixels
     and may leave the frame: the outside is filled with black (`pad="black"`) or the edge pixels
     repeated (`pad="edge"`), never stretched. `size` resizes the crop to size x size.
+    `max_side` (without `crop`) shrinks the displayed frame so that its longer side is at most that,
+    in FFmpeg's scaler straight from the decoded picture (no full-size RGB copy).
     """
+    if max_side is not None and crop is not None:
+        raise ValueError("max_side shrinks whole frames; it cannot be combined with crop")
     times = list(times)
     if not times:
         raise ValueError("no times requested")
@@ -369,6 +375,13 @@ def read_frames(
         last_t = -math.inf
 
         def convert(frame: av.VideoFrame) -> np.ndarray:
+            if max_side is not None:
+                w, h = _square_size(frame.width, frame.height, sar)
+                scale = min(1.0, max_side / max(w, h))
+                if scale < 1 or (w, h) != (frame.width, frame.height):
+                    small = frame.reformat(width=max(1, round(w * scale)), height=max(1, round(h * scale)),
+                                           format="rgb24", interpolation="AREA")
+                    return _prepare(small.to_ndarray(), rotation or 0, None, size, pad)
             return _prepare(_square(frame.to_ndarray(format="rgb24"), sar), rotation or 0, crop, size, pad)
 
         try:
@@ -404,6 +417,17 @@ def read_frames(
     for i, f in enumerate(out):
         stacked[i] = first if f is None else f
     return stacked
+
+
+def crop_frame(rgb: np.ndarray, crop: tuple[int, int, int, int], size: int, pad: str = "black") -> np.ndarray:
+    """An upright frame's `crop` (x, y, w, h; may leave the frame: padded per `pad`), resized to size x size
+    with OpenCV (area averaging when shrinking: 5x faster than the shards' bicubic, for analysis)."""
+    import cv2
+
+    out = _prepare(rgb, 0, crop, None, pad)
+    if out.shape[:2] == (size, size):
+        return out
+    return cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA if out.shape[0] > size else cv2.INTER_LINEAR)
 
 
 def _prepare(rgb: np.ndarray, rotation: int, crop: tuple[int, int, int, int] | None, size: int | None,

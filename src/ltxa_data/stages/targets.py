@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ..faces import dominant_face, face_track, faces_outside, sampled_offsets, steady_crop, track_boxes
 from ..ids import child_id
-from ..media import read_audio, read_frames
+from ..media import crop_frame, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..windows import single_speaker_windows
 from .base import failure
@@ -35,6 +35,8 @@ ANALYSIS_SIDE = 224
 """Side of the face squares the active-speaker and face-identity checks look at (SyncNet's input size)."""
 ANALYSIS_MARGIN = 1.8
 """Their side over the tracked face's side (syncnet_python pads the face box by 40% each way)."""
+WORKING_SIDE = 640
+"""With the face gates on, a window's frames are read once with their longer side at most this."""
 
 
 def center_square(width: int, height: int) -> tuple[int, int, int, int]:
@@ -77,13 +79,23 @@ class TargetsStage(SpeakerWindowStage):
             self.scorer = load_active_speaker(self.recipe)
 
     def track(self, video: dict, row: dict) -> dict:
-        """The row with its face track (and, for `crop: face`, the crop around it), or skipped with the reason."""
+        """The row with its face track (and, for `crop: face`, the crop around it), or skipped with the reason.
+        With the face gates on, every frame of the window is read once, at most `WORKING_SIDE` pixels: the
+        detector looks at every `sample_every`-th and the gates at all of them."""
         cfg = self.recipe.targets.face
         offsets = sampled_offsets(cfg.sample_every)
-        frames = read_frames(video["path"], [(row["start_frame"] + k) / TARGET_FPS for k in offsets])
-        small, scale = downscale(frames, cfg.detect_side)
+        start = row["start_frame"]
+        if self.analyzer is None:
+            frames, work = read_frames(video["path"], [(start + k) / TARGET_FPS for k in offsets]), 1.0
+            sampled = frames
+        else:
+            frames = read_frames(video["path"], [(start + k) / TARGET_FPS for k in range(TARGET_FRAMES)],
+                                 max_side=WORKING_SIDE)
+            work = frames.shape[2] / video["width"]
+            sampled = frames[offsets]
+        small, scale = downscale(sampled, cfg.detect_side)
         assert self.detector is not None, "setup() loads the detector when targets.face.required is on"
-        dets = [d[:, :4] / scale for d in self.detector.detect(small)]
+        dets = [d[:, :4] / (scale * work) for d in self.detector.detect(small)]
         track, why = face_track(offsets, dets, cfg.min_face_ratio, cfg.min_iou)
         n_single = sum(len(d) == 1 for d in dets)
         row = {**row, "face_ratio": n_single / len(dets)}
@@ -102,29 +114,30 @@ class TargetsStage(SpeakerWindowStage):
                     video["rel_path"], f"the face leaves the centre crop in {outside}/{len(track)} tracked frames")}
         if self.analyzer is None:
             return row
-        return self.check_face(video, row, track)
+        return self.check_face(video, row, track, frames, work)
 
-    def check_face(self, video: dict, row: dict, track: list[list[float]]) -> dict:
+    def check_face(self, video: dict, row: dict, track: list[list[float]], frames: np.ndarray,
+                   work: float) -> dict:
         """The row with its active-speaker score and face descriptor, or skipped when the face does not
-        speak with the voice. Both look at a square around the tracked face in every frame of the window."""
+        speak with the voice. Both look at a square around the tracked face in every frame of the window
+        (`frames`: the window's frames at `work` x the source's displayed size)."""
         cfg = self.recipe.targets
-        square, _ = steady_crop(track, ANALYSIS_MARGIN, video["width"], video["height"])
-        start = row["start_frame"]
-        frames = read_frames(video["path"], [(start + k) / TARGET_FPS for k in range(TARGET_FRAMES)], crop=square,
-                             size=ANALYSIS_SIDE)
-        boxes = track_boxes(track)
+        square, _ = steady_crop([[t[0], *(v * work for v in t[1:])] for t in track], ANALYSIS_MARGIN,
+                                frames.shape[2], frames.shape[1])
+        faces = np.stack([crop_frame(f, square, ANALYSIS_SIDE) for f in frames])
+        boxes = track_boxes(track) * work
         scale = ANALYSIS_SIDE / square[2]
         boxes = np.column_stack([(boxes[:, 0] - square[0]) * scale, (boxes[:, 1] - square[1]) * scale,
                                  boxes[:, 2] * scale, boxes[:, 3] * scale])
         assert self.analyzer is not None
-        landmarks = np.stack([self.analyzer.landmarks(f, b[None])[0] for f, b in zip(frames, boxes, strict=True)])
+        landmarks = np.stack([self.analyzer.landmarks(f, b[None])[0] for f, b in zip(faces, boxes, strict=True)])
         if self.scorer is not None:
-            row = self.check_speaker(video, row, frames, boxes, landmarks)
+            row = self.check_speaker(video, row, faces, boxes, landmarks)
             if row["status"] != "ok":
                 return row
         if cfg.face_identity.check:
             picks = np.linspace(0, TARGET_FRAMES - 1, cfg.face_identity.frames + 2)[1:-1].round().astype(int)
-            desc = np.stack([self.analyzer.describe(frames[i], landmarks[i][None])[0] for i in picks])
+            desc = np.stack([self.analyzer.describe(faces[i], landmarks[i][None])[0] for i in picks])
             row["face_descriptor"] = [round(float(v), 5) for v in desc.mean(axis=0)]
         return row
 
