@@ -215,7 +215,7 @@ class FaceConfig(StrictModel):
                                           "filled: black, or the frame's edge pixels repeated.")
 
 
-DEFAULT_SYNC_SCORE = {"mouth_motion": 3.5, "syncnet": 3.0}
+DEFAULT_SYNC_SCORE = {"mouth_motion": 2.0, "syncnet": 3.0}
 """Default lowest active-speaker score per backend (syncnet: LatentSync's confidence threshold)."""
 
 
@@ -234,7 +234,7 @@ class ActiveSpeakerConfig(StrictModel):
                               "syncnet_v2.model).")
     device: str = Field(default="cpu", description="Torch device of a learned backend.")
     min_score: float | None = Field(default=None, description="Lowest score kept (default: the backend's own: "
-                                    "mouth_motion 3.5, the z-score of the lip-envelope correlation against the same "
+                                    "mouth_motion 2.0, the z-score of the lip-envelope correlation against the same "
                                     "mouth out of line with the speech; syncnet 3.0, SyncNet's confidence).")
     search_frames: int = Field(default=8, ge=0, le=25, description="Audio offsets searched each way, in 25 fps "
                                "frames.")

@@ -88,24 +88,38 @@ def speech_envelope(audio: np.ndarray, num_frames: int, floor_db: float = 50.0) 
     return np.maximum(db, db.max() - floor_db)
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    d = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / d) if d > 0 else 0.0
+def _correlations(signal: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """Pearson correlation of `signal` [n] with each row of `windows` [m, n] (0 where either is flat)."""
+    a = signal - signal.mean()
+    b = windows - windows.mean(axis=1, keepdims=True)
+    d = np.sqrt((a * a).sum() * (b * b).sum(axis=1))
+    return np.divide(b @ a, d, out=np.zeros(len(windows)), where=d > 0)
 
 
-def offset_scores(signal: np.ndarray, envelope: np.ndarray, search: int) -> list[float]:
+def circular_windows(x: np.ndarray, n: int) -> np.ndarray:
+    """Every length-n window of `x` read circularly, one per start: [len(x), n]."""
+    return x[(np.arange(len(x))[:, None] + np.arange(n)[None, :]) % len(x)]
+
+
+def offset_scores(signal: np.ndarray, envelope: np.ndarray, search: int) -> np.ndarray:
     """Pearson correlation of `signal` [F] with `envelope` [F + 2 * search] shifted by -search..search."""
     n = len(signal)
-    return [_pearson(signal, envelope[search + k: search + k + n]) for k in range(-search, search + 1)]
+    return _correlations(signal, circular_windows(envelope, n)[: 2 * search + 1])
 
 
-def null_scores(signal: np.ndarray, envelope: np.ndarray, search: int, min_shift: int = 20) -> np.ndarray:
-    """Correlations of `signal` with the window's own envelope rolled by at least `min_shift` frames (and
-    at most n - min_shift): what an unrelated mouth scores against this speech."""
+def sync_null(signal: np.ndarray, envelope: np.ndarray, search: int, min_shift: int = 20) -> tuple[float, float]:
+    """(the mean, the spread) of what an unrelated mouth scores against this speech: the best correlation over
+    the searched offsets with the speech rolled at least `min_shift` frames out of line (so the lift of taking
+    the best of 2 * search + 1 offsets is in the mean), and the standard deviation of single correlations with
+    the window's own speech rolled by every such shift."""
     n = len(signal)
+    every = _correlations(signal, circular_windows(envelope, n))  # start d: rolled by search - d frames
+    total = len(envelope)
+    shifts = range(min_shift + search, n - min_shift - search + 1)
+    best = [every[(np.arange(2 * search + 1) - r) % total].max() for r in shifts]
     own = envelope[search: search + n]
-    return np.array([_pearson(signal, np.roll(own, k)) for k in range(min_shift, n - min_shift + 1, 2)])
+    single = _correlations(signal, circular_windows(own, n)[min_shift: n - min_shift + 1])
+    return float(np.mean(best)), max(float(np.std(single)), 1e-6)
 
 
 def best_offset(scores: list[float], search: int) -> int:
@@ -116,10 +130,11 @@ def best_offset(scores: list[float], search: int) -> int:
 class MouthMotionScorer:
     """Landmark mouth opening against the speech envelope (offline, no weights).
 
-    The score is how far the correlation at the best offset stands above the correlations of the same
-    mouth with the window's speech rolled far out of line (at least 20 frames), in their standard
-    deviations: a z-score that does not depend on how strongly a given face's lips follow loudness, and
-    that an unrelated mouth (a dub) reaches only by chance. `confidence` is the correlation itself.
+    The score is how far the correlation at the best offset stands above what the same mouth reaches with
+    the window's speech rolled far out of line (at least 20 frames; the best over the same offsets, so
+    that searching lifts both alike), in standard deviations of single out-of-line correlations: a z-score
+    that does not depend on how strongly a given face's lips follow loudness, and that an unrelated mouth
+    (a dub) reaches only by chance. `confidence` is the correlation itself.
     `min_activity`: a mouth whose opening varies less than this (standard deviation, in eye-corner
     distances) is still: it scores 0, whatever the noise correlates with."""
 
@@ -136,8 +151,8 @@ class MouthMotionScorer:
             return SyncResult(0.0, 0, 0.0, round(activity, 5), [0.0] * (2 * clip.search + 1))
         envelope = speech_envelope(clip.audio, n + 2 * clip.search)
         corr = offset_scores(opening, envelope, clip.search)
-        null = null_scores(opening, envelope, clip.search)
-        z = [(c - float(null.mean())) / max(float(null.std()), 1e-6) for c in corr]
-        best = best_offset(corr, clip.search)
-        return SyncResult(round(z[best], 4), best - clip.search, round(corr[best], 4), round(activity, 5),
+        mean, spread = sync_null(opening, envelope, clip.search)
+        z = [(float(c) - mean) / spread for c in corr]
+        best = best_offset(list(corr), clip.search)
+        return SyncResult(round(z[best], 4), best - clip.search, round(float(corr[best]), 4), round(activity, 5),
                           [round(v, 4) for v in z])
