@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from ltxa_data.corpus import TalkingPhoto, real_photo
 from ltxa_data.recipe import TARGET_FPS, Recipe
 
 if TYPE_CHECKING:
@@ -34,10 +35,6 @@ CLIP_S = 8.0
 WINDOW_START = 25
 """First frame of the scored window: 1 s into the clip, so that the ±8-frame search stays inside it."""
 MAX_OPEN_PX = 12.0
-PHOTO_SCALE = 0.75
-"""Photo pixels to canvas pixels: the photo's 187-px dlib box becomes ~140 px, its head and shoulders 360 px high."""
-PHOTO_ROWS = (40, 520)
-"""Rows of the photo (600 high) kept: from the cap to the chest."""
 
 
 def _package_dir(name: str) -> Path | None:
@@ -51,9 +48,10 @@ def _package_dir(name: str) -> Path | None:
 
 def photo_path() -> Path | None:
     """matplotlib's grace_hopper.jpg, or None."""
-    mpl = _package_dir("matplotlib")
-    p = mpl / "mpl-data" / "sample_data" / "grace_hopper.jpg" if mpl else None
-    return p if p is not None and p.is_file() else None
+    try:
+        return real_photo()
+    except RuntimeError:
+        return None
 
 
 def sample_paths() -> tuple[Path, Path] | None:
@@ -152,89 +150,6 @@ def head_motion(frames: int, rng: np.random.Generator) -> np.ndarray:
                             1 + 0.03 * np.sin(2 * np.pi * t / 2.7 + ph[2])])
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The talking head
-
-
-class TalkingHead:
-    """Grace Hopper's photo on a 640x360 canvas (head and shoulders, face ~140 px high) whose mouth opens by a
-    smooth warp of the lower face: pixels below the inner-lip line move down by `open * weight(x, y)` (the weight
-    is 1 from the lips to the chin between the mouth corners, widening to the jaw, and fades out over the neck), and
-    the opened gap is filled dark like a mouth interior. The landmarks are dlib's, on the photo, once."""
-
-    def __init__(self, photo: Path) -> None:
-        from PIL import Image
-
-        from ltxa_data.backends.face_detector import DlibFaceAnalyzer, DlibFaceDetector, dlib_model_files
-
-        img = np.asarray(Image.open(photo).convert("RGB"))
-        self.photo = np.ascontiguousarray(img[PHOTO_ROWS[0]: PHOTO_ROWS[1]])
-        boxes = DlibFaceDetector("hog", 1).detect(self.photo[None])[0]
-        assert len(boxes) == 1, f"{photo}: expected one face, dlib found {len(boxes)}"
-        self.box = boxes[0, :4]
-        self.landmarks = DlibFaceAnalyzer(dlib_model_files(None)).landmarks(self.photo, boxes)[0]
-        self._field()
-        h, w = self.photo.shape[:2]
-        self.centre = self.box[:2] + self.box[2:] / 2
-        self.backdrop = np.empty((HEIGHT, WIDTH, 3), np.uint8)
-        shade = np.linspace(1.1, 0.85, HEIGHT)[:, None, None]
-        self.backdrop[:] = np.clip(np.array([96, 108, 124]) * shade, 0, 255).astype(np.uint8)
-        self.origin = np.array([(WIDTH - w * PHOTO_SCALE) / 2, HEIGHT - h * PHOTO_SCALE])
-        """Canvas position of the photo's top-left corner when still."""
-
-    def _field(self) -> None:
-        lm = self.landmarks
-        h, w = self.photo.shape[:2]
-        mid = (lm[[60, 61, 62, 63, 64]] + lm[[60, 67, 66, 65, 64]]) / 2  # inner-lip midline, corner to corner
-        xc = (lm[60, 0] + lm[64, 0]) / 2
-        lips_hw = 1.15 * (lm[64, 0] - lm[60, 0]) / 2
-        jaw_hw = (lm[12, 0] - lm[4, 0]) / 2
-        chin = lm[8, 1]
-        fall = 0.6 * (chin - lm[27, 1])
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        line = np.interp(xx[0], mid[:, 0], mid[:, 1]).astype(np.float32)[None, :]
-        depth = np.clip((yy - line) / (chin - np.interp(xc, mid[:, 0], mid[:, 1])), 0, 1)
-        half = lips_hw + (jaw_hw - lips_hw) * np.sqrt(depth)
-        across = np.clip(1 - ((xx - xc) / half) ** 2, 0, 1)
-        down = np.where(yy < chin, 1.0, 0.5 * (1 + np.cos(np.pi * np.clip((yy - chin) / fall, 0, 1))))
-        weight = (across * down * (yy >= line)).astype(np.float32)
-        rows, cols = np.nonzero(weight.any(axis=1))[0], np.nonzero(weight.any(axis=0))[0]
-        self.roi = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        """The part of the photo the warp changes."""
-        self.weight, self.xx, self.yy = weight[self.roi], xx[self.roi], yy[self.roi]
-        self.line = np.broadcast_to(line, yy.shape)[self.roi]
-        self.below = (yy >= line)[self.roi]
-
-    def photo_frame(self, open_px: float) -> np.ndarray:
-        """The photo with its mouth opened `open_px` canvas pixels (0: the photo untouched)."""
-        import cv2
-
-        if open_px <= 0.05:
-            return self.photo
-        src_y = self.yy - (open_px / PHOTO_SCALE) * self.weight
-        moved = cv2.remap(self.photo, self.xx, src_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        gap = (np.clip(self.line - src_y, 0, 1) * self.below)[..., None]  # sampling from above the lip line
-        inside = np.array([46, 18, 22], np.float32)
-        out = self.photo.copy()
-        out[self.roi] = (moved * (1 - gap) + inside * gap).astype(np.uint8)
-        return out
-
-    def frame(self, open_px: float, motion: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> np.ndarray:
-        """One 640x360 RGB canvas: the photo (mouth open `open_px`) moved by `motion` = (dx, dy, scale about the
-        face centre)."""
-        import cv2
-
-        dx, dy, s = motion
-        scale = PHOTO_SCALE * s
-        face = self.origin + PHOTO_SCALE * self.centre
-        shift = face + np.array([dx, dy]) - scale * self.centre
-        m = np.array([[scale, 0, shift[0]], [0, scale, shift[1]]], np.float64)
-        out = self.backdrop.copy()
-        cv2.warpAffine(self.photo_frame(open_px), m, (WIDTH, HEIGHT), dst=out, flags=cv2.INTER_AREA,
-                       borderMode=cv2.BORDER_TRANSPARENT)
-        return out
-
-
 @dataclass(frozen=True)
 class ClipSpec:
     """One clip: `heard` (float32, 16 kHz) is its soundtrack, `opening` (px per frame) its mouth, `motion` its
@@ -261,11 +176,11 @@ def stretch(track: np.ndarray, start_s: float, delay: int = 0) -> tuple[np.ndarr
     return heard, loudness_opening(mouth, frames)
 
 
-def write_clip(head: TalkingHead, spec: ClipSpec, path: Path) -> dict:
+def write_clip(head: TalkingPhoto, spec: ClipSpec, path: Path) -> dict:
     """Render and encode `spec` (H.264 + AAC); the `video` dict that `TargetsStage.track` reads."""
     from ltxa_data.media import write_video
 
-    frames = (head.frame(float(o), tuple(spec.motion[i]) if spec.motion is not None else (0.0, 0.0, 1.0))
+    frames = (head.canvas(float(o), tuple(spec.motion[i]) if spec.motion is not None else (0.0, 0.0, 1.0))
               for i, o in enumerate(spec.opening))
     write_video(path, frames, fps=TARGET_FPS, audio=spec.heard[None], sample_rate=RATE)
     return dict(path=str(path), rel_path=path.name, width=WIDTH, height=HEIGHT, duration_s=CLIP_S)
@@ -292,7 +207,7 @@ def default_stage() -> TargetsStage:
 RESULT_KEYS = ("status", "skipped_by", "sync_score", "sync_offset", "sync_confidence", "mouth_activity")
 
 
-def run_clip(stage: TargetsStage, head: TalkingHead, spec: ClipSpec, folder: Path) -> dict:
+def run_clip(stage: TargetsStage, head: TalkingPhoto, spec: ClipSpec, folder: Path) -> dict:
     """Render `spec`, track its window with `stage`; the row's gate numbers."""
     video = write_clip(head, spec, folder / f"{spec.kind}.mp4")
     row = stage.track(video, window_row(spec.kind))
@@ -306,7 +221,7 @@ class Material:
         photo, sample = photo_path(), sample_paths()
         assert photo is not None and sample is not None
         self.photo, self.wav = photo, sample[0]
-        self.head = TalkingHead(photo)
+        self.head = TalkingPhoto(photo)
         self.tracks = voice_tracks(*sample)
 
     @cached_property
@@ -355,7 +270,7 @@ def results(material: Material, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def test_material_is_one_face_and_two_voices(material: Material) -> None:
-    assert 120 <= material.head.box[3] * PHOTO_SCALE <= 160  # face height on the canvas
+    assert 120 <= material.head.box[3] * material.head.scale <= 160  # face height on the canvas
     assert len(material.speakers) == 2
     for spk, track in material.tracks.items():
         assert len(track) >= 9 * RATE, f"{spk}: only {len(track) / RATE:.1f} s of solo speech"
