@@ -23,7 +23,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade "pip>=24"
 # torch is pinned in constraints.txt: an unpinned torch pulls several GB of CUDA wheels.
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,speech,encode]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,speech,encode,ray]"
 # Every Linux torchaudio wheel is a CUDA build whose native libraries need libc10_cuda.so. With a
 # CPU-only torch, delete them: pyannote and ECAPA use only torchaudio's pure-Python code.
 .venv/bin/python - <<'PY'

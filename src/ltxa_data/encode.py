@@ -80,8 +80,18 @@ def _empty_cache() -> None:
 
 def prefetched(fn: Callable[[T], R], items: Iterable[T], threads: int, ahead: int) -> Iterator[tuple[T, Future[R]]]:
     """(item, future of fn(item)) in order, with at most `ahead` items submitted to `threads` threads
-    beyond the one being consumed: work on later items overlaps the caller's work on earlier ones."""
-    pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="cut")
+    beyond the one being consumed: work on later items overlaps the caller's work on earlier ones.
+    `threads` 0: each item runs on this thread when it is consumed, nothing overlaps."""
+    if threads == 0:
+        for item in items:
+            fut: Future[R] = Future()
+            try:
+                fut.set_result(fn(item))
+            except Exception as e:
+                fut.set_exception(e)
+            yield item, fut
+        return
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="cut")
     try:
         queue: deque[tuple[T, Future[R]]] = deque()
         for item in items:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from .backends import backend_problems
 from .errors import SystemicError
 from .executors import Executor, make_executor
+from .executors.supervise import Job
 from .recipe import Recipe, RecipeError, missing_inputs
 from .schemas import conform, to_table
 from .stages import STAGES
@@ -143,6 +145,9 @@ class PartitionWorker:
 def preflight(recipe: Recipe) -> None:
     """Refuse a build that cannot produce a real result, saying everything that is missing."""
     problems = backend_problems(recipe) + missing_inputs(recipe)
+    names = [s.name for s in STAGES]
+    problems += [f"executor.resources names no stage: {k!r} (stages: {', '.join(names)})"
+                 for k in recipe.executor.resources if k not in names]
     if problems:
         raise RecipeError("cannot build:\n  - " + "\n  - ".join(problems))
 
@@ -165,14 +170,43 @@ def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progre
     todo = [p for p in parts if not _is_done(recipe, sdir, p, config_hash)]
     bar = tqdm(total=len(parts), initial=len(parts) - len(todo), desc=f"{stage.name:>10}", unit="part",
                disable=not progress, leave=True, dynamic_ncols=True)
+    worker = PartitionWorker(stage_cls, recipe, sdir, config_hash)
     try:
-        for _done in executor.map(PartitionWorker(stage_cls, recipe, sdir, config_hash), todo):
-            bar.update(1)
+        if stage.in_driver:  # tables only, never a media file
+            if todo:
+                stage.setup()
+            for part in todo:
+                run_partition(stage, sdir, config_hash, part)
+                bar.update(1)
+        else:
+            for _done in executor.map(worker, todo, stage_job(stage, executor, sdir / "watch")):
+                bar.update(1)
     finally:
         bar.close()
     table = merge_partitions(recipe, stage, [p.key for p in parts])
     counts = dict(Counter(table.column("status").to_pylist()))
     return StageReport(stage.name, len(parts), len(todo), counts, time.perf_counter() - t0)
+
+
+def stage_job(stage: Stage, executor: Executor, watch_dir: Path) -> Job:
+    """How the executor runs `stage`: its resources, workers, GPU slots and crash policy."""
+    cfg = stage.recipe.executor
+    needs_gpu_count = any(d == "auto" for d in stage.devices())
+    res = stage.worker_resources(gpus_available=needs_gpu_count and executor.gpu_count() > 0)
+    slots: tuple[str, ...] = ()
+    if res.gpus > 0 and cfg.kind == "local":
+        ids = [str(g) for g in (cfg.gpus if cfg.gpus is not None else range(executor.gpu_count()))]
+        if not ids:
+            raise SystemicError(f"stage '{stage.name}' runs on a GPU (device {', '.join(stage.devices())}) but none "
+                                "is visible: set its device to cpu, or list GPUs in executor.gpus")
+        per_card = max(1, round(1 / res.gpus)) if res.gpus <= 1 else 1
+        width = max(1, round(res.gpus)) if res.gpus > 1 else 1
+        slots = tuple(",".join(ids[i:i + width]) for _ in range(per_card)
+                      for i in range(0, len(ids) - width + 1, width))
+    over = cfg.resources.get(stage.name)
+    workers = over.workers if over is not None and over.workers else (len(slots) or cfg.workers)
+    return Job(name=stage.name, watch_dir=watch_dir, item_timeout_s=cfg.item_timeout_s, advice=stage.crash_advice,
+               resources=res, workers=workers, gpu_slots=slots[:workers] if slots else ())
 
 
 def merge_partitions(recipe: Recipe, stage: Stage, keys: list[str]) -> pa.Table:
@@ -205,19 +239,28 @@ def build(
     only: list[str] | None = None,
     progress: bool = True,
     executor: Executor | None = None,
+    stages: Sequence[type[Stage]] = STAGES,
 ) -> list[StageReport]:
-    """Run the pipeline (or the named stages, in pipeline order) and return what each stage did."""
+    """Run the pipeline (or the named stages, in pipeline order) and return what each stage did.
+    `stages` replaces the pipeline's stage classes (same names, same order), e.g. with a test double."""
     names = [s.name for s in STAGES]
+    if [s.name for s in stages] != names:
+        raise ValueError(f"stages must be {names} in this order")
     unknown = [n for n in only or [] if n not in names]
     if unknown:
         raise RecipeError(f"unknown stage(s) {unknown}; stages are named by the table they write: {names}")
     preflight(recipe)
+    owned = executor is None
     executor = executor or make_executor(recipe)
     reports = []
-    with exclusive_lock(recipe.manifests_dir / ".state" / "build.lock"):
-        sweep_temp_files(recipe.manifests_dir, recipe.output_dir)
-        for stage_cls in STAGES:
-            if only and stage_cls.name not in only:
-                continue
-            reports.append(run_stage(recipe, stage_cls, executor, progress=progress))
+    try:
+        with exclusive_lock(recipe.manifests_dir / ".state" / "build.lock"):
+            sweep_temp_files(recipe.manifests_dir, recipe.output_dir)
+            for stage_cls in stages:
+                if only and stage_cls.name not in only:
+                    continue
+                reports.append(run_stage(recipe, stage_cls, executor, progress=progress))
+    finally:
+        if owned and hasattr(executor, "shutdown"):
+            executor.shutdown()
     return reports

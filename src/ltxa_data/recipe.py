@@ -71,10 +71,46 @@ class OutputConfig(StrictModel):
     manifests: str | None = Field(default=None, description="Where manifest tables go (default: {dir}/manifests).")
 
 
+class StageResources(StrictModel):
+    """What one worker of a stage asks for, overriding the stage's own declaration."""
+
+    cpus: float | None = Field(default=None, gt=0, description="CPU cores per worker.")
+    gpus: float | None = Field(default=None, ge=0, description="GPUs per worker; a fraction packs several "
+                               "workers on a card (0.5: two).")
+    memory_gb: float | None = Field(default=None, ge=0, description="Host memory per worker (Ray schedules by "
+                                    "it).")
+    workers: int | None = Field(default=None, ge=1, description="Workers of this stage (default: "
+                                "`executor.workers`, or one per GPU slot for a GPU stage).")
+
+
+class RayConfig(StrictModel):
+    """`executor.kind: ray`: the cluster the build runs on."""
+
+    address: str | None = Field(default=None, description="`auto` (the cluster this node belongs to), "
+                                "`ray://host:10001` (Ray Client), or none: a local cluster started for the build.")
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local cluster (default: all).")
+    num_gpus: int | None = Field(default=None, ge=0, description="GPUs of a local cluster (default: all).")
+    node_ip_address: str | None = Field(default=None, description="This node's address for a local cluster "
+                                        "(`127.0.0.1` keeps it on loopback).")
+    include_dashboard: bool = Field(default=False, description="Start Ray's dashboard with a local cluster.")
+
+
 class ExecutorConfig(StrictModel):
-    kind: Literal["local"] = Field(default="local", description="`local`: a process pool on this machine.")
-    workers: int = Field(default=2, ge=1, description="Worker processes for map stages.")
+    kind: Literal["local", "ray"] = Field(default="local", description="`local`: worker processes on this "
+                                          "machine; `ray`: actors on a Ray cluster (`pip install ltxa-data[ray]`).")
+    workers: int = Field(default=2, ge=1, description="Workers for CPU stages (on Ray: actors in the cluster).")
     threads_per_worker: int = Field(default=1, ge=1, description="torch/BLAS threads inside each worker.")
+    gpus: list[int] | None = Field(default=None, description="Local executor: the GPUs GPU stages use (default: "
+                                   "every GPU torch sees).")
+    workers_per_gpu: int = Field(default=1, ge=1, description="Workers sharing one GPU in GPU stages (packing "
+                                 "small models; each loads its own copy).")
+    item_timeout_s: float | None = Field(default=1800.0, gt=0, description="A worker that starts or finishes "
+                                         "no item for this long is stopped as hung, and its item retried, then "
+                                         "recorded as failed (none: wait forever). CPU encoding of large "
+                                         "batches may need more.")
+    resources: dict[str, StageResources] = Field(default_factory=dict, description="Per stage (by table name: "
+                                                 "`shards`, `turns`, ...), what one worker asks for.")
+    ray: RayConfig = RayConfig()
 
 
 class ScanConfig(StrictModel):

@@ -1,61 +1,156 @@
-"""A process pool on this machine (spawned workers: forking after torch or polars threads start
-can deadlock)."""
+"""Worker processes on this machine, each fed one partition at a time over a pipe (spawned, not forked:
+forking after torch or polars threads start can deadlock).
+
+Our own small pool rather than `concurrent.futures`: a worker killed by a signal there breaks the whole
+pool (`BrokenProcessPool`) without saying which partition it ran, and a hung one cannot be stopped.
+Here a dead or hung worker is replaced and `Supervisor` decides what its partition costs.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+import os
+import pickle
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from . import WorkerFactory
+from .supervise import Job, Supervisor, Task, WorkerRuntime, death_cause, hang_cause
 
-_worker_fn: Callable[[Any], Any] | None = None
-_init_error: BaseException | None = None
+POLL_S = 0.5
 
 
-def _init_worker(factory: WorkerFactory) -> None:
-    # An initializer that raises only breaks the pool; keep the error to raise it with the first
-    # item, so the driver sees the real reason (a model that cannot load, say).
-    global _worker_fn, _init_error
+def _worker_main(conn: Connection, factory: WorkerFactory) -> None:
+    runtime = WorkerRuntime(factory)
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        try:
+            msg: tuple[str, Any] = ("ok", runtime.run(task))
+        except BaseException as e:  # the driver decides; KeyboardInterrupt included
+            msg = ("error", e)
+        try:
+            conn.send(msg)
+        except Exception as e:  # an unpicklable result or exception
+            conn.send(("error", RuntimeError(f"{type(e).__name__} sending a result: {e}; {msg[1]!r}")))
+
+
+@dataclass
+class _Worker:
+    slot: int
+    proc: Any
+    conn: Connection
+    task: Task | None = None
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """Spawned children copy this process's environment at start: set theirs around `start()`."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        _worker_fn = factory()
-    except Exception as e:
-        _init_error = e
-
-
-def _run_item(item: Any) -> Any:
-    if _init_error is not None:
-        raise _init_error
-    assert _worker_fn is not None, "worker was not initialised"
-    return _worker_fn(item)
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class LocalExecutor:
-    """`workers` processes; one item, or one worker, runs in this process without a pool."""
+    """Up to `workers` processes per CPU stage; a GPU stage gets one process per GPU slot, with
+    `CUDA_VISIBLE_DEVICES` set before the process starts. Partitions always run in a worker, never in
+    the driver: only a worker may die of a hostile file."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def map(self, factory: WorkerFactory, items: Sequence[Any]) -> Iterator[Any]:
+    def gpu_count(self) -> int:
+        import torch
+
+        return torch.cuda.device_count()
+
+    def map(self, factory: WorkerFactory, items: Sequence[Any], job: Job | None = None) -> Iterator[Any]:
+        job = job or Job(workers=self.workers)
         if not items:
             return
-        if self.workers == 1 or len(items) == 1:
-            fn = factory()
-            for item in items:
-                yield fn(item)
-            return
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(items)),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(factory,),
-        )
+        sup = Supervisor(job, list(items))
+        envs = ([{"CUDA_VISIBLE_DEVICES": g} for g in job.gpu_slots] if job.gpu_slots
+                else [{"CUDA_VISIBLE_DEVICES": ""}] * max(1, job.workers))
+        ctx = multiprocessing.get_context("spawn")
+        workers: dict[int, _Worker] = {}
+
+        def start(slot: int) -> _Worker:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(child, factory), daemon=True,
+                               name=f"ltxa-{job.name}-{slot}")
+            with _environment(envs[slot]):
+                proc.start()
+            child.close()
+            return _Worker(slot, proc, parent)
+
+        def stop(w: _Worker) -> None:
+            with contextlib.suppress(Exception):
+                w.conn.close()
+            if w.proc.is_alive():
+                w.proc.kill()
+            w.proc.join(5)
+            workers.pop(w.slot, None)
+
         try:
-            pending: set[Future] = {pool.submit(_run_item, item) for item in items}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    yield fut.result()
+            while True:
+                for slot in range(len(envs)):
+                    w = workers.get(slot)
+                    if w is not None and w.task is not None:
+                        continue
+                    task = sup.next()
+                    if task is None:
+                        break
+                    if w is None:
+                        w = workers[slot] = start(slot)
+                    w.task = task
+                    w.conn.send(task)
+                busy = [w for w in workers.values() if w.task is not None]
+                if not busy:
+                    return
+                ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=POLL_S))
+                for w in busy:
+                    task = w.task
+                    assert task is not None
+                    if w.conn in ready:
+                        try:
+                            status, value = w.conn.recv()
+                        except (EOFError, OSError, pickle.UnpicklingError):
+                            w.proc.join(5)
+                            stop(w)
+                            sup.died(task, death_cause(w.proc.exitcode))
+                            continue
+                        w.task = None
+                        if status == "error":
+                            raise value
+                        sup.done(task)
+                        yield value
+                    elif w.proc.sentinel in ready:
+                        w.proc.join(5)
+                        stop(w)
+                        sup.died(task, death_cause(w.proc.exitcode))
+                    elif sup.hung(task):
+                        stop(w)
+                        sup.died(task, hang_cause(job))
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            for w in list(workers.values()):
+                if w.task is None and w.proc.is_alive():
+                    with contextlib.suppress(Exception):
+                        w.conn.send(None)
+            for w in list(workers.values()):
+                w.proc.join(2 if w.task is None else 0)
+                stop(w)
+            sup.cleanup()

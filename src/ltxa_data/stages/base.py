@@ -13,7 +13,9 @@ from typing import Any, ClassVar, TypeVar
 import polars as pl
 import pyarrow as pa
 
+from .. import isolation
 from ..errors import SystemicError, is_out_of_memory
+from ..isolation import ItemKilled
 from ..media import MediaError
 from ..recipe import Recipe
 from ..storage import frame_hash
@@ -32,6 +34,15 @@ class Partition:
     key: str
     data: dict[str, Any]
     input_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage needs. `gpus` may be a fraction (workers sharing a card)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_gb: float = 0.0
 
 
 @dataclass
@@ -53,6 +64,31 @@ class Stage(ABC):
     """Recipe sections that change this stage's output (hashed into completion markers)."""
     version: ClassVar[str] = "1"
     """Bump when the stage's logic changes its output."""
+    resources: ClassVar[Resources] = Resources()
+    """What one worker needs (`executor.resources` overrides it); see `worker_resources`."""
+    in_driver: ClassVar[bool] = False
+    """Runs in the driver process: only for stages that read manifest tables and never a media file."""
+    crash_advice: ClassVar[str] = "use fewer workers (executor.workers)"
+    """What to change when this stage's workers die on every item."""
+
+    def devices(self) -> list[str]:
+        """The torch devices this stage's models run on (a `cuda` one makes it a GPU stage)."""
+        return []
+
+    def worker_resources(self, gpus_available: bool) -> Resources:
+        """The stage's resources for this recipe: a GPU when a device is `cuda` (or `auto` where GPUs
+        exist), none when every device is `cpu`, then the recipe's override."""
+        r = self.resources
+        devs = [d.split(":")[0] for d in self.devices()]
+        on_gpu = "cuda" in devs or ("auto" in devs and gpus_available)
+        r = Resources(r.cpus, max(r.gpus, 1.0 / self.recipe.executor.workers_per_gpu) if on_gpu else r.gpus,
+                      r.memory_gb)
+        over = self.recipe.executor.resources.get(self.name)
+        if over is not None:
+            r = Resources(over.cpus if over.cpus is not None else r.cpus,
+                          over.gpus if over.gpus is not None else r.gpus,
+                          over.memory_gb if over.memory_gb is not None else r.memory_gb)
+        return r
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
@@ -130,7 +166,7 @@ class Faults:
         self.unexpected: list[Exception] = []
 
     @staticmethod
-    def raise_if_systemic(e: Exception) -> None:
+    def raise_if_systemic(e: BaseException) -> None:
         """Raise when `e` stops the run whatever the other items do (out of memory, `SystemicError`)."""
         if isinstance(e, (SystemicError, MemoryError)):
             raise e
@@ -139,6 +175,8 @@ class Faults:
 
     def reason(self, e: Exception) -> str:
         """The failed row's reason for `e`, or raise when `e` is systemic."""
+        if isinstance(e, ItemKilled):
+            return str(e)
         self.raise_if_systemic(e)
         if isinstance(e, (MediaError, OSError)):
             return str(e)
@@ -153,14 +191,18 @@ class Faults:
                                 "(a fault of the pipeline or a model, not of the inputs)") from e
 
 
-def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callable[[T, str], dict]) -> list[dict]:
-    """Run `fn` per item; an input fault becomes a failed row, a systemic fault stops the run (`Faults`)."""
+def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callable[[T, str], dict],
+            subject: Callable[[T], str]) -> list[dict]:
+    """Run `fn` per item; an input fault becomes a failed row, a systemic fault stops the run (`Faults`).
+    `subject` names the item (its file) to the executor, so that an item that kills its worker costs
+    only its own row."""
     items = list(items)
     rows: list[dict] = []
     faults = Faults()
     for item in items:
         try:
-            rows.extend(fn(item))
+            with isolation.item(subject(item)):
+                rows.extend(fn(item))
         except Exception as e:
             rows.append(on_error(item, faults.reason(e)))
     faults.check(len(items))

@@ -23,12 +23,15 @@ class DiarizeStage(Stage):
         videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "duration_s")
         return partitions_by("video_id", self.recipe.diarize.videos_per_partition, {"videos": videos})
 
+    def devices(self) -> list[str]:
+        return [self.recipe.diarize.pyannote.device] if self.recipe.diarize.backend == "pyannote" else []
+
     def setup(self) -> None:
         self.diarizer: Diarizer = load_diarizer(self.recipe)
 
     def process(self, partition: Partition) -> StageResult:
         videos = partition.data["videos"].to_dicts()
-        return StageResult(guarded(videos, self._diarize_one, self._failed))
+        return StageResult(guarded(videos, self._diarize_one, self._failed, lambda v: v["path"]))
 
     def _failed(self, video: dict, reason: str) -> dict:
         return _row(video["video_id"], "", 0.0, 0.0, False, "failed", failure(video["rel_path"], reason))

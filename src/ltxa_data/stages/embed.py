@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from .. import isolation
 from ..backends import SpeakerEmbedder, load_embedder
 from ..errors import SystemicError
 from ..media import read_audio
@@ -32,6 +33,9 @@ class EmbedStage(Stage):
         videos = videos.filter(pl.col("video_id").is_in(turns.get_column("video_id").unique().to_list()))
         return partitions_by("video_id", self.recipe.embed.videos_per_partition, {"videos": videos, "turns": turns})
 
+    def devices(self) -> list[str]:
+        return [self.recipe.embed.speechbrain_ecapa.device] if self.recipe.embed.backend == "speechbrain_ecapa" else []
+
     def setup(self) -> None:
         self.embedder: SpeakerEmbedder = load_embedder(self.recipe)
 
@@ -43,11 +47,12 @@ class EmbedStage(Stage):
 
         def cut(item: tuple[dict, pl.DataFrame]) -> list[dict]:
             rows = self._cut_windows(item, pending)
-            if sum(len(sp.clips) for sp in pending) >= FLUSH_WINDOWS:
+            # Retrying after a worker died: embed each video alone, so a death names that video.
+            if isolation.careful() or sum(len(sp.clips) for sp in pending) >= FLUSH_WINDOWS:
                 voice_rows.extend(self._embed_pending(pending))
             return rows
 
-        rows = guarded(work, cut, self._failed)
+        rows = guarded(work, cut, self._failed, lambda item: item[0]["path"])
         voice_rows.extend(self._embed_pending(pending))
         return StageResult(rows + voice_rows)
 
@@ -68,7 +73,8 @@ class EmbedStage(Stage):
             for sp in speakers:
                 by_video.setdefault(sp.video["video_id"], []).append(sp)
             return guarded(list(by_video.values()), self._voice_rows,
-                           lambda group, reason: self._failed((group[0].video, None), reason))
+                           lambda group, reason: self._failed((group[0].video, None), reason),
+                           lambda group: group[0].video["path"])
 
     def _voice_rows(self, speakers: list[_Speaker]) -> list[dict]:
         emb = self.embedder.embed([c for sp in speakers for c in sp.clips], AUDIO_SAMPLE_RATE)

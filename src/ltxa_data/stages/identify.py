@@ -48,6 +48,7 @@ def prior_labels(recipe: Recipe, videos: pl.DataFrame) -> dict[str, str]:
 class IdentifyStage(Stage):
     name = "identities"
     reads = ("videos", "voices")
+    in_driver = True
     sections = ("identify",)
     version = "3"
 

@@ -16,6 +16,7 @@ from .base import Partition, Stage, StageResult, failure
 class IdentityFacesStage(Stage):
     name = "identity_faces"
     reads = ("targets",)
+    in_driver = True
     sections = ("targets",)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:

@@ -49,6 +49,7 @@ def choose_references(
 class PairsStage(Stage):
     name = "pairs"
     reads = ("videos", "identities", "targets", "references")
+    in_driver = True
     sections = ("pairs",)
     version = "4"
 

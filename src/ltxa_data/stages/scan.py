@@ -69,7 +69,7 @@ class ScanStage(Stage):
 
     def process(self, partition: Partition) -> StageResult:
         files = partition.data["files"]
-        rows = guarded(files, self._scan_one, self._failed)
+        rows = guarded(files, self._scan_one, self._failed, lambda f: f[0])
         return StageResult(rows)
 
     def _failed(self, file: tuple, reason: str) -> dict:

@@ -48,7 +48,8 @@ class ScenesStage(Stage):
             raise SystemicError(f"scenedetect does not import ({e}); install the project's dependencies") from e
 
     def process(self, partition: Partition) -> StageResult:
-        return StageResult(guarded(partition.data["videos"].to_dicts(), self._detect, self._failed))
+        return StageResult(guarded(partition.data["videos"].to_dicts(), self._detect, self._failed,
+                                   lambda v: v["path"]))
 
     def _detect(self, video: dict) -> list[dict]:
         cfg = self.recipe.scenes

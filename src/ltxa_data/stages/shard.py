@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .. import __version__
+from .. import __version__, isolation
 from ..audio_quality import apply_gain, integrated_lufs, mono_mix, peak_dbfs
 from ..encode import CutSample, prefetched
 from ..faces import frame_boxes, latent_face_mask
@@ -155,6 +155,11 @@ class ShardStage(Stage):
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets", "encode")
     version = "5"
+    crash_advice = ("use fewer workers (executor.workers), a smaller batch (encode.batch_size), or a GPU "
+                    "(encode.device: cuda)")
+
+    def devices(self) -> list[str]:
+        return [self.recipe.encode.device] if self.recipe.encode.backend == "ltx" else []
 
     def setup(self) -> None:
         self.encoder = None
@@ -188,7 +193,7 @@ class ShardStage(Stage):
         try:
             if self.encoder is None:
                 rows = guarded(partition.data["samples"], lambda s: [self._write(writer, s, self._cut(s))],
-                               self._failed)
+                               self._failed, lambda s: s["key"])
             else:
                 rows = self._encode(writer, partition.data["samples"], partition.data["checkpoint_sha256"])
             outputs = writer.close()
@@ -202,9 +207,10 @@ class ShardStage(Stage):
 
     def _cut_with_media(self, sample: dict) -> CutSample:
         """On a cutting thread: the cut, and its mp4/wav when kept (x264 must not hold up the encoder)."""
-        cut = self._cut(sample)
-        if self.recipe.encode.keep_media:
-            cut.media = media_members(cut, self.recipe.shard.video_crf)
+        with isolation.item(sample["key"]):
+            cut = self._cut(sample)
+            if self.recipe.encode.keep_media:
+                cut.media = media_members(cut, self.recipe.shard.video_crf)
         return cut
 
     def _encode(self, writer: ShardWriter, samples: list[dict], digest: str) -> list[dict]:
@@ -214,6 +220,9 @@ class ShardStage(Stage):
         assert self.encoder is not None
         encoder, cfg = self.encoder, self.recipe.encode
         encoder.info["checkpoint_sha256"] = digest
+        # Retrying after a worker died: one sample at a time, cut on this thread, so a death names it.
+        careful = isolation.careful()
+        batch_size = 1 if careful else encoder.batch_size
         rows: dict[str, dict] = {}
         faults = Faults()
         batch: list[tuple[dict, CutSample]] = []
@@ -226,13 +235,15 @@ class ShardStage(Stage):
 
         def flush() -> None:
             try:
-                latents = encoder.encode([c for _, c in batch])
+                with isolation.item(*(s["key"] for s, _ in batch)):
+                    latents = encoder.encode([c for _, c in batch])
             except Exception as e:
                 faults.raise_if_systemic(e)  # out of memory at one sample, ...
                 # One bad sample (non-finite latents) must not fail its batch: encode each alone.
                 for s, c in batch:
                     try:
-                        z = encoder.encode([c])[0]
+                        with isolation.item(s["key"]):
+                            z = encoder.encode([c])[0]
                     except Exception as e1:
                         rows[s["key"]] = self._failed(s, "encode: " + faults.reason(e1))
                     else:
@@ -242,14 +253,14 @@ class ShardStage(Stage):
                     write(s, c, z)
             batch.clear()
 
-        with contextlib.closing(prefetched(self._cut_with_media, samples, cfg.decode_threads,
-                                           encoder.batch_size * cfg.prefetch_batches)) as cuts:
+        with contextlib.closing(prefetched(self._cut_with_media, samples, 0 if careful else cfg.decode_threads,
+                                           batch_size * cfg.prefetch_batches)) as cuts:
             for sample, future in cuts:
                 try:
                     batch.append((sample, future.result()))
                 except Exception as e:
                     rows[sample["key"]] = self._failed(sample, faults.reason(e))
-                if len(batch) >= encoder.batch_size:
+                if len(batch) >= batch_size:
                     flush()
             if batch:
                 flush()

@@ -49,7 +49,7 @@ class SpeakerWindowStage(Stage):
         work = [(v, turns.filter(pl.col("video_id") == v["video_id"]), ids.filter(pl.col("video_id") == v["video_id"]))
                 for v in partition.data["videos"].to_dicts()]
         rows = guarded(work, lambda item: self.windows_of(*item),
-                       lambda item, reason: self.no_window(item[0], "failed", reason))
+                       lambda item, reason: self.no_window(item[0], "failed", reason), lambda item: item[0]["path"])
         return StageResult(rows)
 
     @abstractmethod

@@ -22,6 +22,7 @@ from .base import Partition, Stage, StageResult, failure
 class SwapEvalStage(Stage):
     name = "swap_eval"
     reads = ("pairs", "references")
+    in_driver = True
     sections = ("swap_eval",)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:

@@ -62,6 +62,10 @@ class TargetsStage(SpeakerWindowStage):
     reads = ("videos", "scenes", "turns", "identities")
     sections = ("targets",)
 
+    def devices(self) -> list[str]:
+        cfg = self.recipe.targets.active_speaker
+        return [cfg.device] if cfg.check and cfg.backend == "syncnet" else []
+
     def setup(self) -> None:
         self.detector = self.analyzer = self.scorer = None
         cfg = self.recipe.targets
