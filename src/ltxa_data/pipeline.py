@@ -203,8 +203,10 @@ def stage_job(stage: Stage, executor: Executor, watch_dir: Path) -> Job:
         width = max(1, round(res.gpus)) if res.gpus > 1 else 1
         slots = tuple(",".join(ids[i:i + width]) for _ in range(per_card)
                       for i in range(0, len(ids) - width + 1, width))
+    # On Ray: one actor per GPU share of the cluster.
+    slot_count = max(1, int(executor.gpu_count() / res.gpus)) if res.gpus > 0 and cfg.kind != "local" else len(slots)
     over = cfg.resources.get(stage.name)
-    workers = over.workers if over is not None and over.workers else (len(slots) or cfg.workers)
+    workers = over.workers if over is not None and over.workers else (slot_count or cfg.workers)
     return Job(name=stage.name, watch_dir=watch_dir, item_timeout_s=cfg.item_timeout_s, advice=stage.crash_advice,
                resources=res, workers=workers, gpu_slots=slots[:workers] if slots else ())
 

@@ -25,6 +25,8 @@ from ..stages.base import Resources
 
 STRIKES = 2
 """Deaths with an item in flight that make it a failed row."""
+SETUP_TIMEOUT_S = 900.0
+"""Starting a worker process and loading its models may take this long before it counts as hung."""
 MAX_DEATHS = 8
 """Deaths of one partition with no item to blame, or in all, after which the run stops."""
 
@@ -154,7 +156,8 @@ class Supervisor:
             task.watch.unlink(missing_ok=True)
 
     def hung(self, task: Task, now: float | None = None) -> bool:
-        """Whether `task` made no progress (no item started or finished) for the job's timeout."""
+        """Whether `task` made no progress (no item started or finished) for the job's timeout (for
+        starting a worker and loading its models: `SETUP_TIMEOUT_S` at least)."""
         if self.job.item_timeout_s is None:
             return False
         now = time.monotonic() if now is None else now
@@ -164,7 +167,10 @@ class Supervisor:
         if mark != last:
             self._seen[task.index] = (mark, now)
             return False
-        return now - since > self.job.item_timeout_s
+        limit = self.job.item_timeout_s
+        if state.get("phase", "setup") == "setup":
+            limit = max(limit, SETUP_TIMEOUT_S)
+        return now - since > limit
 
     def died(self, task: Task, cause: str) -> None:
         """A worker died (or was stopped) running `task`: requeue it with what was learnt, or stop the
