@@ -132,14 +132,20 @@ class PartitionWorker:
 
     def __call__(self):
         threads = self.recipe.executor.threads_per_worker
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS"):
-            os.environ[var] = str(threads)
+        os.environ.update(thread_env(threads))  # for libraries loaded from here on
         import torch
 
         torch.set_num_threads(threads)
         stage = self.stage_cls(self.recipe)
         stage.setup()
         return partial(run_partition, stage, self.sdir, self.config_hash)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Thread counts of the numeric libraries, set in a worker's environment before it starts: BLAS
+    libraries read them once, when they load."""
+    return {var: str(threads) for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                          "POLARS_MAX_THREADS")}
 
 
 def preflight(recipe: Recipe) -> None:
@@ -208,7 +214,8 @@ def stage_job(stage: Stage, executor: Executor, watch_dir: Path) -> Job:
     over = cfg.resources.get(stage.name)
     workers = over.workers if over is not None and over.workers else (slot_count or cfg.workers)
     return Job(name=stage.name, watch_dir=watch_dir, item_timeout_s=cfg.item_timeout_s, advice=stage.crash_advice,
-               resources=res, workers=workers, gpu_slots=slots[:workers] if slots else ())
+               resources=res, workers=workers, gpu_slots=slots[:workers] if slots else (),
+               env=thread_env(cfg.threads_per_worker))
 
 
 def merge_partitions(recipe: Recipe, stage: Stage, keys: list[str]) -> pa.Table:

@@ -83,8 +83,8 @@ class LocalExecutor:
         if not items:
             return
         sup = Supervisor(job, list(items))
-        envs = ([{"CUDA_VISIBLE_DEVICES": g} for g in job.gpu_slots] if job.gpu_slots
-                else [{"CUDA_VISIBLE_DEVICES": ""}] * max(1, job.workers))
+        envs = [{**job.env, "CUDA_VISIBLE_DEVICES": g}
+                for g in (job.gpu_slots or [""] * max(1, job.workers))]
         ctx = multiprocessing.get_context("spawn")
         workers: dict[int, _Worker] = {}
 

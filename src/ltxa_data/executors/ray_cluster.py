@@ -83,6 +83,8 @@ class RayExecutor:
         res = job.resources
         options: dict[str, Any] = {"num_cpus": res.cpus, "num_gpus": res.gpus, "max_restarts": 0,
                                    "max_task_retries": 0}
+        if job.env:
+            options["runtime_env"] = {"env_vars": dict(job.env)}
         if res.memory_gb:
             options["memory"] = int(res.memory_gb * 2**30)
         actor_cls = ray.remote(_Worker).options(**options)

@@ -45,6 +45,8 @@ class Job:
     workers: int = 1
     gpu_slots: tuple[str, ...] = ()
     """Local executor: CUDA_VISIBLE_DEVICES of each worker of a GPU stage (one per slot)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment variables every worker starts with (thread counts)."""
 
 
 @dataclass
