@@ -180,3 +180,24 @@ ltxa-data build {resumed} --no-progress
         assert table.equals(on_ray[name]), f"manifest {name} differs between the local and Ray executors"
     resumed_lines = [ln for ln in out.split("RESUMED", 1)[1].splitlines() if "partitions in" in ln]
     assert resumed_lines and all(" ran 0/" in ln for ln in resumed_lines), out
+
+
+def test_a_sample_that_kills_the_encoder_costs_that_sample(tmp_path: Path, built: Recipe,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder path (cutting threads ahead, batches of 3): a SIGKILL in a batch holding one sample.
+    The retry runs one sample at a time, so the second death names it; every other sample is encoded."""
+    from .conftest import copy_build
+    from .fixtures.crashing import CrashingShards
+    from .fixtures.random_ltx import write_random_ltx_checkpoint
+
+    checkpoint = write_random_ltx_checkpoint(tmp_path / "ltx.safetensors")
+    recipe = copy_build(built, tmp_path, targets={"size": 64},
+                        encode={"backend": "ltx", "checkpoint": str(checkpoint), "device": "cpu", "batch_size": 3})
+    pairs = read_frame(recipe.manifests_dir, "pairs")
+    poison = pairs.get_column("key").sort()[0]
+    monkeypatch.setenv("LTXA_TEST_CRASH_SAMPLE", poison)
+    [report] = build(recipe, only=["shards"], progress=False, stages=(*STAGES[:-1], CrashingShards))
+    shards = read_frame(recipe.manifests_dir, "shards")
+    bad = shards.filter(pl.col("key") == poison).row(0, named=True)
+    assert bad["status"] == "failed" and "worker killed by signal 9 (SIGKILL: out of memory?)" in bad["error"], bad
+    assert report.counts == {"ok": pairs.height - 1, "failed": 1}

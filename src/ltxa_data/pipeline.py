@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -27,10 +28,11 @@ from .backends import backend_problems
 from .errors import SystemicError
 from .executors import Executor, make_executor
 from .executors.supervise import Job
+from .memory import host_memory_available
 from .recipe import Recipe, RecipeError, missing_inputs
 from .schemas import conform, to_table
 from .stages import STAGES
-from .stages.base import Partition, Stage
+from .stages.base import Partition, Resources, Stage
 from .storage import (
     exclusive_lock,
     parquet_bytes,
@@ -60,6 +62,8 @@ class StageReport:
     ran: int
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """What the run changed on its own (fewer workers or a smaller batch to fit memory)."""
 
 
 def state_dir(recipe: Recipe, stage: str) -> Path:
@@ -154,8 +158,25 @@ def preflight(recipe: Recipe) -> None:
     names = [s.name for s in STAGES]
     problems += [f"executor.resources names no stage: {k!r} (stages: {', '.join(names)})"
                  for k in recipe.executor.resources if k not in names]
+    if not problems and recipe.executor.kind == "local":
+        problems += _memory_problems(recipe)
     if problems:
         raise RecipeError("cannot build:\n  - " + "\n  - ".join(problems))
+
+
+def _memory_problems(recipe: Recipe) -> list[str]:
+    """Whether one worker of each stage fits this machine's memory at all (the shard stage's encoders)."""
+    from .memory import resolve_device
+
+    problems = []
+    for stage_cls in STAGES:
+        stage = stage_cls(recipe)
+        device = next((resolve_device(d.split(":")[0]) for d in stage.devices()), "cpu")
+        try:
+            stage.fit_memory(1, device, 1, host_memory_available())
+        except SystemicError as e:
+            problems.append(str(e))
+    return problems
 
 
 def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progress: bool = True) -> StageReport:
@@ -176,7 +197,7 @@ def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progre
     todo = [p for p in parts if not _is_done(recipe, sdir, p, config_hash)]
     bar = tqdm(total=len(parts), initial=len(parts) - len(todo), desc=f"{stage.name:>10}", unit="part",
                disable=not progress, leave=True, dynamic_ncols=True)
-    worker = PartitionWorker(stage_cls, recipe, sdir, config_hash)
+    notes: list[str] = []
     try:
         if stage.in_driver:  # tables only, never a media file
             if todo:
@@ -184,18 +205,24 @@ def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progre
             for part in todo:
                 run_partition(stage, sdir, config_hash, part)
                 bar.update(1)
-        else:
-            for _done in executor.map(worker, todo, stage_job(stage, executor, sdir / "watch")):
+        elif todo:
+            job = stage_job(stage, executor, sdir / "watch", notes)
+            for note in notes:
+                tqdm.write(note, file=sys.stderr)
+            # stage.recipe: the settings fitted to memory (speed-only fields, not in the config hash)
+            worker = PartitionWorker(stage_cls, stage.recipe, sdir, config_hash)
+            for _done in executor.map(worker, todo, job):
                 bar.update(1)
     finally:
         bar.close()
     table = merge_partitions(recipe, stage, [p.key for p in parts])
     counts = dict(Counter(table.column("status").to_pylist()))
-    return StageReport(stage.name, len(parts), len(todo), counts, time.perf_counter() - t0)
+    return StageReport(stage.name, len(parts), len(todo), counts, time.perf_counter() - t0, notes)
 
 
-def stage_job(stage: Stage, executor: Executor, watch_dir: Path) -> Job:
-    """How the executor runs `stage`: its resources, workers, GPU slots and crash policy."""
+def stage_job(stage: Stage, executor: Executor, watch_dir: Path, notes: list[str] | None = None) -> Job:
+    """How the executor runs `stage`: its resources, workers (fitted to memory: `Stage.fit_memory`),
+    GPU slots and crash policy. What was lowered to fit is appended to `notes`."""
     cfg = stage.recipe.executor
     needs_gpu_count = any(d == "auto" for d in stage.devices())
     res = stage.worker_resources(gpus_available=needs_gpu_count and executor.gpu_count() > 0)
@@ -213,6 +240,13 @@ def stage_job(stage: Stage, executor: Executor, watch_dir: Path) -> Job:
     slot_count = max(1, int(executor.gpu_count() / res.gpus)) if res.gpus > 0 and cfg.kind != "local" else len(slots)
     over = cfg.resources.get(stage.name)
     workers = over.workers if over is not None and over.workers else (slot_count or cfg.workers)
+    local = cfg.kind == "local"
+    workers, memory_gb, note = stage.fit_memory(workers, "cuda" if res.gpus > 0 else "cpu",
+                                                len(set(slots)) or 1, host_memory_available() if local else None)
+    if note and notes is not None:
+        notes.append(note)
+    if memory_gb and not res.memory_gb:
+        res = Resources(res.cpus, res.gpus, round(memory_gb, 2))
     return Job(name=stage.name, watch_dir=watch_dir, item_timeout_s=cfg.item_timeout_s, advice=stage.crash_advice,
                resources=res, workers=workers, gpu_slots=slots[:workers] if slots else (),
                env=thread_env(cfg.threads_per_worker))

@@ -75,6 +75,15 @@ class Stage(ABC):
         """The torch devices this stage's models run on (a `cuda` one makes it a GPU stage)."""
         return []
 
+    def fit_memory(self, workers: int, device: str, gpu_count: int,
+                   host_available: int | None) -> tuple[int, float, str | None]:
+        """Runs in the driver before the workers start: (the workers, at most `workers`, whose memory
+        `host_available` bytes hold (None: not this machine's to judge, e.g. on Ray), the host GiB one
+        worker needs (0: unknown), a note when anything was lowered). May lower settings of
+        `self.recipe` that change only speed (batch sizes); raises `SystemicError` with the numbers when
+        not even one worker fits."""
+        return workers, 0.0, None
+
     def worker_resources(self, gpus_available: bool) -> Resources:
         """The stage's resources for this recipe: a GPU when a device is `cuda` (or `auto` where GPUs
         exist), none when every device is `cpu`, then the recipe's override."""

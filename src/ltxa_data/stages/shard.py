@@ -161,6 +161,25 @@ class ShardStage(Stage):
     def devices(self) -> list[str]:
         return [self.recipe.encode.device] if self.recipe.encode.backend == "ltx" else []
 
+    def fit_memory(self, workers: int, device: str, gpu_count: int,
+                   host_available: int | None) -> tuple[int, float, str | None]:
+        """The LTX encoders' weights (from the checkpoint's header) and activations at the target size
+        (`memory.encode_memory`) against this machine's memory: fewer workers or a smaller batch."""
+        if self.recipe.encode.backend != "ltx":
+            return workers, 0.0, None
+        from ..memory import GIB, encode_memory, gpu_memory_total, plan_workers
+
+        need = encode_memory(self.recipe, device=device)
+        batch = self.recipe.encode.batch_size
+        if host_available is None:
+            return workers, need.host_bytes(batch) / GIB, None
+        plan = plan_workers(need, workers, batch, host_available,
+                            gpu_memory_total(0) if device == "cuda" else None, gpu_count)
+        if plan.batch_size != batch:
+            encode = self.recipe.encode.model_copy(update={"batch_size": plan.batch_size})
+            self.recipe = self.recipe.model_copy(update={"encode": encode})
+        return plan.workers, need.host_bytes(plan.batch_size) / GIB, plan.message
+
     def setup(self) -> None:
         self.encoder = None
         if self.recipe.encode.backend == "ltx":
