@@ -379,3 +379,53 @@ def test_splits_by_hours_balance_hours_when_a_few_identities_hold_most() -> None
     assert max(abs(got[s] - f) for s, f in (("train", .8), ("val", .1), ("test", .1))) < max(
         abs(counted[s] - f) for s, f in (("train", .8), ("val", .1), ("test", .1))), (got, counted)
     assert assign_splits(groups, hours, 0, fractions, out) == out, "stable given the previous build"
+
+
+def test_supervisor_strikes_an_item_twice_then_poisons_it_and_stops_on_systemic_deaths(tmp_path: Path) -> None:
+    """The death policy both executors share, driven with hand-written watch files."""
+    import json
+
+    from ltxa_data.errors import SystemicError
+    from ltxa_data.executors.supervise import Job, Supervisor
+    from ltxa_data.stages.base import Partition
+
+    def watch(task, **state) -> None:
+        task.watch.write_text(json.dumps({"phase": "items", "started": 1, "finished": 0, "inflight": [], **state}))
+
+    sup = Supervisor(Job(name="s", watch_dir=tmp_path, item_timeout_s=10), [Partition("p", {})])
+    task = sup.next()
+    watch(task, inflight=["a.mp4", "b.mp4"], finished=3)  # a batch: both struck once, neither poisoned
+    sup.died(task, "worker killed by signal 9 (SIGKILL: out of memory?)")
+    task = sup.next()
+    assert task.careful and task.poison == {}, "retried one item at a time"
+    watch(task, inflight=["b.mp4"])
+    sup.died(task, "worker killed by signal 9 (SIGKILL: out of memory?)")
+    task = sup.next()
+    assert task.poison == {"b.mp4": "worker killed by signal 9 (SIGKILL: out of memory?) while reading it (2 times)"}
+    watch(task, finished=5)
+    assert not sup.hung(task, now=0.0) and not sup.hung(task, now=9.0) and sup.hung(task, now=10.5)
+    sup.done(task)
+
+    sup = Supervisor(Job(name="s", watch_dir=tmp_path, advice="use fewer workers"), [Partition("q", {})])
+    for i in range(2):  # two deaths while loading models: not a file's fault
+        task = sup.next()
+        watch(task, phase="setup")
+        if i:
+            with pytest.raises(SystemicError, match=r"stage 's': worker died while loading.*use fewer workers"):
+                sup.died(task, "worker died")
+        else:
+            sup.died(task, "worker died")
+
+    sup = Supervisor(Job(name="s", watch_dir=tmp_path), [Partition(f"r{i}", {}) for i in range(2)])
+    for _ in range(2):  # the first partition's only item kills its worker twice, then is its failed row
+        task = sup.next()
+        watch(task, inflight=["r0.mp4"])
+        sup.died(task, "worker killed by signal 9 (SIGKILL: out of memory?)")
+    task = sup.next()
+    watch(task, started=0)
+    sup.done(task)
+    with pytest.raises(SystemicError, match="every item tried so far stopped its worker"):
+        for _ in range(2):  # the second's too: no item has finished anywhere
+            task = sup.next()
+            watch(task, inflight=["r1.mp4"])
+            sup.died(task, "worker killed by signal 9 (SIGKILL: out of memory?)")

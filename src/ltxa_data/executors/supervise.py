@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,6 @@ STRIKES = 2
 """Deaths with an item in flight that make it a failed row."""
 SETUP_TIMEOUT_S = 900.0
 """Starting a worker process and loading its models may take this long before it counts as hung."""
-MAX_DEATHS = 8
-"""Deaths of one partition with no item to blame, or in all, after which the run stops."""
 
 
 @dataclass
@@ -111,7 +110,7 @@ def hang_cause(job: Job) -> str:
 class Supervisor:
     """The queue of tasks and the policy for deaths; executors call `next`, `done`, `died`, `hung`."""
 
-    def __init__(self, job: Job, items: list[Any], key_of: Any = None) -> None:
+    def __init__(self, job: Job, items: list[Any], key_of: Callable[[Any], str] | None = None) -> None:
         self.job = job
         key_of = key_of or (lambda item: str(getattr(item, "key", "")))
         self.queue: deque[Task] = deque()
@@ -124,8 +123,6 @@ class Supervisor:
         self.strikes: Counter[str] = Counter()
         self.poison: dict[str, str] = {}
         self.items_done = 0
-        self.tasks_done = 0
-        self.deaths = 0
         self._seen: dict[int, tuple[Any, float]] = {}
 
     def watch_state(self, task: Task) -> dict[str, Any]:
@@ -150,7 +147,6 @@ class Supervisor:
         return task
 
     def done(self, task: Task) -> None:
-        self.tasks_done += 1
         state = self.watch_state(task)
         self.items_done += int(state["finished"]) if state else 1
         self._seen.pop(task.index, None)
@@ -176,8 +172,8 @@ class Supervisor:
 
     def died(self, task: Task, cause: str) -> None:
         """A worker died (or was stopped) running `task`: requeue it with what was learnt, or stop the
-        run when the deaths are systemic."""
-        self.deaths += 1
+        run when the deaths are systemic. Each death strikes an item in flight, or counts against setup or
+        the gaps between items (two of those stop the run), so a partition cannot loop forever."""
         task.deaths += 1
         self._seen.pop(task.index, None)
         state = self.watch_state(task)
@@ -197,12 +193,9 @@ class Supervisor:
             self.strikes[s] += 1
             if self.strikes[s] >= STRIKES:
                 self.poison[s] = f"{cause} while reading it ({self.strikes[s]} times)"
-        if len(self.poison) >= STRIKES and self.items_done == 0 and self.tasks_done == 0:
+        if len(self.poison) >= STRIKES and self.items_done == 0:
             raise SystemicError(f"{stage}: every item tried so far stopped its worker ({cause}: "
                                 f"{', '.join(sorted(self.poison))}) and none finished: this is not one bad file; "
-                                f"{self.job.advice}")
-        if task.deaths > MAX_DEATHS:
-            raise SystemicError(f"{stage}: partition {task.key} lost {task.deaths} workers ({cause}); "
                                 f"{self.job.advice}")
         task.careful = True
         self.queue.appendleft(task)
