@@ -144,6 +144,7 @@ class SampleEncoder:
             "checkpoint_sha256": checkpoint_sha256,  # the driver hashes once (`checkpoint_digest`)
             "ltx_core_version": self.vae.ltx_core_version,
             "video_dtype": str(self.vae.video_dtype).removeprefix("torch."),
+            "video_compute_dtype": str(self.vae.compute_dtype).removeprefix("torch."),
             "audio_dtype": "float32",
             "device": self.vae.device.type,
         }

@@ -300,10 +300,12 @@ def encode_memory(recipe: Recipe, device: str | None = None) -> WorkerMemory:
     cfg = recipe.encode
     if cfg.checkpoint is None:
         raise SystemicError("encode: no encode.checkpoint to size the encoders from")
+    device = device or resolve_device(cfg.device)
+    # On a CPU the video encoder computes in float32 whatever encode.video_dtype says (LtxVaeEncoders).
+    dtype = "float32" if device == "cpu" else cfg.video_dtype
     weights = encoder_weights(recipe.resolve(cfg.checkpoint),
-                              recipe.resolve(cfg.audio_checkpoint) if cfg.audio_checkpoint else None, cfg.video_dtype)
-    return worker_memory(weights, frames=TARGET_FRAMES, size=recipe.targets.size,
-                         device=device or resolve_device(cfg.device),
+                              recipe.resolve(cfg.audio_checkpoint) if cfg.audio_checkpoint else None, dtype)
+    return worker_memory(weights, frames=TARGET_FRAMES, size=recipe.targets.size, device=device,
                          references=recipe.pairs.references_per_target, reference_s=recipe.references.duration_s,
                          prefetch_batches=cfg.prefetch_batches, keep_media=cfg.keep_media)
 

@@ -435,7 +435,9 @@ class EncodeConfig(StrictModel):
                                          "VAE files.")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="`auto`: CUDA when torch sees one.")
     video_dtype: Literal["bfloat16", "float32"] = Field(default="bfloat16", description="Video VAE weights and "
-                                                         "latents (the audio VAE always runs in float32).")
+                                                         "latents on a GPU; on a CPU it computes in float32 and "
+                                                         "stores latents in this dtype (the audio VAE always runs "
+                                                         "in float32).")
     batch_size: int = Field(default=4, ge=1, description="Targets per video-encoder batch (references go 4x this); "
                             "halved on GPU out-of-memory.")
     decode_threads: int = Field(default=4, ge=1, description="Threads cutting samples (decode, crop, resample) "

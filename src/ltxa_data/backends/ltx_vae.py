@@ -168,7 +168,9 @@ class LtxVaeEncoders:
 
     `checkpoint` is the unified checkpoint, or the video VAE file when `audio_checkpoint` names the audio VAE
     file. `checkpoint_sha256` is the file's hex sha256 (unified) or `video:<hex>,audio:<hex>` (split), computed
-    on first access. Latents come back on the CPU: video in `video_dtype`, audio always float32.
+    on first access. Latents come back on the CPU: video in `video_dtype`, audio always float32. On a CPU the
+    video encoder computes in float32 whatever `video_dtype` is (`compute_dtype`): CPUs without bf16 units run
+    bf16 convolutions over 100x slower; the latents are still stored in `video_dtype`.
     """
 
     def __init__(self, checkpoint: Path, audio_checkpoint: Path | None = None, device: str = "auto",
@@ -178,9 +180,10 @@ class LtxVaeEncoders:
         self.audio_checkpoint = Path(audio_checkpoint) if audio_checkpoint is not None else None
         self.device = torch.device(torch_device(device, SETTING))
         self.video_dtype = video_dtype
+        self.compute_dtype = torch.float32 if self.device.type == "cpu" else video_dtype
         self.ltx_core_version = importlib.metadata.version("ltx-core")
         split = self.audio_checkpoint is not None
-        self.video_encoder = _bind(self.checkpoint, _video_part(), self.device, video_dtype, split)
+        self.video_encoder = _bind(self.checkpoint, _video_part(), self.device, self.compute_dtype, split)
         # The audio encoder and its mel front end run in float32 whatever the checkpoint's dtype.
         self.audio_encoder = _bind(self.audio_checkpoint or self.checkpoint, _audio_part(), self.device,
                                    torch.float32, split)
@@ -220,7 +223,7 @@ class LtxVaeEncoders:
         """uint8 RGB frames [B, F, H, W, 3] -> latents [B, 128, (F-1)/8+1, H/32, W/32] in `video_dtype` on the CPU.
 
         Pixels are scaled as ltx-trainer does (x / 255, then (x - 0.5) / 0.5, in float32) and cast to the
-        encoder dtype. F must be 8k+1 and H, W multiples of 32."""
+        compute dtype. F must be 8k+1 and H, W multiples of 32."""
         shape = tuple(frames.shape)
         if frames.dtype != torch.uint8 or frames.ndim != 5 or shape[-1] != 3:
             raise ValueError(f"encode_video wants uint8 frames [B, F, H, W, 3]; got {frames.dtype} {list(shape)}")
@@ -230,8 +233,8 @@ class LtxVaeEncoders:
                              f"count must be 8k+1 and height and width multiples of 32")
         with torch.no_grad():  # not inference_mode: callers may modify the latents in place
             x = frames.to(self.device).permute(0, 4, 1, 2, 3).to(torch.float32).div(255.0).sub(0.5).div(0.5)
-            latents = self.video_encoder(x.to(self.video_dtype))
-        return latents.to("cpu")
+            latents = self.video_encoder(x.to(self.compute_dtype))
+        return latents.to(device="cpu", dtype=self.video_dtype)
 
     def encode_audio(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """float32 waveforms [B, C, S] (C = 1 is duplicated to stereo, C = 2 kept) at `sample_rate` (resampled to

@@ -154,7 +154,7 @@ class ShardStage(Stage):
     name = "shards"
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets", "encode")
-    version = "5"
+    version = "6"
     crash_advice = ("use fewer workers (executor.workers), a smaller batch (encode.batch_size), or a GPU "
                     "(encode.device: cuda)")
 
