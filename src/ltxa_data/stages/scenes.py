@@ -11,14 +11,38 @@ from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
 from .scan import ok_videos
 
 
+def _small_frame_stream(path: str):  # -> scenedetect VideoStream
+    """PySceneDetect's PyAV stream, but each frame is scaled by FFmpeg straight from the decoded picture
+    to the width PySceneDetect would downscale to (>= 256 px): no full-size BGR frame, no Python resize."""
+    from scenedetect.backends.pyav import VideoStreamAv
+    from scenedetect.scene_manager import compute_downscale_factor
+
+    class SmallFrames(VideoStreamAv):
+        @property
+        def frame_size(self) -> tuple[int, int]:
+            w, h = super().frame_size
+            f = compute_downscale_factor(max(w, h))
+            return max(1, round(w / f)), max(1, round(h / f))
+
+        def read(self, decode: bool = True):  # type: ignore[override]
+            got = super().read(decode=False)
+            if not got or not decode:
+                return got
+            w, h = self.frame_size
+            return self._frame.reformat(width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
+
+    return SmallFrames(path)
+
+
 def detect_cuts(path: str, threshold: float, min_shot_s: float) -> list[float]:
     """Instants (seconds) where a new shot starts, from PySceneDetect's content detector (HSV
-    change between consecutive frames, decoded with PyAV on a downscaled picture)."""
-    from scenedetect import ContentDetector, SceneManager, open_video
+    change between consecutive frames, decoded with PyAV on a picture FFmpeg downscales)."""
+    from scenedetect import ContentDetector, SceneManager
 
     try:
-        video = open_video(path, backend="pyav")
-        manager = SceneManager()  # downscales large frames itself (auto_downscale)
+        video = _small_frame_stream(path)
+        manager = SceneManager()
+        manager.auto_downscale = False  # the stream's frames are small already
         manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=min_shot_s))
         manager.detect_scenes(video=video)
     except Exception as e:  # PySceneDetect wraps decoder errors in its own types
@@ -34,6 +58,7 @@ def crosses_cut(start_s: float, last_frame_s: float, cuts: list[float] | None, e
 
 class ScenesStage(Stage):
     name = "scenes"
+    version = "2"
     reads = ("videos",)
     sections = ("scenes",)
 
