@@ -14,6 +14,7 @@ import torch
 
 from ltxa_data.backends.ltx_vae import LtxVaeEncoders, read_ltx_config
 from ltxa_data.errors import SystemicError
+from ltxa_data.memory import cpu_has_bf16
 
 from .fixtures.random_ltx import write_random_ltx_checkpoint, write_safetensors, write_split_ltx_vaes
 
@@ -69,9 +70,10 @@ def test_audio_runs_in_float32_from_a_bf16_checkpoint(enc: LtxVaeEncoders, ckpt:
     assert {t.dtype for t in tensors_of(ckpt)[0].values()} == {torch.bfloat16}
     assert {p.dtype for p in enc.audio_encoder.state_dict().values()} == {torch.float32}
     assert {b.dtype for b in enc.audio_processor.buffers()} == {torch.float32}
-    # On a CPU the video encoder computes in float32 too; its latents are stored in bf16.
-    assert {p.dtype for p in enc.video_encoder.state_dict().values()} == {torch.float32}
-    assert enc.compute_dtype == torch.float32 and enc.video_dtype == torch.bfloat16
+    # A CPU without bf16 units computes the video encoder in float32; its latents are stored in bf16 either way.
+    compute = torch.bfloat16 if cpu_has_bf16() else torch.float32
+    assert {p.dtype for p in enc.video_encoder.state_dict().values()} == {compute}
+    assert enc.compute_dtype == compute and enc.video_dtype == torch.bfloat16
 
 
 def test_mono_is_duplicated_and_other_rates_resampled(enc: LtxVaeEncoders) -> None:
@@ -105,12 +107,13 @@ def test_latents_equal_ltx_core_called_directly(enc: LtxVaeEncoders, ckpt: Path)
     assert torch.equal(enc.encode_audio(w, SR), ref)
 
     video = SingleGPUModelBuilder(model_class_configurator=VideoEncoderConfigurator, model_path=str(ckpt),
-                                  model_sd_ops=VAE_ENCODER_COMFY_KEYS_FILTER).build(device=cpu, dtype=torch.float32)
+                                  model_sd_ops=VAE_ENCODER_COMFY_KEYS_FILTER).build(device=cpu,
+                                                                                    dtype=enc.compute_dtype)
     x = frames(1, 17, 64, 64, seed=4)
     pixels = (x.permute(0, 4, 1, 2, 3).float() / 255 - 0.5) / 0.5
     assert pixels.min() == -1 and pixels.max() == 1
-    with torch.inference_mode():  # on a CPU: computed in float32, stored in the trainer's bf16
-        ref = video(pixels).to(torch.bfloat16)
+    with torch.inference_mode():  # computed in the CPU's dtype, stored in the trainer's bf16
+        ref = video(pixels.to(enc.compute_dtype)).to(torch.bfloat16)
     assert torch.equal(enc.encode_video(x), ref)
 
 
@@ -218,3 +221,17 @@ def test_gpu_agrees_with_cpu(enc: LtxVaeEncoders, ckpt: Path) -> None:
     ac, ag = enc.encode_audio(w, SR), gpu.encode_audio(w, SR)
     assert ag.dtype == torch.float32 and ag.shape == ac.shape
     torch.testing.assert_close(ag, ac, rtol=1e-3, atol=1e-3)
+
+
+def test_a_cpu_without_bf16_units_computes_in_float32_and_stores_bf16(ckpt: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import ltxa_data.backends.ltx_vae as ltx_vae
+
+    monkeypatch.setattr(ltx_vae, "cpu_has_bf16", lambda: False)
+    enc = LtxVaeEncoders(ckpt, device="cpu")
+    assert enc.compute_dtype == torch.float32 and enc.video_dtype == torch.bfloat16
+    assert {p.dtype for p in enc.video_encoder.state_dict().values()} == {torch.float32}
+    z = enc.encode_video(frames(1, 9, 64, 64))
+    assert z.dtype == torch.bfloat16 and torch.isfinite(z.float()).all()
+    monkeypatch.setattr(ltx_vae, "cpu_has_bf16", lambda: True)
+    assert LtxVaeEncoders(ckpt, device="cpu").compute_dtype == torch.bfloat16

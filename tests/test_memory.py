@@ -47,8 +47,7 @@ def test_weights_are_what_ltx_core_loads(checkpoint: Path, dtype: str) -> None:
 
     w = encoder_weights(checkpoint, None, dtype)
     vae = LtxVaeEncoders(checkpoint, device="cpu", video_dtype=getattr(torch, dtype))
-    if dtype == "bfloat16":  # on a CPU the video encoder computes in float32 (stored latents stay bf16)
-        assert vae.compute_dtype == torch.float32
+    if dtype == "bfloat16":  # a CPU without bf16 units computes in float32 (stored latents stay bf16)
         vae.video_encoder.to(torch.bfloat16)
     assert w.video_bytes == _state_bytes(vae.video_encoder)
     assert w.audio_bytes == _state_bytes(vae.audio_encoder)  # float32 whatever the file holds

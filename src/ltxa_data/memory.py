@@ -301,8 +301,8 @@ def encode_memory(recipe: Recipe, device: str | None = None) -> WorkerMemory:
     if cfg.checkpoint is None:
         raise SystemicError("encode: no encode.checkpoint to size the encoders from")
     device = device or resolve_device(cfg.device)
-    # On a CPU the video encoder computes in float32 whatever encode.video_dtype says (LtxVaeEncoders).
-    dtype = "float32" if device == "cpu" else cfg.video_dtype
+    # A CPU without bf16 units computes the video encoder in float32 whatever encode.video_dtype says.
+    dtype = "float32" if device == "cpu" and not cpu_has_bf16() else cfg.video_dtype
     weights = encoder_weights(recipe.resolve(cfg.checkpoint),
                               recipe.resolve(cfg.audio_checkpoint) if cfg.audio_checkpoint else None, dtype)
     return worker_memory(weights, frames=TARGET_FRAMES, size=recipe.targets.size, device=device,
@@ -442,6 +442,17 @@ def host_memory_available(meminfo: Path | str = "/proc/meminfo", proc_cgroup: Pa
             avail = 0
     room = _cgroup_room(Path(proc_cgroup), Path(cgroup_root))
     return min(avail, room) if room is not None else avail
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16): there a bf16 convolution is ~2.5x
+    faster than float32 (121x256x256 target, real VAE: 25 s against 62 s); elsewhere over 100x slower."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def gpu_memory_total(index: int = 0) -> int | None:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..errors import SystemicError
+from ..memory import cpu_has_bf16
 from ..storage import file_sha256
 from .model_source import torch_device
 
@@ -168,9 +169,10 @@ class LtxVaeEncoders:
 
     `checkpoint` is the unified checkpoint, or the video VAE file when `audio_checkpoint` names the audio VAE
     file. `checkpoint_sha256` is the file's hex sha256 (unified) or `video:<hex>,audio:<hex>` (split), computed
-    on first access. Latents come back on the CPU: video in `video_dtype`, audio always float32. On a CPU the
-    video encoder computes in float32 whatever `video_dtype` is (`compute_dtype`): CPUs without bf16 units run
-    bf16 convolutions over 100x slower; the latents are still stored in `video_dtype`.
+    on first access. Latents come back on the CPU: video in `video_dtype`, audio always float32. On a CPU
+    without bf16 units (`cpu_has_bf16`) the video encoder computes in float32 whatever `video_dtype` is
+    (`compute_dtype`): such CPUs run bf16 convolutions over 100x slower. The latents are still stored in
+    `video_dtype`.
     """
 
     def __init__(self, checkpoint: Path, audio_checkpoint: Path | None = None, device: str = "auto",
@@ -180,7 +182,8 @@ class LtxVaeEncoders:
         self.audio_checkpoint = Path(audio_checkpoint) if audio_checkpoint is not None else None
         self.device = torch.device(torch_device(device, SETTING))
         self.video_dtype = video_dtype
-        self.compute_dtype = torch.float32 if self.device.type == "cpu" else video_dtype
+        slow_bf16 = self.device.type == "cpu" and video_dtype == torch.bfloat16 and not cpu_has_bf16()
+        self.compute_dtype = torch.float32 if slow_bf16 else video_dtype
         self.ltx_core_version = importlib.metadata.version("ltx-core")
         split = self.audio_checkpoint is not None
         self.video_encoder = _bind(self.checkpoint, _video_part(), self.device, self.compute_dtype, split)
