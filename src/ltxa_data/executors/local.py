@@ -90,7 +90,9 @@ class LocalExecutor:
 
         def start(slot: int) -> _Worker:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, factory), daemon=True,
+            # Not daemonic: a stage may start processes of its own (daemonic ones may not). A worker whose
+            # driver dies sees its pipe close and exits.
+            proc = ctx.Process(target=_worker_main, args=(child, factory), daemon=False,
                                name=f"ltxa-{job.name}-{slot}")
             with _environment(envs[slot]):
                 proc.start()
