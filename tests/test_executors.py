@@ -84,7 +84,7 @@ def test_a_worker_killed_or_hung_costs_its_file_on_the_local_executor(tmp_path: 
 def test_deaths_on_every_item_stop_the_run_naming_the_stage_and_the_remedy(tmp_path: Path, hostile: Path) -> None:
     clips = tmp_path / "clips"
     clips.mkdir()
-    for i in range(3):
+    for i in range(6):
         shutil.copy(hostile / "crash-kill.mp4", clips / f"crash-kill-{i}.mp4")
     recipe = _hostile_recipe(tmp_path, clips)
     with pytest.raises(SystemicError) as e:

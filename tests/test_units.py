@@ -386,7 +386,7 @@ def test_supervisor_strikes_an_item_twice_then_poisons_it_and_stops_on_systemic_
     import json
 
     from ltxa_data.errors import SystemicError
-    from ltxa_data.executors.supervise import Job, Supervisor
+    from ltxa_data.executors.supervise import SYSTEMIC_ITEMS, Job, Supervisor
     from ltxa_data.stages.base import Partition
 
     def watch(task, **state) -> None:
@@ -416,16 +416,18 @@ def test_supervisor_strikes_an_item_twice_then_poisons_it_and_stops_on_systemic_
         else:
             sup.died(task, "worker died")
 
-    sup = Supervisor(Job(name="s", watch_dir=tmp_path), [Partition(f"r{i}", {}) for i in range(2)])
-    for _ in range(2):  # the first partition's only item kills its worker twice, then is its failed row
-        task = sup.next()
-        watch(task, inflight=["r0.mp4"])
-        sup.died(task, "worker killed by signal 9 (SIGKILL: out of memory?)")
-    task = sup.next()
-    watch(task, started=0)
-    sup.done(task)
-    with pytest.raises(SystemicError, match="every item tried so far stopped its worker"):
-        for _ in range(2):  # the second's too: no item has finished anywhere
+    n = SYSTEMIC_ITEMS
+    sup = Supervisor(Job(name="s", watch_dir=tmp_path), [Partition(f"r{i}", {}) for i in range(n)])
+    for i in range(n - 1):  # a partition's only item kills its worker twice, then is its failed row
+        for _ in range(2):
             task = sup.next()
-            watch(task, inflight=["r1.mp4"])
+            watch(task, inflight=[f"r{i}.mp4"])
+            sup.died(task, "worker killed by signal 9 (SIGKILL: out of memory?)")
+        task = sup.next()
+        watch(task, started=0)
+        sup.done(task)  # a few hostile files first: not yet systemic
+    with pytest.raises(SystemicError, match="every item tried so far stopped its worker"):
+        for _ in range(2):  # the last one's too: no item has finished anywhere
+            task = sup.next()
+            watch(task, inflight=[f"r{n - 1}.mp4"])
             sup.died(task, "worker killed by signal 9 (SIGKILL: out of memory?)")

@@ -26,6 +26,9 @@ from ..stages.base import Resources
 
 STRIKES = 2
 """Deaths with an item in flight that make it a failed row."""
+SYSTEMIC_ITEMS = 5
+"""Items that each killed their workers twice, with no item finished anywhere, that stop the run: fewer
+could be a few hostile files that happen to come first."""
 SETUP_TIMEOUT_S = 900.0
 """Starting a worker process and loading its models may take this long before it counts as hung."""
 
@@ -193,7 +196,7 @@ class Supervisor:
             self.strikes[s] += 1
             if self.strikes[s] >= STRIKES:
                 self.poison[s] = f"{cause} while reading it ({self.strikes[s]} times)"
-        if len(self.poison) >= STRIKES and self.items_done == 0:
+        if len(self.poison) >= SYSTEMIC_ITEMS and self.items_done == 0:
             raise SystemicError(f"{stage}: every item tried so far stopped its worker ({cause}: "
                                 f"{', '.join(sorted(self.poison))}) and none finished: this is not one bad file; "
                                 f"{self.job.advice}")
