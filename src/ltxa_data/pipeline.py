@@ -10,7 +10,7 @@ worst an unmarked partition, which the next run redoes.
 from __future__ import annotations
 
 import contextlib
-import os
+import functools
 import sys
 import time
 from collections import Counter
@@ -135,11 +135,10 @@ class PartitionWorker:
     config_hash: str
 
     def __call__(self):
-        threads = self.recipe.executor.threads_per_worker
-        os.environ.update(thread_env(threads))  # for libraries loaded from here on
+        # The BLAS/OpenMP variables are in the worker's environment from its start (`Job.env`).
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(self.recipe.executor.threads_per_worker)
         stage = self.stage_cls(self.recipe)
         stage.setup()
         return partial(run_partition, stage, self.sdir, self.config_hash)
@@ -224,11 +223,13 @@ def stage_job(stage: Stage, executor: Executor, watch_dir: Path, notes: list[str
     """How the executor runs `stage`: its resources, workers (fitted to memory: `Stage.fit_memory`),
     GPU slots and crash policy. What was lowered to fit is appended to `notes`."""
     cfg = stage.recipe.executor
+    local = cfg.kind == "local"
+    gpu_count = functools.cache(executor.gpu_count)  # on Ray a call to the cluster: at most once
     needs_gpu_count = any(d == "auto" for d in stage.devices())
-    res = stage.worker_resources(gpus_available=needs_gpu_count and executor.gpu_count() > 0)
+    res = stage.worker_resources(gpus_available=needs_gpu_count and gpu_count() > 0)
     slots: tuple[str, ...] = ()
-    if res.gpus > 0 and cfg.kind == "local":
-        ids = [str(g) for g in (cfg.gpus if cfg.gpus is not None else range(executor.gpu_count()))]
+    if res.gpus > 0 and local:
+        ids = [str(g) for g in (cfg.gpus if cfg.gpus is not None else range(gpu_count()))]
         if not ids:
             raise SystemicError(f"stage '{stage.name}' runs on a GPU (device {', '.join(stage.devices())}) but none "
                                 "is visible: set its device to cpu, or list GPUs in executor.gpus")
@@ -237,10 +238,9 @@ def stage_job(stage: Stage, executor: Executor, watch_dir: Path, notes: list[str
         slots = tuple(",".join(ids[i:i + width]) for _ in range(per_card)
                       for i in range(0, len(ids) - width + 1, width))
     # On Ray: one actor per GPU share of the cluster.
-    slot_count = max(1, int(executor.gpu_count() / res.gpus)) if res.gpus > 0 and cfg.kind != "local" else len(slots)
+    slot_count = max(1, int(gpu_count() / res.gpus)) if res.gpus > 0 and not local else len(slots)
     over = cfg.resources.get(stage.name)
     workers = over.workers if over is not None and over.workers else (slot_count or cfg.workers)
-    local = cfg.kind == "local"
     workers, memory_gb, note = stage.fit_memory(workers, "cuda" if res.gpus > 0 else "cpu",
                                                 len(set(slots)) or 1, host_memory_available() if local else None)
     if note and notes is not None:

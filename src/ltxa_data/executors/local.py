@@ -107,6 +107,11 @@ class LocalExecutor:
             w.proc.join(5)
             workers.pop(w.slot, None)
 
+        def lost(w: _Worker, task: Task) -> None:
+            w.proc.join(5)  # let it finish exiting, so that its exit code (the signal) is known
+            stop(w)
+            sup.died(task, death_cause(w.proc.exitcode))
+
         try:
             while True:
                 for slot in range(len(envs)):
@@ -131,9 +136,7 @@ class LocalExecutor:
                         try:
                             status, value = w.conn.recv()
                         except (EOFError, OSError, pickle.UnpicklingError):
-                            w.proc.join(5)
-                            stop(w)
-                            sup.died(task, death_cause(w.proc.exitcode))
+                            lost(w, task)
                             continue
                         w.task = None
                         if status == "error":
@@ -141,9 +144,7 @@ class LocalExecutor:
                         sup.done(task)
                         yield value
                     elif w.proc.sentinel in ready:
-                        w.proc.join(5)
-                        stop(w)
-                        sup.died(task, death_cause(w.proc.exitcode))
+                        lost(w, task)
                     elif sup.hung(task):
                         stop(w)
                         sup.died(task, hang_cause(job))

@@ -40,9 +40,6 @@ class _Worker:
             self.runtime = WorkerRuntime(lambda: pickle.loads(self.factory_bytes)())
         return self.runtime.run(task)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 class RayExecutor:
     """Actors on a Ray cluster: an existing one (`address: auto` or `ray://...`) or a local one started
@@ -122,10 +119,9 @@ class RayExecutor:
                         sup.died(task, fault_cause(job.watch_dir, sup.watch_state(task)) if job.watch_dir
                                  else f"worker died ({str(e).splitlines()[0][:200]})")
                         continue
-                    except ray.exceptions.RayTaskError as e:
-                        cause = e.as_instanceof_cause() if hasattr(e, "as_instanceof_cause") else e
+                    except ray.exceptions.RayTaskError as e:  # the worker's own exception: stops the map
                         original = getattr(e, "cause", None)
-                        raise (original if isinstance(original, BaseException) else cause) from None
+                        raise (original if isinstance(original, BaseException) else e) from None
                     idle.append(actor)
                     sup.done(task)
                     yield value

@@ -15,7 +15,6 @@ import signal
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,12 +112,11 @@ def hang_cause(job: Job) -> str:
 class Supervisor:
     """The queue of tasks and the policy for deaths; executors call `next`, `done`, `died`, `hung`."""
 
-    def __init__(self, job: Job, items: list[Any], key_of: Callable[[Any], str] | None = None) -> None:
+    def __init__(self, job: Job, items: list[Any]) -> None:
         self.job = job
-        key_of = key_of or (lambda item: str(getattr(item, "key", "")))
         self.queue: deque[Task] = deque()
         for i, it in enumerate(items):
-            key = key_of(it) or str(i)
+            key = str(getattr(it, "key", "")) or str(i)  # a Partition's key names its watch file
             watch = job.watch_dir / f"{key}.json" if job.watch_dir is not None else None
             self.queue.append(Task(i, key, it, watch=watch))
         if job.watch_dir is not None:
@@ -143,7 +141,7 @@ class Supervisor:
         if not self.queue:
             return None
         task = self.queue.popleft()
-        task.poison = {s: r for s, r in self.poison.items()}
+        task.poison = dict(self.poison)
         if task.watch is not None:
             task.watch.unlink(missing_ok=True)
         self._seen[task.index] = (None, time.monotonic())
