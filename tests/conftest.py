@@ -30,6 +30,7 @@ def recipe_dict(corpus: Path, **sections: dict[str, Any]) -> dict[str, Any]:
         "identify": {"similarity_threshold": 0.85},
         "pairs": {"splits": {"train": 0.5, "val": 0.25, "test": 0.25, "by": "hours"}},
         "shard": {"samples_per_shard": 4},
+        "report": {"enabled": False},  # the `built` fixture's build writes one; test_report.py checks it
     }
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
@@ -53,7 +54,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Recipe:
     """The small corpus built once, end to end. Treat as read-only; copy it to change it."""
-    recipe = load_recipe(write_recipe(tmp_path_factory.mktemp("build"), recipe_dict(corpus)))
+    recipe = load_recipe(write_recipe(tmp_path_factory.mktemp("build"), recipe_dict(corpus, report={"enabled": True})))
     build(recipe, progress=False)
     return recipe
 

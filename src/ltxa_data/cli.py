@@ -65,6 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--references", choices=["first", "stack", "expand"], help="override export.references")
     p.add_argument("--conditions", help="override export.conditions: the caption's conditions .pt")
 
+    p = sub.add_parser("report", help="write the build's HTML report (funnel, plots, contact sheets, pairs to play)",
+                       description="A static HTML page of the build that opens from disk: the funnel with the "
+                       "reasons rows were dropped, plots, a contact sheet per split, a sample of pairs with players, "
+                       "the swap-eval cases, the rejected files, identity quality against ground truth when known.")
+    p.add_argument("recipe")
+    p.add_argument("--out", help="the report folder (default: report.dir, or report/ in the output folder)")
+    p.add_argument("--truth", help="ground truth for identity quality: a corpus's ground_truth.json or a CSV with "
+                   "columns video, identity (default: the generated corpus's, when there is one)")
+
     p = sub.add_parser("schemas", help="print the manifest schemas")
 
     args = parser.parse_args(argv)
@@ -88,6 +97,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         counts = " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
         print(f"{r.stage:>10}: ran {r.ran}/{r.partitions} partitions in {r.seconds:.1f} s  ({counts})")
     print(f"build '{recipe.name}' done in {time.perf_counter() - t0:.1f} s; manifests in {recipe.manifests_dir}")
+    index = recipe.report_dir / "index.html"
+    if recipe.report.enabled and not args.only and index.exists():
+        print(f"report: {index}")
     return 0
 
 
@@ -159,27 +171,20 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
-    import json
-
     from .quality import (
+        default_truth,
         face_agreement,
         label_agreement,
+        load_truth,
         score_face_gates,
         score_identities,
-        true_speaker_of_voices,
-        truth_from_csv,
     )
     from .storage import read_frame
 
     m = recipe.manifests_dir
-    videos, identities = read_frame(m, "videos", ok_only=True), read_frame(m, "identities", ok_only=True)
-    truth_path = Path(args.truth) if args.truth else recipe.resolve(recipe.input.paths[0]) / "ground_truth.json"
-    if not truth_path.exists():
-        raise FileNotFoundError(f"{truth_path}: no ground truth (pass --truth FILE)")
-    if truth_path.suffix == ".csv":
-        truth = truth_from_csv(truth_path, read_frame(m, "voices"), videos)
-    else:
-        truth = true_speaker_of_voices(read_frame(m, "turns"), videos, json.loads(truth_path.read_text()))
+    identities = read_frame(m, "identities", ok_only=True)
+    truth_path = Path(args.truth) if args.truth else default_truth(recipe)
+    truth, gt = load_truth(m, truth_path)
     s = score_identities(identities, truth)
     print(f"voices scored: {s.voices}\ntrue identities: {s.true_identities}\nfound identities: "
           f"{s.found_identities}\npurity: {s.purity:.4f}\ninverse purity: {s.inverse_purity:.4f}\n"
@@ -189,8 +194,8 @@ def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
         print(line)
     for line in face_agreement(read_frame(m, "targets")):
         print(line)
-    if truth_path.suffix != ".csv":
-        for gate in score_face_gates(read_frame(m, "targets"), videos, json.loads(truth_path.read_text())):
+    if gt is not None:
+        for gate in score_face_gates(read_frame(m, "targets"), read_frame(m, "videos", ok_only=True), gt):
             print(f"vs ground truth, {gate.line()}")
     return 0
 
@@ -292,6 +297,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    recipe = load_recipe(args.recipe)
+    t0 = time.perf_counter()
+    index = write_report(recipe, Path(args.out) if args.out else None, Path(args.truth) if args.truth else None)
+    print(f"report: {index} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from .schemas import TABLES
 
@@ -312,6 +327,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "score": cmd_score,
     "export": cmd_export,
+    "report": cmd_report,
     "schemas": cmd_schemas,
 }
 

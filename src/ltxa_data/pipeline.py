@@ -277,6 +277,19 @@ def merge_partitions(recipe: Recipe, stage: Stage, keys: list[str]) -> pa.Table:
     return merged
 
 
+def write_build_report(recipe: Recipe) -> Path | None:
+    """The HTML report at the end of a full build. The build's work is done and kept whatever happens
+    here, so a report that fails says so on stderr (and how to retry) instead of failing the build."""
+    from .report import write_report
+
+    try:
+        return write_report(recipe)
+    except Exception as e:
+        print(f"warning: build '{recipe.name}' finished, but its report failed: {type(e).__name__}: {e} "
+              "(`ltxa-data report RECIPE` writes it again)", file=sys.stderr)
+        return None
+
+
 def build(
     recipe: Recipe,
     only: list[str] | None = None,
@@ -303,6 +316,8 @@ def build(
                 if only and stage_cls.name not in only:
                     continue
                 reports.append(run_stage(recipe, stage_cls, executor, progress=progress))
+            if recipe.report.enabled and not only:
+                write_build_report(recipe)
     finally:
         if owned and hasattr(executor, "shutdown"):
             executor.shutdown()

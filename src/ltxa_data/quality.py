@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 from sklearn.metrics import adjusted_rand_score
 
+from .recipe import Recipe
 from .windows import covered
 
 
@@ -80,6 +81,27 @@ def truth_from_csv(path: Path, voices: pl.DataFrame, videos: pl.DataFrame) -> di
     ok = voices.filter(pl.col("status") == "ok")
     ok = ok.with_columns(pl.Series("video_label", [wanted.get(v) for v in ok["video_id"]], dtype=pl.String))
     return {v: lab for v, lab in zip(ok["voice_id"], main_speaker_labels(ok), strict=True) if lab}
+
+
+def default_truth(recipe: Recipe) -> Path:
+    """Where a generated corpus keeps its ground truth: `ground_truth.json` in the first input folder."""
+    return recipe.resolve(recipe.input.paths[0]) / "ground_truth.json"
+
+
+def load_truth(manifests: Path, path: Path) -> tuple[dict[str, str], dict | None]:
+    """voice_id -> true identity from a generated corpus's `ground_truth.json` or a CSV (`video`, `identity`),
+    and the corpus's ground truth itself (None for a CSV, which says nothing about windows)."""
+    import json
+
+    from .storage import read_frame
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no ground truth (pass --truth FILE)")
+    videos = read_frame(manifests, "videos", ok_only=True)
+    if path.suffix == ".csv":
+        return truth_from_csv(path, read_frame(manifests, "voices"), videos), None
+    gt = json.loads(path.read_text())
+    return true_speaker_of_voices(read_frame(manifests, "turns"), videos, gt), gt
 
 
 def label_agreement(identities: pl.DataFrame) -> list[str]:

@@ -419,6 +419,19 @@ class SwapEvalConfig(StrictModel):
     seed: int = Field(default=0, description="Seeds the choice of targets, B voices and generation seeds.")
 
 
+class ReportConfig(StrictModel):
+    """The HTML build report (`ltxa-data report`, and the end of every `build`): the funnel, plots, contact
+    sheets, playable pairs, swap-eval cases, rejected files. It opens from disk with no server."""
+
+    enabled: bool = Field(default=True, description="Write the report at the end of every build.")
+    dir: str | None = Field(default=None, description="Where to write it (default: `report/` in output.dir).")
+    pairs: int = Field(default=12, ge=0, description="Pairs shown with players (target video with its audio, "
+                       "references), spread over the splits.")
+    contact_sheet: int = Field(default=48, ge=0, description="Samples per split on its contact sheet.")
+    table_rows: int = Field(default=5000, ge=1, description="Most rows of a table in the page (rejected files, "
+                            "swap-eval cases); the manifests hold them all.")
+
+
 class ShardConfig(StrictModel):
     samples_per_shard: int = Field(default=256, ge=1, description="Samples per shard (and per unit of work).")
     max_shard_bytes: int = Field(default=1 << 30, ge=1 << 16, description="A shard rolls over past this size.")
@@ -508,6 +521,7 @@ class Recipe(StrictModel):
     shard: ShardConfig = ShardConfig()
     encode: EncodeConfig = EncodeConfig()
     export: ExportConfig = ExportConfig()
+    report: ReportConfig = ReportConfig()
     corpus: CorpusConfig | None = Field(default=None, description="Set for a generated corpus (demo, tests).")
 
     # Set by load_recipe; not a YAML key.
@@ -525,6 +539,10 @@ class Recipe(StrictModel):
     @property
     def manifests_dir(self) -> Path:
         return self.resolve(self.output.manifests) if self.output.manifests else self.output_dir / "manifests"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.resolve(self.report.dir) if self.report.dir else self.output_dir / "report"
 
     @property
     def shards_dir(self) -> Path:

@@ -1,0 +1,632 @@
+"""`ltxa-data report RECIPE`: a static HTML page of a build that opens from disk, with no server and no
+network. Aggregates come straight from the manifests (polars, only the columns they need); media are a
+fixed sample (`report.pairs`, `report.contact_sheet`), read from the shards by byte offset, so the report
+costs the same for a thousand samples as for a million.
+
+    report/index.html               the page
+    report/plots/*.png              the plots (matplotlib)
+    report/sheets/<split>.jpg       a contact sheet per split, face-mask boxes in red
+    report/media/<key>.mp4          sampled targets with their own audio muxed in (AAC)
+    report/media/<key>.ref<i>.wav   their references, as in the shard
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import shutil
+import tarfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from . import __version__
+from .contact_sheet import contact_sheet
+from .recipe import Recipe
+from .splits import SPLITS
+from .status import reason_of
+from .storage import table_path
+
+SPLIT_COLOURS = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868"}
+MAX_REFERENCE_PLAYERS = 4
+
+
+@dataclass
+class Step:
+    """One step of the funnel: what survived (count and hours) and why the rest did not."""
+
+    name: str
+    unit: str
+    count: int
+    hours: float
+    dropped: int = 0
+    reasons: list[tuple[str, int, str]] = field(default_factory=list)
+    """(reason, rows, one full error as an example), most frequent first."""
+
+
+def _scan(m: Path, name: str, columns: Iterable[str]) -> pl.DataFrame | None:
+    """The named columns of a manifest, or None when the stage has not written it yet."""
+    p = table_path(m, name)
+    if not p.exists():
+        return None
+    have = set(pq.read_schema(p).names)
+    return pl.scan_parquet(p).select([c for c in columns if c in have]).collect()
+
+
+def _reasons(rows: pl.DataFrame, top: int = 6) -> list[tuple[str, int, str]]:
+    """The most frequent reasons among rows that are not ok (their `error`, without file names and details)."""
+    bad = rows.filter(pl.col("status") != "ok").select(pl.col("error").fill_null("no reason"))
+    if bad.height == 0:
+        return []
+    grouped = (bad.group_by("error").len().with_columns(pl.col("error").map_elements(reason_of, return_dtype=pl.String)
+                                                        .alias("reason"))
+               .group_by("reason").agg(pl.col("len").sum(), pl.col("error").first().alias("example"))
+               .sort(["len", "reason"], descending=[True, False]).head(top))
+    return [(r["reason"], int(r["len"]), r["example"]) for r in grouped.iter_rows(named=True)]
+
+
+def _hours(seconds: float | None) -> float:
+    return float(seconds or 0.0) / 3600.0
+
+
+def _span(hours: float) -> str:
+    """A duration in the unit that reads best: minutes under an hour, else hours."""
+    return f"{hours * 60:,.1f} min" if hours < 1 else f"{hours:,.1f} h"
+
+
+def funnel(m: Path) -> list[Step]:
+    """videos -> speech -> voices -> identities -> targets -> pairs -> shards, from the manifests."""
+    steps: list[Step] = []
+    videos = _scan(m, "videos", ["video_id", "duration_s", "status", "error"])
+    if videos is None:
+        return steps
+    ok_videos = videos.filter(pl.col("status") == "ok")
+    steps.append(Step("videos", "files", ok_videos.height, _hours(ok_videos["duration_s"].sum()),
+                      videos.height - ok_videos.height, _reasons(videos)))
+    turns = _scan(m, "turns", ["video_id", "start_s", "end_s", "overlap", "status", "error"])
+    if turns is None:
+        return steps
+    ok_turns = turns.filter((pl.col("status") == "ok") & ~pl.col("overlap").fill_null(False))
+    with_speech = ok_turns["video_id"].unique()
+    silent = ok_videos.filter(~pl.col("video_id").is_in(with_speech.implode()))
+    failed = turns.filter(pl.col("status") != "ok")
+    reasons = _reasons(failed)
+    no_speech = silent.filter(~pl.col("video_id").is_in(failed["video_id"].unique().implode())).height
+    if no_speech:
+        reasons = sorted([*reasons, ("no single-speaker speech found", no_speech, "")], key=lambda r: -r[1])
+    steps.append(Step("speech", "videos with speech", with_speech.len(),
+                      _hours((ok_turns["end_s"] - ok_turns["start_s"]).sum()), silent.height, reasons))
+    voices = _scan(m, "voices", ["voice_id", "speech_s", "status", "error"])
+    if voices is None:
+        return steps
+    ok_voices = voices.filter(pl.col("status") == "ok")
+    steps.append(Step("voices", "voices", ok_voices.height, _hours(ok_voices["speech_s"].sum()),
+                      voices.height - ok_voices.height, _reasons(voices)))
+    identities = _scan(m, "identities", ["voice_id", "identity_id", "status", "error"])
+    if identities is None:
+        return steps
+    ok_ids = identities.filter(pl.col("status") == "ok")
+    speech = ok_voices.join(ok_ids.select("voice_id"), on="voice_id")["speech_s"].sum()
+    steps.append(Step("identities", "identities", ok_ids["identity_id"].n_unique(), _hours(speech),
+                      identities.height - ok_ids.height, _reasons(identities)))
+    targets = _scan(m, "targets", ["target_id", "duration_s", "skipped_by", "status", "error"])
+    if targets is None:
+        return steps
+    ok_targets = targets.filter(pl.col("status") == "ok")
+    steps.append(Step("targets", "target windows", ok_targets.height, _hours(ok_targets["duration_s"].sum()),
+                      targets.height - ok_targets.height, _reasons(targets)))
+    seconds = ok_targets.select("target_id", "duration_s")
+    for name, key, unit in (("pairs", "target_id", "pairs"), ("shards", "key", "samples")):
+        rows = _scan(m, name, [key, "status", "error"])
+        if rows is None:
+            return steps
+        ok = rows.filter(pl.col("status") == "ok")
+        dur = ok.join(seconds, left_on=key, right_on="target_id", how="left")["duration_s"].sum()
+        steps.append(Step(name, unit, ok.height, _hours(dur), rows.height - ok.height, _reasons(rows)))
+    return steps
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _figure(width: float = 6.4, height: float = 3.6, cols: int = 1):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    axes = fig.subplots(1, cols) if cols > 1 else [fig.subplots()]
+    return fig, list(axes)
+
+
+def _save(fig, dest: Path) -> str:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(dest, format="png")
+    return f"{dest.parent.name}/{dest.name}"
+
+
+def _empty(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what} in this build", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _hist(ax, series: dict[str, np.ndarray], xlabel: str, what: str, bins: int = 40,
+          lines: dict[str, float] | None = None) -> None:
+    """Overlaid histograms of named arrays (nulls and non-finite values left out)."""
+    arrays = {k: v[np.isfinite(v)] for k, v in series.items()}
+    arrays = {k: v for k, v in arrays.items() if v.size}
+    if not arrays:
+        _empty(ax, what)
+        return
+    lo = min(float(v.min()) for v in arrays.values())
+    hi = max(float(v.max()) for v in arrays.values())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    for label, v in arrays.items():
+        ax.hist(v, bins=edges, alpha=0.6, label=f"{label} ({v.size:,})")
+    for label, x in (lines or {}).items():
+        ax.axvline(x, color="black", linestyle="--", linewidth=1)
+        ax.text(x, ax.get_ylim()[1] * 0.95, f" {label}", fontsize=8, va="top")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.legend(fontsize=8)
+
+
+def _values(df: pl.DataFrame | None, col: str) -> np.ndarray:
+    if df is None or col not in df.columns or df.height == 0:
+        return np.zeros(0)
+    return df[col].cast(pl.Float64).drop_nulls().to_numpy()
+
+
+def plots(recipe: Recipe, dest: Path, steps: list[Step]) -> list[tuple[str, str, str]]:
+    """Draw every plot into `dest`; (title, relative path, caption) each."""
+    m = recipe.manifests_dir
+    out: list[tuple[str, str, str]] = []
+
+    fig, (ax,) = _figure(7.5, 3.2)
+    if steps:
+        names = [f"{s.name}\n{s.count:,} {s.unit}" for s in steps]
+        minutes = max(s.hours for s in steps) < 2
+        ax.barh(names[::-1], [s.hours * (60 if minutes else 1) for s in steps][::-1], color="#4c72b0")
+        ax.set_xlabel("minutes" if minutes else "hours")
+        for i, s in enumerate(steps[::-1]):
+            ax.text(s.hours * (60 if minutes else 1), i, f" {_span(s.hours)}", va="center", fontsize=8)
+    else:
+        _empty(ax, "manifests")
+    out.append(("Funnel", _save(fig, dest / "funnel.png"), "Time that survives each step: video, single-speaker "
+                "speech, voices embedded, voices in identities, then target time."))
+
+    videos = _scan(m, "videos", ["duration_s", "status"])
+    turns = _scan(m, "turns", ["start_s", "end_s", "status"])
+    fig, axes = _figure(9, 3.2, cols=2)
+    ok_videos = videos.filter(pl.col("status") == "ok") if videos is not None else None
+    _hist(axes[0], {"videos": _values(ok_videos, "duration_s")}, "video duration (s)", "videos")
+    turn_s = (turns.filter(pl.col("status") == "ok").select((pl.col("end_s") - pl.col("start_s")).alias("d"))
+              if turns is not None else None)
+    _hist(axes[1], {"turns": _values(turn_s, "d")}, "speech turn duration (s)", "turns")
+    out.append(("Durations", _save(fig, dest / "durations.png"), "Usable duration of each accepted video, and "
+                "of each speech turn the diarizer found."))
+
+    targets = _scan(m, "targets", ["target_id", "speech_ratio", "sync_score", "face_distance", "skipped_by",
+                                   "status", "identity_id"])
+    references = _scan(m, "references", ["reference_id", "speech_ratio", "lufs", "gain_db", "snr_db", "peak_dbfs",
+                                         "status"])
+    pairs = _scan(m, "pairs", ["key", "target_id", "reference_ids", "identity_id", "split", "status"])
+    ok_targets = targets.filter(pl.col("status") == "ok") if targets is not None else None
+    ok_refs = references.filter(pl.col("status") == "ok") if references is not None else None
+    fig, (ax,) = _figure()
+    _hist(ax, {"targets kept": _values(ok_targets, "speech_ratio"),
+               "references kept": _values(ok_refs, "speech_ratio")},
+          "speech ratio (fraction of the window the speaker talks)", "windows", bins=30)
+    out.append(("Speech ratio", _save(fig, dest / "speech_ratio.png"), "How much of each kept target and "
+                "reference window its speaker talks."))
+
+    used = None
+    if ok_refs is not None and pairs is not None:
+        used_ids = pairs.filter(pl.col("status") == "ok").select(pl.col("reference_ids").explode()).unique()
+        used = ok_refs.join(used_ids, left_on="reference_id", right_on="reference_ids")
+    after = used.with_columns((pl.col("lufs") + pl.col("gain_db").fill_null(0.0)).alias("after")) \
+        if used is not None else None
+    target_lufs = recipe.references.normalize_lufs
+    fig, axes = _figure(9, 3.2, cols=2)
+    _hist(axes[0], {"measured, every kept window": _values(ok_refs, "lufs"),
+                    "references in pairs, after gain": _values(after, "after")},
+          "integrated loudness (LUFS)", "references",
+          lines={"target": target_lufs} if target_lufs is not None else None)
+    _hist(axes[1], {"every kept window": _values(ok_refs, "snr_db"), "references in pairs": _values(used, "snr_db")},
+          "SNR estimate (dB)", "references", lines={"min_snr_db": recipe.references.min_snr_db})
+    out.append(("Reference loudness and SNR", _save(fig, dest / "references.png"),
+                "Left: loudness as measured and after the planned gain (references.normalize_lufs under the peak "
+                "ceiling). Right: SNR of every window that passed the thresholds and of those chosen for pairs; a "
+                "gain scales speech and noise alike, so normalisation leaves SNR unchanged."))
+
+    scored = targets.filter(pl.col("sync_score").is_not_null()) if targets is not None else None
+    if scored is not None and scored.height:
+        fig, axes = _figure(9, 3.2, cols=2)
+        kept = scored.filter(pl.col("status") == "ok")
+        _hist(axes[0], {"kept": _values(kept, "sync_score"),
+                        "removed (active_speaker)": _values(scored.filter(pl.col("skipped_by") == "active_speaker"),
+                                                            "sync_score")},
+              f"active-speaker score ({recipe.targets.active_speaker.backend})", "scores",
+              lines={"min_score": recipe.targets.active_speaker.threshold})
+        _hist(axes[1], {"kept": _values(kept, "face_distance"),
+                        "removed (face_identity)": _values(scored.filter(pl.col("skipped_by") == "face_identity"),
+                                                           "face_distance")},
+              "face descriptor distance to the identity's dominant face", "face distances",
+              lines={"max_distance": recipe.targets.face_identity.max_distance})
+        out.append(("Active speaker and face identity", _save(fig, dest / "active_speaker.png"),
+                    "Scores of every target window the gates measured; dashed: the recipe's thresholds."))
+
+    if pairs is not None and ok_targets is not None:
+        ok_pairs = pairs.filter(pl.col("status") == "ok").join(
+            targets.select("target_id", pl.lit(121 / 25).alias("s")), on="target_id", how="left")
+        per_split = ok_pairs.group_by("split").agg(pl.len().alias("samples"), (pl.col("s").sum() / 3600).alias("h"),
+                                                   pl.col("identity_id").n_unique().alias("identities"))
+        order = [s for s in SPLITS if s in per_split["split"].to_list()]
+        per_split = per_split.join(pl.DataFrame({"split": order, "i": range(len(order))}), on="split").sort("i")
+        fig, axes = _figure(9, 3.0, cols=3)
+        colours = [SPLIT_COLOURS.get(s, "grey") for s in per_split["split"]]
+        for ax, col, label in zip(axes, ("samples", "h", "identities"), ("samples", "hours", "identities"),
+                                  strict=True):
+            ax.bar(per_split["split"].to_list(), per_split[col].to_list(), color=colours)
+            ax.set_ylabel(label)
+        out.append(("Splits", _save(fig, dest / "splits.png"), "Samples, target hours and identities per split; every "
+                    "identity is held out in exactly one split."))
+        per_id = (ok_pairs.group_by("identity_id", "split").agg(pl.len().alias("samples"),
+                                                                (pl.col("s").sum() / 3600).alias("h"))
+                  .sort(["samples", "identity_id"], descending=[True, False]))
+        fig, axes = _figure(11, 3.6, cols=2)
+        top = per_id.head(60)
+        if top.height:
+            axes[0].bar(range(top.height), top["samples"].to_list(),
+                        color=[SPLIT_COLOURS.get(s, "grey") for s in top["split"]])
+            axes[0].set_xlabel(f"identities, most samples first (top {top.height} of {per_id.height})")
+            axes[0].set_ylabel("samples")
+            from matplotlib.patches import Patch
+
+            axes[0].legend(handles=[Patch(color=c, label=s) for s, c in SPLIT_COLOURS.items()], fontsize=8)
+            axes[1].hist(per_id["h"].to_numpy() * 60, bins=30, color="#4c72b0")
+            axes[1].set_xlabel("target minutes per identity")
+            axes[1].set_ylabel("identities")
+        else:
+            _empty(axes[0], "pairs")
+            _empty(axes[1], "pairs")
+        out.append(("Identities", _save(fig, dest / "identities.png"), "Samples per identity (coloured by split) and "
+                    "how target time spreads over identities."))
+    return out
+
+
+# ---------------------------------------------------------------- media
+
+
+def read_sample(shards_dir: Path, shard: str, offset: int, nbytes: int) -> dict[str, bytes]:
+    """One sample's members {extension: bytes}, read from its tar by byte offset (the shards index)."""
+    with open(shards_dir / shard, "rb") as f:
+        f.seek(offset)
+        chunk = f.read(nbytes)
+    out: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(chunk), mode="r:") as tar:
+        for m in tar:
+            data = tar.extractfile(m)
+            if data is not None:
+                out[m.name.rsplit("/", 1)[-1].partition(".")[2]] = data.read()
+    return out
+
+
+def sample_keys(shards: pl.DataFrame, per_split: int, splits: Iterable[str] = SPLITS) -> dict[str, pl.DataFrame]:
+    """A fixed sample per split: rows evenly spaced in key order (keys start with the video id, so they spread
+    over videos), the same on every run of the same build."""
+    out = {}
+    for split in splits:
+        rows = shards.filter(pl.col("split") == split).sort("key")
+        if rows.height and per_split:
+            out[split] = rows.gather_every(max(1, rows.height // per_split)).head(per_split)
+    return out
+
+
+def mux_target(mp4: bytes, wav: bytes, dest: Path) -> None:
+    """The target's H.264 video with its own audio as AAC, so a browser plays them together."""
+    with av.open(io.BytesIO(mp4)) as vin, av.open(io.BytesIO(wav)) as ain, av.open(str(dest), "w", format="mp4") as out:
+        vstream = out.add_stream_from_template(vin.streams.video[0])
+        astream = out.add_stream("aac", rate=ain.streams.audio[0].rate, layout="stereo")
+        for packet in vin.demux(vin.streams.video[0]):
+            if packet.dts is None:
+                continue
+            packet.stream = vstream
+            out.mux(packet)
+        for frame in ain.decode(audio=0):
+            frame.pts = None
+            out.mux(astream.encode(frame))
+        out.mux(astream.encode(None))
+
+
+def _pair_media(recipe: Recipe, shards: pl.DataFrame, dest: Path) -> list[dict]:
+    """Copy a sample of pairs into `dest/media`; the rows to show them with."""
+    n = recipe.report.pairs
+    splits = [s for s in SPLITS if shards.filter(pl.col("split") == s).height]
+    if not n or not splits:
+        return []
+    per = max(1, -(-n // len(splits)))
+    chosen = pl.concat(list(sample_keys(shards, per, splits).values()))
+    chosen = chosen.head(n)
+    media = dest / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    shown = []
+    for row in chosen.iter_rows(named=True):
+        files = read_sample(recipe.shards_dir, row["shard"], row["offset"], row["nbytes"])
+        meta = json.loads(files["json"])
+        key = row["key"]
+        item = {"key": key, "meta": meta, "video": None, "refs": []}
+        if "mp4" in files and "wav" in files:
+            mux_target(files["mp4"], files["wav"], media / f"{key}.mp4")
+            item["video"] = f"media/{key}.mp4"
+        for i in range(min(MAX_REFERENCE_PLAYERS, meta.get("variants", 0))):
+            if f"ref{i}.wav" in files:
+                (media / f"{key}.ref{i}.wav").write_bytes(files[f"ref{i}.wav"])
+                item["refs"].append(f"media/{key}.ref{i}.wav")
+        shown.append(item)
+    return shown
+
+
+def _contact_sheets(recipe: Recipe, shards: pl.DataFrame, dest: Path) -> list[tuple[str, str, int]]:
+    """(split, relative path, samples drawn) per split with samples."""
+    out = []
+    for split, rows in sample_keys(shards, recipe.report.contact_sheet).items():
+        samples = [read_sample(recipe.shards_dir, r["shard"], r["offset"], r["nbytes"])
+                   for r in rows.iter_rows(named=True)]
+        sheet = contact_sheet([s for s in samples if "mp4" in s])
+        if sheet is None:
+            continue
+        path = dest / "sheets" / f"{split}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(path, quality=85)
+        out.append((split, f"sheets/{split}.jpg", len(samples)))
+    return out
+
+
+# ---------------------------------------------------------------- html
+
+
+def _e(x: object) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _table(header: list[str], rows: Iterable[Iterable[object]], cls: str = "", tid: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return (f'<table class="{cls}"{f" id={chr(34)}{tid}{chr(34)}" if tid else ""}><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def _fmt(x: object, digits: int = 1) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _funnel_html(steps: list[Step]) -> str:
+    rows = []
+    first = steps[0].hours if steps else 0.0
+    for s in steps:
+        reasons = "; ".join(f"{n:,} x {r}" for r, n, _ in s.reasons) or "-"
+        share = f"{100 * s.hours / first:.0f}%" if first else "-"
+        rows.append((s.name, f"{s.count:,} {s.unit}", _span(s.hours), share, f"{s.dropped:,}", reasons))
+    return _table(["step", "kept", "duration", "of the video's", "dropped", "most frequent reasons"], rows, "funnel")
+
+
+def _rejected(recipe: Recipe) -> tuple[list[tuple[str, str, str, str]], int]:
+    """Rejected files (videos not ok) and items that failed in later stages, at most `report.table_rows`."""
+    m = recipe.manifests_dir
+    limit = recipe.report.table_rows
+    frames = []
+    videos = _scan(m, "videos", ["video_id", "rel_path", "path", "status", "error"])
+    if videos is None:
+        return [], 0
+    names = videos.select("video_id", pl.coalesce("rel_path", "path").alias("file"))
+    frames.append(videos.filter(pl.col("status") != "ok").select(pl.lit("videos").alias("stage"),
+                                                                 pl.coalesce("rel_path", "path").alias("file"),
+                                                                 "status", "error"))
+    for stage in ("turns", "voices", "targets", "references", "shards"):
+        rows = _scan(m, stage, ["video_id", "key", "status", "error"])
+        if rows is None:
+            continue
+        failed = rows.filter(pl.col("status") == "failed")
+        if "video_id" not in failed.columns:  # shards: the key starts with the target's video id
+            failed = failed.with_columns(pl.col("key").str.split("-").list.first().alias("video_id"))
+        frames.append(failed.join(names, on="video_id", how="left").select(
+            pl.lit(stage).alias("stage"), pl.col("file").fill_null(pl.col("video_id")), "status", "error"))
+    every = pl.concat(frames)
+    return [tuple(r) for r in every.head(limit).iter_rows()], every.height
+
+
+def _swap_eval(recipe: Recipe) -> tuple[str, int]:
+    cases = _scan(recipe.manifests_dir, "swap_eval", ["case_id", "kind", "split", "target_id", "identity_id",
+                                                      "reference_a_id", "reference_b_id", "identity_b", "b_in_train",
+                                                      "seed_a", "seed_b", "status"])
+    if cases is None or cases.height == 0:
+        return "<p>No swap-eval cases in this build.</p>", 0
+    ok = cases.filter(pl.col("status") == "ok")
+    summary = ok.group_by("split", "kind", "b_in_train").len().sort("split", "kind", "b_in_train")
+    top = _table(["split", "kind", "reference B's voice in train", "cases"],
+                 [(r["split"], r["kind"], "-" if r["kind"] == "seed" else r["b_in_train"], r["len"])
+                  for r in summary.iter_rows(named=True)])
+    shown = ok.sort("case_id").head(recipe.report.table_rows)
+    body = _table(["case", "kind", "split", "target", "identity", "reference A", "reference B", "identity B",
+                   "B in train", "seeds"],
+                  [(r["case_id"], r["kind"], r["split"], r["target_id"], r["identity_id"], r["reference_a_id"],
+                    r["reference_b_id"], r["identity_b"], r["b_in_train"], f"{r['seed_a']} / {r['seed_b']}")
+                   for r in shown.iter_rows(named=True)], "small filterable", "swap")
+    return top + _filter_box("swap") + body, ok.height
+
+
+def _filter_box(table_id: str) -> str:
+    return (f'<p><input type="search" class="filter" data-table="{table_id}" placeholder="filter rows (any text)" '
+            f'aria-label="filter {table_id}"> <span class="shown" data-table="{table_id}"></span></p>')
+
+
+def _identity_quality(recipe: Recipe, truth: Path | None) -> str:
+    from .quality import default_truth, face_agreement, label_agreement, load_truth, score_face_gates, score_identities
+    from .storage import read_frame
+
+    m = recipe.manifests_dir
+    if not table_path(m, "identities").exists():
+        return "<p>Identities have not been built yet.</p>"
+    identities = read_frame(m, "identities", ok_only=True)
+    lines = label_agreement(identities) + face_agreement(read_frame(m, "targets"))
+    path = truth or default_truth(recipe)
+    if path.exists():
+        known, gt = load_truth(m, path)
+        s = score_identities(identities, known)
+        rows = [("voices scored", s.voices), ("true identities", s.true_identities),
+                ("found identities", s.found_identities), ("purity", f"{s.purity:.4f}"),
+                ("inverse purity", f"{s.inverse_purity:.4f}"), ("adjusted Rand index", f"{s.ari:.4f}"),
+                ("over-split true identities", s.split_identities),
+                ("found identities merging several true ones", s.merged_identities)]
+        out = f"<p>Against the ground truth in <code>{_e(path)}</code>:</p>" + _table(["measure", "value"], rows)
+        if gt is not None:
+            lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(read_frame(m, "targets"),
+                                                                             read_frame(m, "videos", ok_only=True), gt)]
+    else:
+        out = ("<p>No ground truth for this build (a generated corpus's <code>ground_truth.json</code>, or "
+               "<code>ltxa-data report --truth FILE.csv</code> with columns video, identity).</p>")
+    return out + "".join(f"<p>{_e(line)}</p>" for line in lines)
+
+
+def _pair_html(item: dict) -> str:
+    meta = item["meta"]
+    refs = meta.get("references") or []
+    facts = [("identity", meta.get("identity_id")), ("split", meta.get("split")),
+             ("target", f"{meta.get('source')} at {_fmt(meta.get('start_s'), 2)} s"),
+             ("active-speaker score", _fmt(meta.get("sync_score"), 2)),
+             ("face distance", _fmt(meta.get("face_distance"), 3))]
+    video = (f'<video controls preload="metadata" width="256" height="256" src="{_e(item["video"])}"></video>'
+             if item["video"] else "<p>(no media in this shard: encode.keep_media is off)</p>")
+    players = []
+    for i, src in enumerate(item["refs"]):
+        r = refs[i] if i < len(refs) else {}
+        players.append(f'<div class="ref"><div>reference {i}: {_e(r.get("source", ""))} at '
+                       f'{_fmt(r.get("start_s"), 2)} s; {_fmt(r.get("lufs"))} -> {_fmt(r.get("output_lufs"))} LUFS, '
+                       f'SNR {_fmt(r.get("snr_db"))} dB</div>'
+                       f'<audio controls preload="metadata" src="{_e(src)}"></audio></div>')
+    dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
+    return (f'<div class="pair" id="pair-{_e(item["key"])}"><h3>{_e(item["key"])}</h3><div class="row">{video}'
+            f'<div><dl>{dl}</dl>{"".join(players)}</div></div></div>')
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:0 2em 3em;color:#222;max-width:1400px}
+nav{position:sticky;top:0;background:#fff;padding:.5em 0;border-bottom:1px solid #ddd;z-index:1}
+nav a{margin-right:1em}
+table{border-collapse:collapse;margin:.5em 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}
+table.small{font-size:12px}
+img.plot{max-width:100%;display:block;margin:.5em 0}
+figure{margin:1em 0}
+figcaption{font-size:13px;color:#555}
+.pair{border:1px solid #ddd;padding:.5em 1em;margin:.7em 0}
+.pair h3{font-size:14px;margin:.2em 0;font-family:monospace}
+.row{display:flex;gap:1.5em;flex-wrap:wrap}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:13px;margin:0 0 .5em}
+dt{color:#666}
+.ref{font-size:13px;margin:.4em 0}
+.muted{color:#777;font-size:13px}
+img.sheet{max-width:100%}
+"""
+
+SCRIPT = """
+document.querySelectorAll('input.filter').forEach(function (box) {
+  var table = document.getElementById(box.dataset.table);
+  var note = document.querySelector('span.shown[data-table="' + box.dataset.table + '"]');
+  function apply() {
+    var words = box.value.toLowerCase().split(/\\s+/).filter(Boolean), shown = 0, rows = table.tBodies[0].rows;
+    for (var i = 0; i < rows.length; i++) {
+      var text = rows[i].textContent.toLowerCase();
+      var keep = words.every(function (w) { return text.indexOf(w) >= 0; });
+      rows[i].style.display = keep ? '' : 'none';
+      if (keep) shown++;
+    }
+    note.textContent = shown + ' of ' + rows.length + ' rows';
+  }
+  box.addEventListener('input', apply);
+  apply();
+});
+"""
+
+
+def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = None) -> Path:
+    """Write the report folder (see the module docstring) and return its index.html. The folder is
+    written beside its final place and swapped in, so a killed run leaves the previous report whole."""
+    t0 = time.perf_counter()
+    dest = dest or recipe.report_dir
+    work = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    steps = funnel(recipe.manifests_dir)
+    figures = plots(recipe, work / "plots", steps)
+    shards = _scan(recipe.manifests_dir, "shards", ["key", "split", "shard", "offset", "nbytes", "status"])
+    shards = shards.filter(pl.col("status") == "ok") if shards is not None else pl.DataFrame(
+        schema={"key": pl.String, "split": pl.String, "shard": pl.String, "offset": pl.Int64, "nbytes": pl.Int64})
+    sheets = _contact_sheets(recipe, shards, work)
+    pairs = _pair_media(recipe, shards, work)
+    rejected, n_rejected = _rejected(recipe)
+    swap_html, n_swap = _swap_eval(recipe)
+    quality = _identity_quality(recipe, truth)
+
+    total_bytes = sum(p.stat().st_size for p in recipe.shards_dir.rglob("*.tar")) if recipe.shards_dir.exists() else 0
+    last = steps[-1] if steps else None
+    head = (f"<p>Build <b>{_e(recipe.name)}</b>: manifests in <code>{_e(recipe.manifests_dir)}</code>, shards in "
+            f"<code>{_e(recipe.shards_dir)}</code> ({total_bytes / 2**30:.2f} GiB). Backends: diarize "
+            f"{_e(recipe.diarize.backend)}, embed {_e(recipe.embed.backend)}, faces "
+            f"{_e(recipe.targets.face.detector)}, active speaker {_e(recipe.targets.active_speaker.backend)}, "
+            f"encode {_e(recipe.encode.backend)}. ltxa_data {_e(__version__)}.</p>")
+    if last is not None:
+        head += f"<p><b>{last.count:,} {last.unit}</b>, {_span(last.hours)} of targets.</p>"
+    parts = [f"<h1>ltxa_data build report: {_e(recipe.name)}</h1>", head,
+             '<h2 id="funnel">Funnel</h2>', _funnel_html(steps) if steps else "<p>Nothing built yet.</p>"]
+    parts.append('<h2 id="plots">Plots</h2>')
+    for title, src, caption in figures:
+        parts.append(f'<figure><img class="plot" src="{_e(src)}" alt="{_e(title)}"><figcaption><b>{_e(title)}.'
+                     f"</b> {_e(caption)}</figcaption></figure>")
+    parts.append('<h2 id="sheets">Contact sheets</h2><p class="muted">Each target\'s middle frame with its face-mask '
+                 "box in red (the region a trainer can mask), its split, identity, source and reference loudness; a "
+                 "fixed sample per split.</p>")
+    for split, src, n in sheets:
+        parts.append(f'<h3>{_e(split)} ({n} samples of {shards.filter(pl.col("split") == split).height:,})</h3>'
+                     f'<img class="sheet" src="{_e(src)}" alt="{_e(split)} contact sheet">')
+    if not sheets:
+        parts.append("<p>No samples with media in the shards.</p>")
+    parts.append(f'<h2 id="pairs">Pairs</h2><p class="muted">{len(pairs)} of {shards.height:,} samples: the target '
+                 "with its own audio, next to the reference voices it is paired with (all from other clips of the "
+                 "same identity).</p>")
+    parts += [_pair_html(p) for p in pairs]
+    parts.append(f'<h2 id="swap">Swap-eval cases</h2><p class="muted">{n_swap:,} cases.</p>{swap_html}')
+    note = f" (the first {len(rejected):,}; all are in the manifests)" if n_rejected > len(rejected) else ""
+    parts.append(f'<h2 id="rejected">Rejected files</h2><p class="muted">{n_rejected:,} rows{note}: files the scan '
+                 "rejected, and items that failed in later stages.</p>")
+    if rejected:
+        parts.append(_filter_box("rejected") + _table(["stage", "file", "status", "reason"], rejected,
+                                                      "small filterable", "rejected"))
+    parts.append(f'<h2 id="quality">Identity quality</h2>{quality}')
+    parts.append(f'<p class="muted">Written in {time.perf_counter() - t0:.1f} s by <code>ltxa-data report</code>.</p>')
+    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (("funnel", "funnel"), ("plots", "plots"), ("sheets",
+                  "contact sheets"), ("pairs", "pairs"), ("swap", "swap eval"), ("rejected", "rejected"),
+                  ("quality", "identity quality")))
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(recipe.name)}: build report'
+            f"</title><style>{CSS}</style></head><body><nav>{nav}</nav>{''.join(parts)}"
+            f"<script>{SCRIPT}</script></body></html>")
+    (work / "index.html").write_text(page, encoding="utf-8")
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    work.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest / "index.html"
