@@ -318,15 +318,29 @@ def read_sample(shards_dir: Path, shard: str, offset: int, nbytes: int) -> dict[
     return out
 
 
-def sample_keys(shards: pl.DataFrame, per_split: int, splits: Iterable[str] = SPLITS) -> dict[str, pl.DataFrame]:
+def sample_keys(shards: pl.DataFrame, per_split: int | dict[str, int]) -> dict[str, pl.DataFrame]:
     """A fixed sample per split: rows evenly spaced in key order (keys start with the video id, so they spread
     over videos), the same on every run of the same build."""
+    quotas = per_split if isinstance(per_split, dict) else dict.fromkeys(SPLITS, per_split)
     out = {}
-    for split in splits:
+    for split, n in quotas.items():
         rows = shards.filter(pl.col("split") == split).sort("key")
-        if rows.height and per_split:
-            out[split] = rows.gather_every(max(1, rows.height // per_split)).head(per_split)
+        if rows.height and n:
+            out[split] = rows.gather_every(max(1, rows.height // n)).head(n)
     return out
+
+
+def spread(available: dict[str, int], n: int) -> dict[str, int]:
+    """`n` picks spread as evenly as possible over groups of the given sizes (a small group gives its rest away)."""
+    quota = dict.fromkeys(available, 0)
+    while n > 0:
+        open_groups = [g for g in available if quota[g] < available[g]]
+        if not open_groups:
+            break
+        for g in open_groups[:n]:
+            quota[g] += 1
+        n -= min(n, len(open_groups))
+    return quota
 
 
 def mux_target(mp4: bytes, wav: bytes, dest: Path) -> None:
@@ -347,13 +361,11 @@ def mux_target(mp4: bytes, wav: bytes, dest: Path) -> None:
 
 def _pair_media(recipe: Recipe, shards: pl.DataFrame, dest: Path) -> list[dict]:
     """Copy a sample of pairs into `dest/media`; the rows to show them with."""
-    n = recipe.report.pairs
-    splits = [s for s in SPLITS if shards.filter(pl.col("split") == s).height]
-    if not n or not splits:
+    counts = {s: shards.filter(pl.col("split") == s).height for s in SPLITS}
+    picked = sample_keys(shards, spread(counts, recipe.report.pairs))
+    if not picked:
         return []
-    per = max(1, -(-n // len(splits)))
-    chosen = pl.concat(list(sample_keys(shards, per, splits).values()))
-    chosen = chosen.head(n)
+    chosen = pl.concat(list(picked.values()))
     media = dest / "media"
     media.mkdir(parents=True, exist_ok=True)
     shown = []
