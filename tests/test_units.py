@@ -103,8 +103,13 @@ def test_schema_checks_reject_bad_rows() -> None:
 
 
 def test_reasons_group_without_file_names_and_details() -> None:
+    from ltxa_data.report import reason_group
+
     assert reason_of("a b/c's.mp4: too short: under x=3.5 (0.40 s)") == "too short: under x=3.5"
     assert reason_of("clip.mkv: no audio track") == "no audio track"
+    a = reason_group("0123456789abcdef-S0-000004000: the face is not the voice's: 0.72 from identity id-7a3 > 0.6")
+    b = reason_group("fedcba9876543210-S1-000001000: the face is not the voice's: 0.65 from identity id-9b1 > 0.6")
+    assert a == b == "the face is not the voice's: N from identity <id> > N"
 
 
 def test_atomic_open_never_leaves_a_partial_final_file(tmp_path: Path) -> None:
@@ -116,6 +121,9 @@ def test_atomic_open_never_leaves_a_partial_final_file(tmp_path: Path) -> None:
     with atomic_open(dest) as f:
         f.write(b"whole")
     assert dest.read_bytes() == b"whole"
+    from ltxa_data.storage import _UMASK
+
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~_UMASK, "readable by others as the umask allows, not 0600"
     (tmp_path / ".y.bin.abc.tmp").write_bytes(b"left by a killed writer")
     assert sweep_temp_files(tmp_path) == 1 and dest.exists()
 

@@ -54,16 +54,24 @@ def main(argv: list[str] | None = None) -> int:
                    "unscored zone centred on each reference boundary (pyannote.metrics; 0.5 forgives +-0.25 s)")
     p.add_argument("--skip-overlap", action="store_true", help="diarization: do not score overlapped speech")
 
-    p = sub.add_parser("export", help="write a build's latents in a trainer's folder layout",
+    p = sub.add_parser("export", help="write a build's latents in a trainer's folder layout, or its pairs as the "
+                       "input of ltx-trainer's process_dataset.py",
                        description="ltx-trainer: OUT/<split>/.precomputed/{latents,audio_latents,"
-                       "reference_audio_latents,conditions}/<key>.pt, paired by relative path; every conditions "
-                       "file links to the caption's (export.conditions). The build needs encode.backend: ltx.")
-    p.add_argument("format", choices=["ltx-trainer"])
+                       "reference_audio_latents,conditions[,video_masks]}/<key>.pt, paired by relative path; every "
+                       "conditions file links to the caption's (export.conditions, or computed once from export.caption"
+                       " with the Gemma folder export.text_encoder). The build needs encode.backend: "
+                       "ltx. ltx-trainer-dataset: OUT/<split>/dataset.jsonl (caption, video, audio, reference_audio"
+                       "[, video_mask]) with the mp4s and wavs beside it, for process_dataset.py; media-only builds "
+                       "do.")
+    p.add_argument("format", choices=["ltx-trainer", "ltx-trainer-dataset"])
     p.add_argument("out")
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"the build's recipe (default {DEFAULT_RECIPE})")
     p.add_argument("--split", nargs="+", choices=["train", "val", "test"], help="splits to export (default: all)")
-    p.add_argument("--references", choices=["first", "stack", "expand"], help="override export.references")
-    p.add_argument("--conditions", help="override export.conditions: the caption's conditions .pt")
+    p.add_argument("--references", choices=["first", "stack", "expand"], help="override export.references "
+                   "(ltx-trainer-dataset: first or expand)")
+    p.add_argument("--video-masks", choices=["none", "face", "everything"], help="override export.video_masks: "
+                   "face = the face is generated, the rest kept as conditioning; everything = all generated")
+    p.add_argument("--conditions", help="override export.conditions: the caption's conditions .pt (ltx-trainer)")
 
     p = sub.add_parser("report", help="write the build's HTML report (funnel, plots, contact sheets, pairs to play)",
                        description="A static HTML page of the build that opens from disk: the funnel with the "
@@ -279,16 +287,35 @@ def pyannote_sample_dir() -> Path:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import FOLDERS, export_ltx_trainer, precomputed_samples
+    from .export import (
+        DATASET_FILE,
+        export_folders,
+        export_ltx_trainer,
+        export_ltx_trainer_dataset,
+        precomputed_samples,
+    )
+    from .recipe import TARGET_FRAMES
     from .splits import SPLITS
 
     recipe = load_recipe(Path(args.recipe))
     out = Path(args.out)
+    if args.format == "ltx-trainer-dataset":
+        if args.conditions:
+            raise SystemicError("export ltx-trainer-dataset: --conditions is for ltx-trainer (process_dataset.py "
+                                "encodes the caption itself)")
+        rows = export_ltx_trainer_dataset(recipe, out, tuple(args.split or SPLITS), args.references, args.video_masks)
+        size = recipe.targets.size
+        for split, n in rows.items():
+            print(f"{split}: {n} rows in {out / split / DATASET_FILE}")
+        print(f"then, in ltx-trainer: scripts/process_dataset.py {out / next(iter(rows)) / DATASET_FILE} "
+              f"--resolution-buckets {size}x{size}x{TARGET_FRAMES} --model-path CHECKPOINT --text-encoder-path GEMMA")
+        return 0
     written = export_ltx_trainer(recipe, out, tuple(args.split or SPLITS), args.references,
-                                 Path(args.conditions) if args.conditions else None)
+                                 Path(args.conditions) if args.conditions else None, args.video_masks)
+    folders = export_folders(args.video_masks or recipe.export.video_masks)
     for split, n in written.items():
         # Read back the way the trainer does (weights_only), a few keys per split.
-        back = precomputed_samples(out / split, FOLDERS, limit=8)
+        back = precomputed_samples(out / split, folders, limit=8)
         print(f"{split}: {n} keys in {out / split / '.precomputed'}; {len(back)} read back with "
               "torch.load(weights_only=True)")
         if len(back) < min(n, 8):

@@ -154,6 +154,10 @@ def thread_env(threads: int) -> dict[str, str]:
 def preflight(recipe: Recipe) -> None:
     """Refuse a build that cannot produce a real result, saying everything that is missing."""
     problems = backend_problems(recipe) + missing_inputs(recipe)
+    if recipe.export.text_encoder:  # the export's text encoder: refused now, not after the build
+        from .captions import text_encoder_problems
+
+        problems += text_encoder_problems(recipe)
     names = [s.name for s in STAGES]
     problems += [f"executor.resources names no stage: {k!r} (stages: {', '.join(names)})"
                  for k in recipe.executor.resources if k not in names]

@@ -474,6 +474,36 @@ class ExportConfig(StrictModel):
     references: Literal["first", "stack", "expand"] = Field(
         default="first", description="`first`: reference 0 as [8, T, 16] (the upstream trainer); `stack`: "
         "[K, 8, T, 16] with `variants` = K (the audio-only fork); `expand`: K keys, one reference each.")
+    video_masks: Literal["none", "face", "everything"] = Field(
+        default="none", description="Video masks for ltx-trainer's `mask` condition (`video_masks/<key>.pt`, "
+        "`{\"mask\": float32 [F, H, W]}` at latent resolution; 1 = conditioning token, kept clean and out of the "
+        "loss, 0 = generated). `face`: the face cells of `face_mask_latent.npy` are generated, the rest is "
+        "conditioning, so the face must come from the reference voice; `everything`: all tokens generated; "
+        "`none`: no masks. The dataset export writes the same masks as `video_mask` media.")
+    caption: str = Field(default="A person talking to the camera.", min_length=1,
+                         description="The caption every sample is trained with.")
+    text_encoder: str | None = Field(default=None, description="The Gemma 3 12B folder LTX-2 uses as text encoder "
+                                     "(google/gemma-3-12b-it-qat-q4_0-unquantized: config.json, model-*.safetensors, "
+                                     "tokenizer.model, preprocessor_config.json). Set instead of `conditions`: the "
+                                     "caption's conditions are then computed with ltx-core's text encoder, once per "
+                                     "build (cached in output.dir/.cache/conditions).")
+    text_checkpoint: str | None = Field(default=None, description="The LTX-2.3 checkpoint holding the text "
+                                        "projection and embeddings connectors that go with `text_encoder` "
+                                        "(default: `encode.checkpoint`).")
+    text_encoder_device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where `text_encoder` "
+                                                                "runs; `auto`: CUDA when torch sees one.")
+    text_encoder_dtype: Literal["bfloat16", "float32"] = Field(
+        default="bfloat16", description="Weights and compute dtype of `text_encoder` (bfloat16 as ltx-trainer; "
+        "float32 runs faster on CPUs without bf16 units, at twice the memory). Embeddings are stored in bfloat16.")
+
+    @model_validator(mode="after")
+    def _one_conditions_source(self) -> ExportConfig:
+        if self.conditions and self.text_encoder:
+            raise ValueError("export.conditions (a given conditions file) and export.text_encoder (compute them) "
+                             "are both set: set one")
+        if self.text_checkpoint and not self.text_encoder:
+            raise ValueError("export.text_checkpoint is set without export.text_encoder")
+        return self
 
 
 class CorpusConfig(StrictModel):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import re
 import shutil
 import tarfile
 import time
@@ -60,12 +61,22 @@ def _scan(m: Path, name: str, columns: Iterable[str]) -> pl.DataFrame | None:
     return pl.scan_parquet(p).select([c for c in columns if c in have]).collect()
 
 
+_ID = re.compile(r"\b(id|label)-\S+|\b[0-9a-f]{16}(-[^\s:,;]+)?")
+_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
+
+
+def reason_group(error: str) -> str:
+    """An error as a reason shared by many rows: no file name, no trailing details, no ids, numbers as N."""
+    return _NUMBER.sub("N", _ID.sub("<id>", reason_of(error)))
+
+
 def _reasons(rows: pl.DataFrame, top: int = 6) -> list[tuple[str, int, str]]:
-    """The most frequent reasons among rows that are not ok (their `error`, without file names and details)."""
+    """The most frequent reasons among rows that are not ok (`reason_group` of their `error`), with an example."""
     bad = rows.filter(pl.col("status") != "ok").select(pl.col("error").fill_null("no reason"))
     if bad.height == 0:
         return []
-    grouped = (bad.group_by("error").len().with_columns(pl.col("error").map_elements(reason_of, return_dtype=pl.String)
+    grouped = (bad.group_by("error").len().with_columns(pl.col("error").map_elements(reason_group,
+                                                                                     return_dtype=pl.String)
                                                         .alias("reason"))
                .group_by("reason").agg(pl.col("len").sum(), pl.col("error").first().alias("example"))
                .sort(["len", "reason"], descending=[True, False]).head(top))
@@ -427,7 +438,8 @@ def _funnel_html(steps: list[Step]) -> str:
     rows = []
     first = steps[0].hours if steps else 0.0
     for s in steps:
-        reasons = "; ".join(f"{n:,} x {r}" for r, n, _ in s.reasons) or "-"
+        reasons = "; ".join(f"{n:,} x {r} (e.g. {ex})" if ex and ex != r else f"{n:,} x {r}"
+                            for r, n, ex in s.reasons) or "-"
         share = f"{100 * s.hours / first:.0f}%" if first else "-"
         rows.append((s.name, f"{s.count:,} {s.unit}", _span(s.hours), share, f"{s.dropped:,}", reasons))
     return _table(["step", "kept", "duration", "of the video's", "dropped", "most frequent reasons"], rows, "funnel")

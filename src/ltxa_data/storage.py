@@ -24,6 +24,9 @@ import pyarrow.parquet as pq
 from .errors import SystemicError
 from .schemas import conform, empty
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
@@ -31,6 +34,7 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600: a trainer running as another user must read it
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
