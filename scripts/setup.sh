@@ -8,13 +8,28 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)   # the sample corpus's voices
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)         # handy for users; PyAV bundles its own
-if [ ${#need_apt[@]} -gt 0 ]; then
+# Headless Chromium for the build report's browser test (tests/browser.py; LTXA_CHROMIUM names another binary).
+# Debian's package plays the report's H.264 and PCM. Nothing else needs it, so where apt has no real package
+# (Ubuntu ships a snap stub) setup goes on and that one test skips, saying why.
+want_chromium=0
+command -v chromium >/dev/null 2>&1 || [ -n "${LTXA_CHROMIUM:-}" ] || want_chromium=1
+if [ ${#need_apt[@]} -gt 0 ] || [ $want_chromium = 1 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-    echo "setup: please install ${need_apt[*]} (apt-get install ${need_apt[*]}) and rerun" >&2; exit 1
+    if [ ${#need_apt[@]} -gt 0 ]; then
+      echo "setup: please install ${need_apt[*]} (apt-get install ${need_apt[*]}) and rerun" >&2; exit 1
+    fi
+    echo "setup: no root to install chromium; the report's browser test will skip" >&2; sudo="false"
   fi
-  echo "setup: installing ${need_apt[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  [ "$sudo" = false ] || $sudo apt-get update -qq
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing ${need_apt[*]}"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  fi
+  if [ $want_chromium = 1 ] && [ "$sudo" != false ]; then
+    echo "setup: installing chromium (the report's browser test)"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+      || echo "setup: chromium could not be installed; the report's browser test will skip" >&2
+  fi
 fi
 
 PY=${PYTHON:-python3}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import wave
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,7 +21,9 @@ from ltxa_data.report import funnel, read_sample, write_report
 from ltxa_data.storage import read_frame
 from ltxa_data.verify import read_shard
 
+from .browser import browse, needs_chromium
 from .conftest import recipe_dict, write_recipe
+from .netns import needs_netns
 
 
 class _Page(HTMLParser):
@@ -74,6 +77,8 @@ def test_a_build_leaves_a_report_true_to_its_manifests_and_shards(built: Recipe)
     index = built.report_dir / "index.html"
     assert index.is_file(), "a full build writes its report"
     page = parse(index)
+    ids = [a["id"] for _, a in page.tags if a.get("id")]
+    assert len(ids) == len(set(ids)), "element ids are unique (anchors and tables)"
     refs = links(page)
     assert refs, "the page links its plots and media"
     for ref in refs:
@@ -131,7 +136,7 @@ def test_a_build_leaves_a_report_true_to_its_manifests_and_shards(built: Recipe)
             assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (16000, 2, 56000)
     # Swap eval: every case is a row.
     cases = read_frame(m, "swap_eval", ok_only=True)
-    assert len(page.tables["swap"]) == cases.height
+    assert len(page.tables["swap-table"]) == cases.height
     # Identity quality against the generated corpus's ground truth.
     assert "adjusted Rand index" in index.read_text()
 
@@ -149,7 +154,7 @@ def test_report_is_bounded_and_replaces_the_previous_one(built: Recipe, tmp_path
     assert not list(tmp_path.glob(".r.*")), "no partial folder is left behind"
     page = parse(index)
     assert len([t for t, _ in page.tags if t == "video"]) == 2
-    assert len(page.tables["swap"]) == 5
+    assert len(page.tables["swap-table"]) == 5
     for split_sheet in (out / "sheets").glob("*.jpg"):
         with Image.open(split_sheet) as im:
             assert im.size[0] == 3 * (192 + 4), "three tiles per split"
@@ -168,10 +173,46 @@ def test_rejected_files_are_listed_with_their_reasons(corpus: Path, tmp_path: Pa
     build(recipe, progress=False, only=["videos"])
     assert main(["report", str(recipe.base_dir / "recipe.yaml")]) == 0
     page = parse(recipe.report_dir / "index.html")
-    rows = page.tables["rejected"]
+    rows = page.tables["rejected-table"]
     rejects = read_frame(recipe.manifests_dir, "videos").filter(pl.col("status") != "ok")
     assert rejects.height >= 5
     assert sorted((r[1], r[3]) for r in rows) == sorted(zip(rejects["rel_path"], rejects["error"], strict=True))
     videos_step = funnel(recipe.manifests_dir)[0]
     assert videos_step.dropped == rejects.height and len(funnel(recipe.manifests_dir)) == 1
     assert all(reason and ": " not in reason.split(" ")[0] for reason, _, _ in videos_step.reasons)
+
+
+@needs_chromium
+@needs_netns
+def test_the_report_opens_from_disk_in_headless_chromium(built: Recipe, tmp_path: Path) -> None:
+    """No console errors, exceptions, broken links or outside requests; every plot and sheet decoded; every
+    video and audio loads and plays; the filter boxes filter."""
+    index = built.report_dir / "index.html"
+    t0 = time.perf_counter()
+    with browse(index, timeout=120) as page:
+        images = page.check_images()
+        media = page.check_media(play_seconds=3)
+        table = "#rejected-table" if page.evaluate("!!document.querySelector('#rejected-table')") else "#swap-table"
+        total = page.evaluate(f"document.querySelectorAll('{table} tbody tr').length")
+        first = page.evaluate(f"document.querySelector('{table} tbody td:nth-child(2)').textContent")
+        shown = page.evaluate(f"""(() => {{
+            const box = document.querySelector('input.filter[data-table="{table[1:]}"]');
+            box.value = {json.dumps(first)}; box.dispatchEvent(new Event('input'));
+            return [...document.querySelectorAll('{table} tbody tr')].filter(r => r.style.display !== 'none').length;
+        }})()""")
+        plots_drawn = page.evaluate("[...document.querySelectorAll('img.plot')].filter(i => i.complete && "
+                                    "i.naturalWidth > 400).length")
+        page.screenshot(tmp_path / "report.png")
+        report = page.report()
+    seconds = time.perf_counter() - t0
+    report.assert_clean()
+    print(f"browser check of the report: {seconds:.1f} s ({len(images)} images, {len(media)} media elements)")
+    assert plots_drawn == len([i for i in images if "/plots/" in i.src]) >= 7
+    assert len([i for i in images if "/sheets/" in i.src]) == len(list((index.parent / "sheets").glob("*.jpg")))
+    videos = [m for m in media if m.tag == "video"]
+    assert videos and all(m.width == 512 and m.height == 512 and m.played for m in videos)
+    assert all(abs((m.duration or 0) - 4.84) < 0.1 for m in videos)
+    assert all(m.played and m.duration and abs(m.duration - 3.5) < 0.01 for m in media if m.tag == "audio")
+    assert 1 <= shown < total or total == 1, (shown, total)
+    with Image.open(tmp_path / "report.png") as shot:
+        assert shot.size[0] >= 1000 and shot.size[1] > 2000, "a full-page screenshot"

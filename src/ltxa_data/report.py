@@ -486,8 +486,8 @@ def _swap_eval(recipe: Recipe) -> tuple[str, int]:
                    "B in train", "seeds"],
                   [(r["case_id"], r["kind"], r["split"], r["target_id"], r["identity_id"], r["reference_a_id"],
                     r["reference_b_id"], r["identity_b"], r["b_in_train"], f"{r['seed_a']} / {r['seed_b']}")
-                   for r in shown.iter_rows(named=True)], "small filterable", "swap")
-    return top + _filter_box("swap") + body, ok.height
+                   for r in shown.iter_rows(named=True)], "small filterable", "swap-table")
+    return top + _filter_box("swap-table") + body, ok.height
 
 
 def _filter_box(table_id: str) -> str:
@@ -636,8 +636,8 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
     parts.append(f'<h2 id="rejected">Rejected files</h2><p class="muted">{n_rejected:,} rows{note}: files the scan '
                  "rejected, and items that failed in later stages.</p>")
     if rejected:
-        parts.append(_filter_box("rejected") + _table(["stage", "file", "status", "reason"], rejected,
-                                                      "small filterable", "rejected"))
+        parts.append(_filter_box("rejected-table") + _table(["stage", "file", "status", "reason"], rejected,
+                                                            "small filterable", "rejected-table"))
     parts.append(f'<h2 id="quality">Identity quality</h2>{quality}')
     parts.append(f'<p class="muted">Written in {time.perf_counter() - t0:.1f} s by <code>ltxa-data report</code>.</p>')
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (("funnel", "funnel"), ("plots", "plots"), ("sheets",
