@@ -555,7 +555,8 @@ table.small{font-size:12px}
 img.plot{max-width:100%;display:block;margin:.5em 0}
 figure{margin:1em 0}
 figcaption{font-size:13px;color:#555}
-.pair{border:1px solid #ddd;padding:.5em 1em;margin:.7em 0}
+.pairs{display:grid;grid-template-columns:repeat(auto-fill,minmax(640px,1fr));gap:.7em}
+.pair{border:1px solid #ddd;padding:.5em 1em}
 .pair h3{font-size:14px;margin:.2em 0;font-family:monospace}
 .row{display:flex;gap:1.5em;flex-wrap:wrap}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:13px;margin:0 0 .5em}
@@ -630,7 +631,7 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
     parts.append(f'<h2 id="pairs">Pairs</h2><p class="muted">{len(pairs)} of {shards.height:,} samples: the target '
                  "with its own audio, next to the reference voices it is paired with (all from other clips of the "
                  "same identity).</p>")
-    parts += [_pair_html(p) for p in pairs]
+    parts.append(f'<div class="pairs">{"".join(_pair_html(p) for p in pairs)}</div>')
     parts.append(f'<h2 id="swap">Swap-eval cases</h2><p class="muted">{n_swap:,} cases.</p>{swap_html}')
     note = f" (the first {len(rejected):,}; all are in the manifests)" if n_rejected > len(rejected) else ""
     parts.append(f'<h2 id="rejected">Rejected files</h2><p class="muted">{n_rejected:,} rows{note}: files the scan '
