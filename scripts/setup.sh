@@ -11,8 +11,10 @@ command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)         # handy for user
 # Headless Chromium for the build report's browser test (tests/browser.py; LTXA_CHROMIUM names another binary).
 # Debian's package plays the report's H.264 and PCM. Nothing else needs it, so where apt has no real package
 # (Ubuntu ships a snap stub) setup goes on and that one test skips, saying why.
-want_chromium=0
-command -v chromium >/dev/null 2>&1 || [ -n "${LTXA_CHROMIUM:-}" ] || want_chromium=1
+want_chromium=1
+for b in chromium chromium-browser google-chrome "${LTXA_CHROMIUM:-}"; do
+  [ -n "$b" ] && command -v "$b" >/dev/null 2>&1 && want_chromium=0
+done
 if [ ${#need_apt[@]} -gt 0 ] || [ $want_chromium = 1 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
     if [ ${#need_apt[@]} -gt 0 ]; then
@@ -20,7 +22,13 @@ if [ ${#need_apt[@]} -gt 0 ] || [ $want_chromium = 1 ]; then
     fi
     echo "setup: no root to install chromium; the report's browser test will skip" >&2; sudo="false"
   fi
-  [ "$sudo" = false ] || $sudo apt-get update -qq
+  # Chromium alone is optional: never wait on a password for it
+  if [ ${#need_apt[@]} -eq 0 ] && [ "$sudo" = sudo ]; then sudo="sudo -n"; fi
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    $sudo apt-get update -qq
+  elif [ "$sudo" != false ] && ! $sudo apt-get update -qq; then
+    sudo=false; echo "setup: apt-get update failed; the report's browser test will skip" >&2
+  fi
   if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -509,7 +510,8 @@ def browse(html: Path | str, *, timeout: float = 60, wait_js: str | None = None,
         try:
             with stderr_path.open("wb") as err:
                 proc = subprocess.Popen(netns_command(argv) if offline else argv, stdin=subprocess.DEVNULL,
-                                        stdout=err, stderr=err, pass_fds=(cmd_r, resp_w), start_new_session=True)
+                                        stdout=err, stderr=err, pass_fds=(cmd_r, resp_w), start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         except BaseException:
             os.close(cmd_w)
             os.close(resp_r)
@@ -571,6 +573,12 @@ def _remote_text(arg: dict[str, Any]) -> str:
 
 def _line(zero_based: int | None) -> int | None:
     return None if zero_based is None else zero_based + 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends it SIGKILL when the test process dies, so a pytest killed by
+    SIGKILL or a CI timeout does not leave Chromium running (PR_SET_PDEATHSIG survives the exec chain)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _move_above_9(fd: int) -> int:

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 from ltxa_data.corpus import generate_corpus
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import CorpusConfig, Recipe, load_recipe
+
+from .fixtures.random_ltx import write_random_ltx_checkpoint
 
 SMALL_CORPUS = CorpusConfig(seed=1, speakers=4, clips_per_speaker=3, two_speaker_clips=1, scene_cut_clips=1,
                             short_clips=1)
@@ -76,3 +79,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+SIZE = 64
+"""Target size of the latent build (`encoded`): latents [128, 16, 2, 2], encoded in seconds on a CPU."""
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_ltx_checkpoint(tmp_path_factory.mktemp("ltx") / "ltx-2.3-random.safetensors")
+
+
+@pytest.fixture(scope="session")
+def conditions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The caption's conditions as LTX-2.3 writes them (bf16 embeds, int64 mask), at a reduced width."""
+    path = tmp_path_factory.mktemp("cond") / "caption.pt"
+    torch.save({"video_prompt_embeds": torch.randn(1024, 64).bfloat16(),
+                "audio_prompt_embeds": torch.randn(1024, 32).bfloat16(),
+                "prompt_attention_mask": torch.ones(1024, dtype=torch.int64)}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def encoded(built: Recipe, checkpoint: Path, conditions: Path, tmp_path_factory: pytest.TempPathFactory) -> Recipe:
+    from ltxa_data.pipeline import build
+
+    recipe = copy_build(built, tmp_path_factory.mktemp("encoded"), targets={"size": SIZE},
+                        encode={"backend": "ltx", "checkpoint": str(checkpoint), "device": "cpu", "batch_size": 3},
+                        export={"conditions": str(conditions)})
+    build(recipe, progress=False)
+    return recipe

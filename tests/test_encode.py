@@ -22,37 +22,9 @@ from ltxa_data.errors import SystemicError
 from ltxa_data.recipe import Recipe, RecipeError
 from ltxa_data.storage import file_sha256, read_frame
 
-from .conftest import copy_build
-from .fixtures.random_ltx import write_random_ltx_checkpoint
+from .conftest import SIZE
 
-SIZE = 64
 REF_SAMPLES = 56_000
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_random_ltx_checkpoint(tmp_path_factory.mktemp("ltx") / "ltx-2.3-random.safetensors")
-
-
-@pytest.fixture(scope="module")
-def conditions(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The caption's conditions as LTX-2.3 writes them (bf16 embeds, int64 mask), at a reduced width."""
-    path = tmp_path_factory.mktemp("cond") / "caption.pt"
-    torch.save({"video_prompt_embeds": torch.randn(1024, 64).bfloat16(),
-                "audio_prompt_embeds": torch.randn(1024, 32).bfloat16(),
-                "prompt_attention_mask": torch.ones(1024, dtype=torch.int64)}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def encoded(built: Recipe, checkpoint: Path, conditions: Path, tmp_path_factory: pytest.TempPathFactory) -> Recipe:
-    from ltxa_data.pipeline import build
-
-    recipe = copy_build(built, tmp_path_factory.mktemp("encoded"), targets={"size": SIZE},
-                        encode={"backend": "ltx", "checkpoint": str(checkpoint), "device": "cpu", "batch_size": 3},
-                        export={"conditions": str(conditions)})
-    build(recipe, progress=False)
-    return recipe
 
 
 def _samples(recipe: Recipe) -> dict[str, dict[str, bytes]]:

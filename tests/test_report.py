@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 import wave
 from html.parser import HTMLParser
@@ -16,6 +17,7 @@ import pytest
 from PIL import Image
 
 from ltxa_data.cli import main
+from ltxa_data.errors import SystemicError
 from ltxa_data.recipe import Recipe, load_recipe
 from ltxa_data.report import funnel, read_sample, write_report
 from ltxa_data.storage import read_frame
@@ -147,10 +149,10 @@ def test_report_is_bounded_and_replaces_the_previous_one(built: Recipe, tmp_path
     data["output"] = {"dir": str(built.output_dir), "manifests": str(built.manifests_dir)}
     recipe = load_recipe(write_recipe(tmp_path / "small", data))
     out = tmp_path / "r"
-    (out / "stale.txt").parent.mkdir(parents=True)
+    write_report(recipe, out)
     (out / "stale.txt").write_text("old")
     index = write_report(recipe, out)
-    assert not (out / "stale.txt").exists(), "a new report replaces the old folder whole"
+    assert not (out / "stale.txt").exists(), "a new report replaces the old report whole"
     assert not list(tmp_path.glob(".r.*")), "no partial folder is left behind"
     page = parse(index)
     assert len([t for t, _ in page.tags if t == "video"]) == 2
@@ -216,3 +218,36 @@ def test_the_report_opens_from_disk_in_headless_chromium(built: Recipe, tmp_path
     assert 1 <= shown < total or total == 1, (shown, total)
     with Image.open(tmp_path / "report.png") as shot:
         assert shot.size[0] >= 1000 and shot.size[1] > 2000, "a full-page screenshot"
+
+
+def test_report_never_replaces_a_folder_that_is_not_a_report(built: Recipe, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    for dest, words in ((built.output_dir, "holds the build's output folder"),
+                        (built.output_dir.parent, "holds the build's output folder"),
+                        (built.manifests_dir, "holds the build's manifests folder"),
+                        (Path(built.input.paths[0]) / "report", "inside the input folder"),
+                        (mine, "is not a report folder")):
+        with pytest.raises(SystemicError, match=words):
+            write_report(built, dest)
+    assert (mine / "thesis.tex").read_text() == "precious" and built.manifests_dir.is_dir()
+    assert main(["report", str(built.base_dir / "recipe.yaml"), "--out", str(mine)]) == 1
+
+
+def test_report_of_a_build_without_pairs(built: Recipe, tmp_path: Path) -> None:
+    """Every pair skipped (identities with one video each) and no shards: the report says so, it does not fail."""
+    m = tmp_path / "manifests"
+    shutil.copytree(built.manifests_dir, m, ignore=shutil.ignore_patterns(".state", "shards.parquet"))
+    pairs = pl.read_parquet(m / "pairs.parquet").with_columns(pl.lit("skipped").alias("status"),
+                                                              pl.lit("no reference from another video").alias("error"))
+    pairs.write_parquet(m / "pairs.parquet")
+    data = json.loads(json.dumps(built.model_dump(mode="json", exclude={"base_dir"})))
+    data["output"] = {"dir": str(tmp_path / "out"), "manifests": str(m)}
+    recipe = load_recipe(write_recipe(tmp_path / "r", data))
+    page = parse(write_report(recipe))
+    assert not [t for t, _ in page.tags if t == "video"]
+    steps = {s.name: s for s in funnel(m)}
+    reason = "no reference from another video"
+    assert steps["pairs"].count == 0 and steps["pairs"].reasons == [(reason, pairs.height, reason)]
+    assert "shards" not in steps

@@ -19,10 +19,9 @@ import torch
 from ltxa_data.errors import SystemicError
 from ltxa_data.recipe import Recipe, RecipeError, parse_recipe
 
-from .conftest import copy_build
+from .conftest import SIZE, copy_build
 from .fixtures.random_gemma import TINY_TEXT, use_tiny_gemma, write_random_gemma
 from .fixtures.random_ltx import SMALL_TEXT_CONFIG, write_random_ltx_checkpoint
-from .test_encode import SIZE, checkpoint, conditions, encoded  # noqa: F401 (fixtures: the small latent build)
 
 CAPTION = "A person talking to the camera."
 VIDEO_WIDTH = SMALL_TEXT_CONFIG["num_attention_heads"] * SMALL_TEXT_CONFIG["attention_head_dim"]
@@ -152,7 +151,7 @@ def _rename_key(shard: Path, old: str, new: str) -> None:
     save_file(tensors, str(shard), metadata={"format": "pt"})
 
 
-def test_a_wrong_text_encoder_is_refused_naming_the_problem(gemma: Path, text_checkpoint: Path, checkpoint: Path,  # noqa: F811
+def test_a_wrong_text_encoder_is_refused_naming_the_problem(gemma: Path, text_checkpoint: Path, checkpoint: Path,
                                                             tmp_path: Path) -> None:
     from ltxa_data.backends.text_encoder import check_text_encoder
 
@@ -200,7 +199,7 @@ def test_a_wrong_text_encoder_is_refused_naming_the_problem(gemma: Path, text_ch
         check_text_encoder(gemma, checkpoint)  # the VAE-only test checkpoint: no text side
 
 
-def test_build_preflight_and_export_refuse_a_bad_text_encoder_before_any_work(encoded: Recipe, tmp_path: Path,  # noqa: F811
+def test_build_preflight_and_export_refuse_a_bad_text_encoder_before_any_work(encoded: Recipe, tmp_path: Path,
                                                                               text_checkpoint: Path) -> None:
     from ltxa_data.export import export_ltx_trainer
     from ltxa_data.pipeline import preflight
@@ -219,7 +218,7 @@ def test_build_preflight_and_export_refuse_a_bad_text_encoder_before_any_work(en
         _recipe(tmp_path, conditions="c.pt", text_encoder="g")
 
 
-def test_export_computes_the_conditions_from_the_text_encoder(encoded: Recipe, gemma: Path,  # noqa: F811
+def test_export_computes_the_conditions_from_the_text_encoder(encoded: Recipe, gemma: Path,
                                                               text_checkpoint: Path, tmp_path: Path) -> None:
     from ltxa_data.backends.text_encoder import LtxTextEncoder
     from ltxa_data.cli import main

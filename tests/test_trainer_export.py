@@ -38,8 +38,6 @@ from ltxa_data.recipe import Recipe
 from ltxa_data.stages.shard import iter_shard
 from ltxa_data.storage import read_frame
 
-from .test_encode import checkpoint, conditions, encoded  # noqa: F401  (test_encode's module fixtures, reused)
-
 KNOWN_ROLES = {"video", "audio", "reference_audio", "reference_video", "video_mask", "audio_mask", "caption"}
 """process_dataset.py l. 51 `_KNOWN_ROLES`."""
 
@@ -138,7 +136,7 @@ TRAINER_SOURCES = {"conditions": "conditions", "latents": "video_latents", "audi
 {latents_dir: audio_latents, conditions: [reference reference_audio_latents]}."""
 
 
-def test_face_masks_read_back_as_the_trainers_mask_condition(encoded: Recipe, tmp_path: Path) -> None:  # noqa: F811
+def test_face_masks_read_back_as_the_trainers_mask_condition(encoded: Recipe, tmp_path: Path) -> None:
     from ltxa_data.cli import main
 
     out = tmp_path / "export"
@@ -319,3 +317,32 @@ def test_dataset_export_refuses_stacked_references(built: Recipe, tmp_path: Path
     with pytest.raises(SystemicError, match="stack has no meaning"):
         export_ltx_trainer_dataset(built, tmp_path / "o", references="stack")
     assert not (tmp_path / "o").exists()
+
+
+def test_face_masks_are_refused_before_anything_is_written(built: Recipe, tmp_path: Path) -> None:
+    """A build where some samples have no face track: `video_masks: face` is refused up front, naming them."""
+    import shutil
+
+    from ltxa_data.export import export_ltx_trainer_dataset
+    from ltxa_data.recipe import load_recipe
+
+    from .conftest import write_recipe
+
+    m = tmp_path / "manifests"
+    shutil.copytree(built.manifests_dir, m, ignore=shutil.ignore_patterns(".state"))
+    shards = pl.read_parquet(m / "shards.parquet")
+    bare = shards["key"][0]
+    shards = shards.with_columns(pl.when(pl.col("key") == bare)
+                                 .then(pl.col("members").list.eval(pl.element().filter(
+                                     ~pl.element().str.ends_with(".face_mask_latent.npy"))))
+                                 .otherwise(pl.col("members")).alias("members"))
+    shards.write_parquet(m / "shards.parquet")
+    data = json.loads(json.dumps(built.model_dump(mode="json", exclude={"base_dir"})))
+    data["output"] = {"dir": str(built.output_dir), "manifests": str(m)}
+    recipe = load_recipe(write_recipe(tmp_path / "r", data))
+    out = tmp_path / "dataset"
+    with pytest.raises(SystemicError, match=rf"1 of {shards.height} samples have no face_mask_latent.npy \(e\.g\. "
+                                            rf"{bare}\)"):
+        export_ltx_trainer_dataset(recipe, out, video_masks="face")
+    assert not out.exists(), "nothing written"
+    assert export_ltx_trainer_dataset(recipe, out, video_masks="everything")

@@ -43,13 +43,18 @@ def text_encoder_problems(recipe: Recipe) -> list[str]:
     """Why the recipe's text encoder cannot compute the conditions (no weight is loaded), for the preflight."""
     if not recipe.export.text_encoder or recipe.export.conditions:
         return []
+    import torch
+
     from .backends.text_encoder import check_text_encoder
 
+    problems = []
+    if recipe.export.text_encoder_device == "cuda" and not torch.cuda.is_available():
+        problems.append("export.text_encoder_device is cuda, but torch sees no CUDA device here")
     try:
         check_text_encoder(*text_encoder_paths(recipe))
     except SystemicError as e:
-        return [str(e)]
-    return []
+        problems.append(str(e))
+    return problems
 
 
 def conditions_key(recipe: Recipe) -> tuple[str, dict[str, Any]]:

@@ -99,14 +99,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .pipeline import build
 
     recipe = load_recipe(args.recipe)
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     reports = build(recipe, only=args.only, progress=not args.no_progress)
     for r in reports:
         counts = " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
         print(f"{r.stage:>10}: ran {r.ran}/{r.partitions} partitions in {r.seconds:.1f} s  ({counts})")
     print(f"build '{recipe.name}' done in {time.perf_counter() - t0:.1f} s; manifests in {recipe.manifests_dir}")
     index = recipe.report_dir / "index.html"
-    if recipe.report.enabled and not args.only and index.exists():
+    if recipe.report.enabled and not args.only and index.exists() and index.stat().st_mtime >= started:
         print(f"report: {index}")
     return 0
 

@@ -79,6 +79,8 @@ def write_contact_sheet(recipe: Recipe, dest: Path, columns: int = 8, limit: int
     """Render up to `limit` samples of the build's shards (train, val, test in turn) to `dest` (PNG)."""
     samples: list[dict[str, bytes]] = []
     for tar_path in sorted(recipe.shards_dir.rglob("*.tar")):
+        if len(samples) >= limit:
+            break
         shard = read_shard(tar_path)
         samples += [{ext: data for ext, data in shard[key]["files"].values()} for key in sorted(shard)]
     sheet = contact_sheet(samples[:limit], columns)

@@ -152,6 +152,7 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
     references = references or recipe.export.references
     video_masks = video_masks or recipe.export.video_masks
     folders = export_folders(video_masks)
+    shards = _shards_for(recipe, splits, video_masks)
     conditions = conditions or (recipe.resolve(recipe.export.conditions) if recipe.export.conditions else None)
     if conditions is None and recipe.export.text_encoder:  # computed once per build, cached; checked before use
         from .captions import caption_conditions
@@ -163,7 +164,6 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
                             "export.text_encoder (the Gemma folder) to compute them")
     conditions = Path(conditions).resolve()
     check_conditions(conditions)
-    shards = read_frame(recipe.manifests_dir, "shards", ok_only=True)
     written: dict[str, int] = {}
     for split in splits:
         tars = sorted(set(shards.filter(pl.col("split") == split)["shard"].to_list()))
@@ -192,6 +192,21 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
                                             "conditions": str(conditions), "folders": list(folders),
                                             "video_masks": video_masks})
     return written
+
+
+def _shards_for(recipe: Recipe, splits: tuple[str, ...], video_masks: str) -> pl.DataFrame:
+    """The ok rows of the shards index, after checking, before anything is written, that every sample of the
+    splits carries a face mask when face masks are asked for."""
+    shards = read_frame(recipe.manifests_dir, "shards", ok_only=True)
+    if video_masks == "face":
+        chosen = shards.filter(pl.col("split").is_in(list(splits)))
+        bare = chosen.filter(~pl.col("members").list.eval(pl.element().str.ends_with(f".{FACE_MASK_MEMBER}"))
+                             .list.any())["key"].to_list()
+        if bare:
+            raise SystemicError(f"export: video_masks: face needs every target's face track, but {len(bare)} of "
+                                f"{chosen.height} samples have no {FACE_MASK_MEMBER} (e.g. {', '.join(bare[:3])}): "
+                                "build with a face-tracking targets.crop, or use video_masks: everything")
+    return shards
 
 
 def export_folders(video_masks: str) -> tuple[str, ...]:
@@ -258,7 +273,7 @@ def export_ltx_trainer_dataset(recipe: Recipe, out: Path, splits: tuple[str, ...
     if references == "stack":
         raise SystemicError("export ltx-trainer-dataset: references: stack has no meaning here (process_dataset.py "
                             "reads one reference_audio file per row): use --references first or expand")
-    shards = read_frame(recipe.manifests_dir, "shards", ok_only=True)
+    shards = _shards_for(recipe, splits, video_masks)
     written: dict[str, int] = {}
     for split in splits:
         tars = sorted(set(shards.filter(pl.col("split") == split)["shard"].to_list()))

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .contact_sheet import contact_sheet
+from .errors import SystemicError
 from .recipe import Recipe
 from .splits import SPLITS
 from .status import reason_of
@@ -62,7 +63,7 @@ def _scan(m: Path, name: str, columns: Iterable[str]) -> pl.DataFrame | None:
 
 
 _ID = re.compile(r"\b(id|label)-\S+|\b[0-9a-f]{16}(-[^\s:,;]+)?")
-_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
+_NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(\.\d+)?")
 
 
 def reason_group(error: str) -> str:
@@ -75,10 +76,11 @@ def _reasons(rows: pl.DataFrame, top: int = 6) -> list[tuple[str, int, str]]:
     bad = rows.filter(pl.col("status") != "ok").select(pl.col("error").fill_null("no reason"))
     if bad.height == 0:
         return []
-    grouped = (bad.group_by("error").len().with_columns(pl.col("error").map_elements(reason_group,
+    grouped = (bad.group_by("error").len().sort("error").with_columns(pl.col("error").map_elements(reason_group,
                                                                                      return_dtype=pl.String)
                                                         .alias("reason"))
-               .group_by("reason").agg(pl.col("len").sum(), pl.col("error").first().alias("example"))
+               .group_by("reason", maintain_order=True)
+               .agg(pl.col("len").sum(), pl.col("error").first().alias("example"))
                .sort(["len", "reason"], descending=[True, False]).head(top))
     return [(r["reason"], int(r["len"]), r["example"]) for r in grouped.iter_rows(named=True)]
 
@@ -223,8 +225,8 @@ def plots(recipe: Recipe, dest: Path, steps: list[Step]) -> list[tuple[str, str,
     out.append(("Durations", _save(fig, dest / "durations.png"), "Usable duration of each accepted video, and "
                 "of each speech turn the diarizer found."))
 
-    targets = _scan(m, "targets", ["target_id", "speech_ratio", "sync_score", "face_distance", "skipped_by",
-                                   "status", "identity_id"])
+    targets = _scan(m, "targets", ["target_id", "duration_s", "speech_ratio", "sync_score", "face_distance",
+                                   "skipped_by", "status", "identity_id"])
     references = _scan(m, "references", ["reference_id", "speech_ratio", "lufs", "gain_db", "snr_db", "peak_dbfs",
                                          "status"])
     pairs = _scan(m, "pairs", ["key", "target_id", "reference_ids", "identity_id", "split", "status"])
@@ -273,13 +275,15 @@ def plots(recipe: Recipe, dest: Path, steps: list[Step]) -> list[tuple[str, str,
         out.append(("Active speaker and face identity", _save(fig, dest / "active_speaker.png"),
                     "Scores of every target window the gates measured; dashed: the recipe's thresholds."))
 
-    if pairs is not None and ok_targets is not None:
-        ok_pairs = pairs.filter(pl.col("status") == "ok").join(
-            targets.select("target_id", pl.lit(121 / 25).alias("s")), on="target_id", how="left")
+    ok_pairs = pairs.filter(pl.col("status") == "ok") if pairs is not None else None
+    if ok_pairs is not None and ok_pairs.height and targets is not None:
+        ok_pairs = ok_pairs.join(targets.select("target_id", pl.col("duration_s").alias("s")), on="target_id",
+                                 how="left")
         per_split = ok_pairs.group_by("split").agg(pl.len().alias("samples"), (pl.col("s").sum() / 3600).alias("h"),
                                                    pl.col("identity_id").n_unique().alias("identities"))
         order = [s for s in SPLITS if s in per_split["split"].to_list()]
-        per_split = per_split.join(pl.DataFrame({"split": order, "i": range(len(order))}), on="split").sort("i")
+        per_split = per_split.join(pl.DataFrame({"split": order, "i": range(len(order))},
+                                                schema={"split": pl.String, "i": pl.Int64}), on="split").sort("i")
         fig, axes = _figure(9, 3.0, cols=3)
         colours = [SPLIT_COLOURS.get(s, "grey") for s in per_split["split"]]
         for ax, col, label in zip(axes, ("samples", "h", "identities"), ("samples", "hours", "identities"),
@@ -337,7 +341,7 @@ def sample_keys(shards: pl.DataFrame, per_split: int | dict[str, int]) -> dict[s
     for split, n in quotas.items():
         rows = shards.filter(pl.col("split") == split).sort("key")
         if rows.height and n:
-            out[split] = rows.gather_every(max(1, rows.height // n)).head(n)
+            out[split] = rows[sorted({i * rows.height // n for i in range(min(n, rows.height))})]
     return out
 
 
@@ -402,13 +406,14 @@ def _contact_sheets(recipe: Recipe, shards: pl.DataFrame, dest: Path) -> list[tu
     for split, rows in sample_keys(shards, recipe.report.contact_sheet).items():
         samples = [read_sample(recipe.shards_dir, r["shard"], r["offset"], r["nbytes"])
                    for r in rows.iter_rows(named=True)]
-        sheet = contact_sheet([s for s in samples if "mp4" in s])
+        drawn = [s for s in samples if "mp4" in s]
+        sheet = contact_sheet(drawn)
         if sheet is None:
             continue
         path = dest / "sheets" / f"{split}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         sheet.save(path, quality=85)
-        out.append((split, f"sheets/{split}.jpg", len(samples)))
+        out.append((split, f"sheets/{split}.jpg", len(drawn)))
     return out
 
 
@@ -453,7 +458,8 @@ def _rejected(recipe: Recipe) -> tuple[list[tuple[str, str, str, str]], int]:
     videos = _scan(m, "videos", ["video_id", "rel_path", "path", "status", "error"])
     if videos is None:
         return [], 0
-    names = videos.select("video_id", pl.coalesce("rel_path", "path").alias("file"))
+    names = (videos.filter(pl.col("status") == "ok").unique("video_id", keep="first")
+             .select("video_id", pl.coalesce("rel_path", "path").alias("file")))
     frames.append(videos.filter(pl.col("status") != "ok").select(pl.lit("videos").alias("stage"),
                                                                  pl.coalesce("rel_path", "path").alias("file"),
                                                                  "status", "error"))
@@ -503,7 +509,11 @@ def _identity_quality(recipe: Recipe, truth: Path | None) -> str:
     if not table_path(m, "identities").exists():
         return "<p>Identities have not been built yet.</p>"
     identities = read_frame(m, "identities", ok_only=True)
-    lines = label_agreement(identities) + face_agreement(read_frame(m, "targets"))
+    targets = _scan(m, "targets", ["target_id", "video_id", "identity_id", "start_s", "duration_s", "sync_score",
+                                   "face_agrees", "skipped_by", "status"])
+    if targets is None:
+        targets = read_frame(m, "targets")
+    lines = label_agreement(identities) + face_agreement(targets)
     path = truth or default_truth(recipe)
     if path.exists():
         known, gt = load_truth(m, path)
@@ -515,12 +525,14 @@ def _identity_quality(recipe: Recipe, truth: Path | None) -> str:
                 ("found identities merging several true ones", s.merged_identities)]
         out = f"<p>Against the ground truth in <code>{_e(path)}</code>:</p>" + _table(["measure", "value"], rows)
         if gt is not None:
-            lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(read_frame(m, "targets"),
+            lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(targets,
                                                                              read_frame(m, "videos", ok_only=True), gt)]
     else:
         out = ("<p>No ground truth for this build (a generated corpus's <code>ground_truth.json</code>, or "
                "<code>ltxa-data report --truth FILE.csv</code> with columns video, identity).</p>")
-    return out + "".join(f"<p>{_e(line)}</p>" for line in lines)
+    limit = recipe.report.table_rows
+    more = f"<p>... and {len(lines) - limit:,} more lines.</p>" if len(lines) > limit else ""
+    return out + "".join(f"<p>{_e(line)}</p>" for line in lines[:limit]) + more
 
 
 def _pair_html(item: dict) -> str:
@@ -586,11 +598,38 @@ document.querySelectorAll('input.filter').forEach(function (box) {
 """
 
 
+MARKER = ".ltxa-report"
+"""A file in every report folder: the only kind of folder a new report replaces."""
+
+
+def check_destination(recipe: Recipe, dest: Path) -> None:
+    """Refuse a report folder whose replacement would delete anything but an earlier report: a folder that holds
+    (or is) the build's outputs or manifests, or a folder with files and no report marker."""
+    dest = dest.resolve()
+    keep = [("output folder", recipe.output_dir), ("manifests folder", recipe.manifests_dir),
+            ("shards folder", recipe.shards_dir)]
+    inputs = [recipe.resolve(p).resolve() for p in recipe.input.paths]
+    for what, path in [*keep, *(("input folder", p) for p in inputs)]:
+        path = path.resolve()
+        if dest == path or dest in path.parents:
+            raise SystemicError(f"report: {dest} holds the build's {what} {path}; a report replaces its whole folder, "
+                                "so give it a folder of its own (report.dir or --out)")
+    for path in inputs:
+        if path in dest.parents:
+            raise SystemicError(f"report: {dest} is inside the input folder {path}; the next scan would take the "
+                                "report's videos for inputs")
+    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / MARKER).is_file())):
+        raise SystemicError(f"report: {dest} exists and is not a report folder (no {MARKER}); a report replaces its "
+                            "whole folder, so give it a new or empty one (report.dir or --out)")
+
+
 def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = None) -> Path:
     """Write the report folder (see the module docstring) and return its index.html. The folder is
-    written beside its final place and swapped in, so a killed run leaves the previous report whole."""
+    written beside its final place and swapped in, so a killed run leaves the previous report whole; only an
+    empty folder or an earlier report is ever replaced (`check_destination`)."""
     t0 = time.perf_counter()
     dest = dest or recipe.report_dir
+    check_destination(recipe, dest)
     work = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -648,6 +687,7 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
             f"</title><style>{CSS}</style></head><body><nav>{nav}</nav>{''.join(parts)}"
             f"<script>{SCRIPT}</script></body></html>")
     (work / "index.html").write_text(page, encoding="utf-8")
+    (work / MARKER).write_text(f"ltxa_data {__version__} build report of {recipe.name}\n")
     old = dest.with_name(f".{dest.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if dest.exists():

@@ -21,10 +21,11 @@ unquantized): `config.json` (Gemma3ForConditionalGeneration), `model-*.safetenso
 processor, for prompt enhancement). ltx-core 1.0.0 builds the 12B architecture from a constant
 (`GEMMA3_CONFIG_FOR_LTX`), not from config.json, so a folder of another size is refused here.
 
-ltx-core 1.0.0 predates transformers 5.8, which flattened `SiglipVisionModel` (no `.vision_model`) and replaced
-Gemma's two rotary embeddings by one with per-layer-type buffers: its Gemma key map and buffer-filling module op
-fail there. On such a transformers this module uses the equivalents ltx-core 1.2.0 ships for it (the vision key
-rename and `_create_and_populate_gemma3`), and ltx-core's own otherwise. Everything else is ltx-core's code.
+ltx-core 1.0.0 predates two changes of transformers: 5.0 replaced Gemma 3's two rotary embeddings by one with
+per-layer-type buffers (its buffer-filling module op fails), and 5.8 flattened `SiglipVisionModel` (no
+`.vision_model`; its key map fails). Each is detected on the model itself, and where it applies this module uses
+the equivalent ltx-core 1.2.0 ships (`_create_and_populate_gemma3`, the vision key rename); ltx-core's own
+otherwise. Everything else is ltx-core's code.
 
 ltx-core's builder loads with `strict=False`, so the keys and shapes of both files are checked first (as for the
 VAE encoders): a folder or checkpoint that does not fit is a `SystemicError` naming the file and the keys, before
@@ -123,6 +124,12 @@ def _flat_vision(meta: Any) -> bool:
     return not hasattr(meta.model.model.vision_tower, "vision_model")
 
 
+def _one_rotary(meta: Any) -> bool:
+    """Whether this transformers' Gemma 3 has one rotary embedding with per-layer-type buffers (>= 5.0), which
+    ltx-core 1.0.0's buffer op does not know (it fills `rotary_emb_local`)."""
+    return not hasattr(meta.model.model.language_model, "rotary_emb_local")
+
+
 def _gemma_sd_ops(meta: Any) -> Any:
     from ltx_core.loader import KeyValueOperationResult
     from ltx_core.loader.sd_ops import SDOps
@@ -163,7 +170,8 @@ def _populate_gemma3_v5(module: Any) -> Any:
         setattr(rope, f"{layer_type}_attention_scaling", scaling)
     l_model.embed_tokens.register_buffer("embed_scale", torch.tensor(config.hidden_size**0.5, device="cpu"),
                                          persistent=False)
-    embeddings = module.model.model.vision_tower.embeddings
+    tower = module.model.model.vision_tower
+    embeddings = getattr(tower, "vision_model", tower).embeddings
     n = len(embeddings.position_ids[0])
     embeddings.register_buffer("position_ids", torch.arange(n, dtype=torch.long, device="cpu").unsqueeze(0),
                                persistent=False)
@@ -175,7 +183,7 @@ def _gemma_module_ops(root: Path, meta: Any) -> tuple[Any, ...]:
 
     gemma = import_text_encoder()
     assets = gemma.module_ops_from_gemma_root(str(root))  # tokenizer (max length 1024) and processor
-    if not _flat_vision(meta):
+    if not _one_rotary(meta):
         return (gemma.GEMMA_MODEL_OPS, *assets)
     return (ModuleOps(name="GemmaModel", matcher=lambda m: isinstance(m, gemma.GemmaTextEncoder),
                       mutator=_populate_gemma3_v5), *assets)
@@ -201,7 +209,8 @@ def _key_problems(files: list[Path], sd_ops: Any, expected: dict[str, tuple[int,
         except SystemicError:
             raise
         except Exception as e:  # safetensors raises its own error type for a malformed header
-            raise SystemicError(f"{SETTING}: {path} is not a safetensors file ({e})") from e
+            raise SystemicError(f"{SETTING}: {path} could not be read as a safetensors file and mapped with "
+                                f"ltx-core's key ops ({type(e).__name__}: {e})") from e
     missing = sorted(expected.keys() - found.keys())
     unexpected = sorted(found[k][1] for k in found.keys() - expected.keys())
     wrong = [f"{found[k][1]} {found[k][0]} (model wants {expected[k]})" for k in sorted(expected.keys() & found.keys())
@@ -212,8 +221,15 @@ def _key_problems(files: list[Path], sd_ops: Any, expected: dict[str, tuple[int,
 
 
 def _meta_gemma() -> Any:
-    with torch.device("meta"):
-        return import_text_encoder().GemmaTextEncoderConfigurator.from_config({})
+    try:
+        with torch.device("meta"):
+            return import_text_encoder().GemmaTextEncoderConfigurator.from_config({})
+    except SystemicError:
+        raise
+    except Exception as e:  # an ltx-core / transformers pair that cannot even build the model
+        raise SystemicError(f"{SETTING}: ltx-core {importlib.metadata.version('ltx-core')} cannot build its Gemma 3 "
+                            f"with transformers {importlib.metadata.version('transformers')} ({type(e).__name__}: "
+                            f"{e}); use the versions of constraints.txt") from e
 
 
 def _check_gemma_config(folder: GemmaFolder) -> None:
