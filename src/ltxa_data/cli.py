@@ -82,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--truth", help="ground truth for identity quality: a corpus's ground_truth.json or a CSV with "
                    "columns video, identity (default: the generated corpus's, when there is one)")
 
+    p = sub.add_parser("explain", help="one sample's whole story: source, window, turns, voice, identity, "
+                       "references, split, scores against thresholds, lineage",
+                       description="Prints, from the manifests and the sample's shard json, why the sample exists: "
+                       "its source video (fingerprint, probe facts, scene cuts), why this window (and why the video's "
+                       "other windows were skipped), the speech turns, the voice and identity, why these references "
+                       "(and not the identity's other candidates), the split, every score next to its threshold, and "
+                       "the lineage (source files, models and their sha256, toolkit version, recipe hash).")
+    p.add_argument("recipe")
+    p.add_argument("key", help="a sample key (= its target_id), a skipped target's id, or an unambiguous prefix")
+
     p = sub.add_parser("schemas", help="print the manifest schemas")
 
     args = parser.parse_args(argv)
@@ -334,6 +344,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import ExplainError, explain
+
+    recipe = load_recipe(args.recipe)
+    try:
+        print(explain(recipe, args.key), end="")
+    except ExplainError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from .schemas import TABLES
 
@@ -355,6 +377,7 @@ COMMANDS = {
     "score": cmd_score,
     "export": cmd_export,
     "report": cmd_report,
+    "explain": cmd_explain,
     "schemas": cmd_schemas,
 }
 

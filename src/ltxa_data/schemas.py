@@ -185,6 +185,9 @@ IDENTITY_FACES = TableSchema(
     ),
 )
 
+MODEL_FIELDS = ("role", "backend", "name", "path", "package", "version", "sha256")
+"""A model's lineage (the pairs table's `models`, a sample json's `lineage.models`); see `ltxa_data.lineage`."""
+
 REFERENCE_THRESHOLDS = ("max_other_speech_s", "min_speech_ratio", "min_lufs", "max_lufs", "max_clipped_fraction",
                         "max_peak_dbfs", "min_snr_db")
 """The recipe's reference thresholds, in the order a candidate window is checked."""
@@ -233,6 +236,20 @@ PAIRS = TableSchema(
         ("target_video_id", _S, "video of the target"),
         ("reference_video_ids", pa.list_(_S), "videos of the references"),
         ("split", _S, "train / val / test"),
+        ("target_path", _S, "lineage: the target's source file (videos.path)"),
+        ("target_rel_path", _S, "lineage: that file relative to its input root (videos.rel_path)"),
+        ("target_fingerprint", _S, "lineage: its content fingerprint (videos.fingerprint; video_id is its first "
+         "16 hex)"),
+        ("reference_paths", pa.list_(_S), "lineage: the references' source files, in reference order"),
+        ("reference_rel_paths", pa.list_(_S), "lineage: those files relative to their input roots"),
+        ("reference_fingerprints", pa.list_(_S), "lineage: their content fingerprints"),
+        ("models", pa.list_(pa.struct([(f, _S) for f in MODEL_FIELDS])),
+         "lineage: every model the build used (`lineage.model_lineage`): role, backend, name, path, package, "
+         "version, sha256 of the weight file (null for a model without weights, or a hub model not in the local "
+         "cache); the same on every row"),
+        ("toolkit_version", _S, "lineage: ltxa_data version of the build"),
+        ("recipe_hash", _S, "lineage: hash of the recipe sections that decide the samples (`lineage.recipe_hash`: "
+         "those of the shard stage and every stage before it, scheduling-only fields left out)"),
     ),
 )
 

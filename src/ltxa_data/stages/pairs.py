@@ -6,12 +6,22 @@ import math
 from collections import defaultdict
 
 import polars as pl
+import pyarrow as pa
 
 from ..ids import unit_interval
 from ..recipe import TARGET_FPS, TARGET_FRAMES
 from ..splits import assign_splits, identity_groups
-from ..storage import frame_hash, read_frame, table_path
+from ..storage import frame_hash, table_path
 from .base import Partition, Stage, StageResult, failure
+from .scan import ok_videos
+
+
+def draw_key(target_id: str, candidate: tuple, seed: int, quality_weight: float = 0.0) -> float:
+    """A candidate reference's key in `choose_references`' weighted draw: log(u) / w, with u seeded per
+    target and reference and w = quality ** quality_weight; larger is drawn earlier."""
+    w = max(candidate[2] if len(candidate) > 2 else 1.0, 1e-3) ** quality_weight
+    u = unit_interval("ref", seed, target_id, candidate[0])
+    return math.log(u) / w if u > 0 else -math.inf
 
 
 def choose_references(
@@ -24,12 +34,8 @@ def choose_references(
     (Efraimidis-Spirakis keys from a pseudo-random number seeded per target and reference, so the
     draw is deterministic), one per video first so the references spread over as many videos as
     possible; the chosen ones are returned best quality first."""
-    def weight(c: tuple) -> float:
-        return max(c[2] if len(c) > 2 else 1.0, 1e-3) ** quality_weight
-
     def key(c: tuple) -> float:  # log(u) / w: larger is drawn earlier; a heavier weight pulls it toward 0
-        u = unit_interval("ref", seed, target_id, c[0])
-        return math.log(u) / weight(c) if u > 0 else -math.inf
+        return draw_key(target_id, c, seed, quality_weight)
 
     others = [c for c in candidates if c[1] != target_video]
     ranked = sorted(others, key=lambda c: (-key(c), c[0]))
@@ -51,7 +57,7 @@ class PairsStage(Stage):
     reads = ("videos", "identities", "targets", "references")
     in_driver = True
     sections = ("pairs",)
-    version = "4"
+    version = "5"  # 5: lineage columns (source files, models, toolkit version, recipe hash)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         targets = tables["targets"].filter(pl.col("status") == "ok").select("target_id", "video_id", "identity_id")
@@ -60,11 +66,15 @@ class PairsStage(Stage):
         links = tables["identities"].filter(pl.col("status") == "ok").select("video_id", "identity_id").unique()
         # The previous run's splits keep splits stable; like identify's history, not an input of the plan hash.
         m = self.recipe.manifests_dir
-        prev = (read_frame(m, "pairs", ok_only=True).select("identity_id", "split").unique()
+        # Read by column name: a table written before a schema change still gives its splits.
+        prev = (pl.read_parquet(table_path(m, "pairs"), columns=["identity_id", "split", "status"])
+                .filter(pl.col("status") == "ok").select("identity_id", "split").unique()
                 if table_path(m, "pairs").exists() else pl.DataFrame({"identity_id": [], "split": []}))
         sources = tables["videos"].filter(pl.col("source").is_not_null()).select("video_id", "source")
+        files = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "fingerprint")
         data = {"targets": targets.sort("target_id"), "references": refs.sort("reference_id"),
-                "links": links.sort("video_id", "identity_id"), "sources": sources.sort("video_id")}
+                "links": links.sort("video_id", "identity_id"), "sources": sources.sort("video_id"),
+                "files": files.sort("video_id")}
         return [Partition("all", {**data, "previous": prev}, frame_hash(*data.values()))]
 
     def process(self, partition: Partition) -> StageResult:
@@ -78,6 +88,7 @@ class PairsStage(Stage):
         groups = identity_groups(partition.data["links"].filter(pl.col("identity_id").is_in(list(hours))).rows())
         split = assign_splits(groups, hours, cfg.seed, cfg.splits, dict(partition.data["previous"].rows()))
         source = dict(partition.data["sources"].iter_rows())
+        files = {f["video_id"]: f for f in partition.data["files"].iter_rows(named=True)}
         rows = []
         for t in targets.iter_rows(named=True):
             own = source.get(t["video_id"])
@@ -87,11 +98,31 @@ class PairsStage(Stage):
                                        cfg.seed, cfg.quality_weight)
             row = dict(key=t["target_id"], target_id=t["target_id"], reference_ids=[c[0] for c in chosen],
                        identity_id=t["identity_id"], target_video_id=t["video_id"],
-                       reference_video_ids=[c[1] for c in chosen], split=split[t["identity_id"]], status="ok",
-                       error=None)
+                       reference_video_ids=[c[1] for c in chosen], split=split[t["identity_id"]],
+                       target_path=files[t["video_id"]]["path"], target_rel_path=files[t["video_id"]]["rel_path"],
+                       target_fingerprint=files[t["video_id"]]["fingerprint"],
+                       reference_paths=[files[c[1]]["path"] for c in chosen],
+                       reference_rel_paths=[files[c[1]]["rel_path"] for c in chosen],
+                       reference_fingerprints=[files[c[1]]["fingerprint"] for c in chosen],
+                       models=None, toolkit_version=None, recipe_hash=None,  # the build's: `finalize`
+                       status="ok", error=None)
             if len(chosen) < cfg.references_per_target:
                 row.update(status="skipped", error=failure(
                     t["target_id"], f"identity {t['identity_id']} has {len(chosen)} reference window(s) in other "
                     f"videos{f' of other sources than {own!r}' if own else ''}, {cfg.references_per_target} needed"))
             rows.append(row)
         return StageResult(rows)
+
+    def finalize(self, table: pa.Table) -> pa.Table:
+        """Every row gets this build's model lineage, toolkit version and recipe hash (`lineage`), computed
+        once here: the partitions need not rerun when only a model file or a later stage's setting changed,
+        and the table still names what this build used."""
+        from ..lineage import build_lineage
+
+        lineage = build_lineage(self.recipe)
+        every = pa.array([0] * table.num_rows, pa.int64())
+        for name, value in lineage.items():
+            i = table.schema.get_field_index(name)
+            column = pa.array([value], table.schema.field(i).type).take(every)
+            table = table.set_column(i, table.schema.field(i), column)
+        return table

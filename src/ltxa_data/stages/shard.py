@@ -142,7 +142,7 @@ def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
             start_frame=t["start_frame"], crop=[t["crop_x"], t["crop_y"], t["crop_w"], t["crop_h"]],
             crop_mode=t["crop_mode"], crop_pad=t["crop_pad"], face_track=t["face_track"],
             audio_shift_s=t["audio_shift_s"] or 0.0, sync_score=t["sync_score"], sync_offset=t["sync_offset"],
-            face_distance=t["face_distance"],
+            face_distance=t["face_distance"], lineage=sample_lineage(p),
             references=[dict(reference_id=r, video_id=refs[r]["video_id"], path=videos[refs[r]["video_id"]]["path"],
                              rel_path=videos[refs[r]["video_id"]]["rel_path"],
                              **{c: refs[r][c] for c in REFERENCE_FIELDS}) for r in p["reference_ids"]],
@@ -150,11 +150,24 @@ def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
     return out
 
 
+def sample_lineage(pair: dict) -> dict:
+    """A sample json's `lineage`, from its pairs row: the source files (path, path relative to the input
+    root, content fingerprint) of the target's and the references' videos, the build's models, toolkit
+    version and recipe hash (`ltxa_data.lineage`)."""
+    refs = zip(pair["reference_video_ids"], pair["reference_paths"], pair["reference_rel_paths"],
+               pair["reference_fingerprints"], strict=True)
+    return dict(
+        toolkit_version=pair["toolkit_version"], recipe_hash=pair["recipe_hash"], models=pair["models"],
+        target_video=dict(video_id=pair["target_video_id"], path=pair["target_path"], rel_path=pair["target_rel_path"],
+                          fingerprint=pair["target_fingerprint"]),
+        reference_videos=[dict(video_id=v, path=path, rel_path=rel, fingerprint=fp) for v, path, rel, fp in refs])
+
+
 class ShardStage(Stage):
     name = "shards"
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets", "encode")
-    version = "6"
+    version = "7"  # 7: the json's lineage
     crash_advice = ("use fewer workers (executor.workers), a smaller batch (encode.batch_size), or a GPU "
                     "(encode.device: cuda)")
 
@@ -353,6 +366,8 @@ def cut_sample(sample: dict, size: int, pad: str = "black") -> CutSample:
         sync_score=sample.get("sync_score"), sync_offset=sample.get("sync_offset"),
         face_distance=sample.get("face_distance"),
     )
+    if sample.get("lineage") is not None:
+        meta["lineage"] = sample["lineage"]
     refs: list[np.ndarray] = []
     for r in sample["references"]:
         ref = read_audio(r["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=r["start_s"], duration_s=r["duration_s"])
