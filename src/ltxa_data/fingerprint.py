@@ -1,9 +1,9 @@
 """Perceptual fingerprints of picture and sound, to find copies of one clip among many videos.
 
 A copy may be re-encoded, rescaled, cropped by a centred margin, trimmed at either end or resampled to
-another frame rate. All of these keep the content at the same place on the clip's own clock, so both
-hashes are taken on an absolute time grid from t=0 (a trim shifts the grid by a whole number of steps and
-at most half a step more; a frame rate never enters):
+another frame rate. All of these keep the content where it was on the clip's own clock, so both hashes
+are taken on an absolute time grid from t=0: a trim shifts the grid by whole steps and at most half a step
+more; a frame rate never enters.
 
 * picture, every `step_s` (0.5 s): a 64-bit DCT perceptual hash of centred squares of the displayed
   frame at `SCALES` of its short side. A copy cropped by a centred margin m shows the original's square
@@ -18,17 +18,17 @@ Code 0 marks a step with nothing to compare (no picture, silence) and is never c
 
 `match` aligns two videos over every offset at once (cross-correlation of the hash bits by FFT: a
 trimmed copy is a sub-sequence) and measures both agreements at the best offset. Copies agree on
-~80-100 % of their sound bits; other speech, even the same voice, agrees on ~50 % (chance). A picture
-alone cannot tell two clips of one static shot apart (same person, same background), so sound decides
-when both videos have it; without, the picture decides only if it also pins the offset (it changes over
-time), see `is_duplicate`.
+78-100 % of their sound bits; other speech, even the same voice, on 50 % at a random offset and up to
+~68 % at the best offset of a short overlap. A picture alone cannot tell two clips of one static shot
+apart (same person, same background), so sound decides when both videos have it; without, the picture
+decides only if it also pins the offset (it changes over time), see `is_duplicate`.
 
 For candidates, every video also carries float32 vectors (`VECTOR_DIM`) of statistics of its sound
 (band levels, their spread and modulation) and picture (low DCT terms), one per window of `window_s`
-(hopped by half), so that a trimmed copy of a long video shares >= 75 % of some window with it and a
-clip inside a compilation can meet the compilation's windows. `duplicate_pairs` searches them with faiss
-(`clustering.knn`: exact below 20k vectors, an inverted file above) and verifies each candidate with
-`match`; `duplicate_groups` unites the verified pairs.
+(hopped by half; one for a shorter video), so that a trimmed copy of a long video shares >= 75 % of some
+window with it and a clip inside a compilation can meet the compilation's windows. `duplicate_pairs`
+searches them with faiss (`candidate_pairs`) and verifies each candidate with `match`;
+`duplicate_groups` unites the verified pairs.
 """
 
 from __future__ import annotations
@@ -319,7 +319,7 @@ def match(a: Fingerprint, b: Fingerprint, min_overlap_s: float = 2.0) -> Match:
     """Align b on a and measure how far they agree (see `Match`). The offset is the one with the
     strongest evidence (z-score of the agreeing bits over the common steps, at least `min_overlap_s`
     with at least half of it compared): by sound when both have enough, else by picture."""
-    if not np.isclose(a.step_s, b.step_s):
+    if abs(a.step_s - b.step_s) > 1e-9:
         raise ValueError(f"fingerprints on different grids ({a.step_s} s, {b.step_s} s steps)")
     step = a.step_s
     na, nb = len(a.picture), len(b.picture)
@@ -327,7 +327,7 @@ def match(a: Fingerprint, b: Fingerprint, min_overlap_s: float = 2.0) -> Match:
     if a.sound is not None and b.sound is not None:
         hop = step / SOUND_PER_STEP
         min_hops = max(1, round(min_overlap_s / hop))
-        agree, valid = _correlate(_signs(a.sound[:, None], 32), _signs(b.sound[:, None], 32))
+        agree, valid = _correlate(a.sound, b.sound, 32)
         d = _best_offset(agree, valid, len(a.sound), len(b.sound), min_hops, 32 * min_hops // 2)
         if d is not None:
             sound = float(agree[d] / valid[d])
@@ -346,25 +346,23 @@ def match(a: Fingerprint, b: Fingerprint, min_overlap_s: float = 2.0) -> Match:
 
 
 def _signs(codes: np.ndarray, bits: int) -> np.ndarray:
-    """float32 [n, codes.shape[1] * bits]: +1 / -1 per bit, 0 for code 0 (nothing to compare)."""
-    shifts = np.arange(bits, dtype=np.uint64)
-    b = (codes.astype(np.uint64)[:, :, None] >> shifts) & np.uint64(1)
-    s = (2.0 * b - 1.0).astype(np.float32) * (codes != 0)[:, :, None]
-    return s.reshape(len(codes), -1)
+    """float32 [n, bits]: +1 / -1 per bit of each code, 0 for code 0 (nothing to compare)."""
+    b = (codes.astype(np.uint64)[:, None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)
+    return (2.0 * b - 1.0).astype(np.float32) * (codes != 0)[:, None]
 
 
-def _correlate(sa: np.ndarray, sb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(agreeing bits, compared bits) per shift of b along a, shift = index - (len(sb) - 1) (b's first
-    step on a's steps), by FFT over all bits at once."""
-    n = len(sa) + len(sb) - 1
+def _correlate(a: np.ndarray, b: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(agreeing bits, compared bits) per shift of the code sequence b along a, shift = index - (len(b) - 1)
+    (b's first step on a's steps), by FFT over all bit planes at once."""
+    n = len(a) + len(b) - 1
     size = scipy.fft.next_fast_len(n, real=True)
 
     def xcorr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         spec = scipy.fft.rfft(x, size, axis=0) * scipy.fft.rfft(y[::-1], size, axis=0)
         return np.rint(scipy.fft.irfft(spec.sum(axis=1), size)[:n])
 
-    both = np.maximum(xcorr(np.abs(sa), np.abs(sb)), 0)
-    return (both + xcorr(sa, sb)) / 2, both
+    both = bits * np.maximum(xcorr((a != 0)[:, None].astype(np.float32), (b != 0)[:, None].astype(np.float32)), 0)
+    return (both + xcorr(_signs(a, bits), _signs(b, bits))) / 2, both
 
 
 def _overlaps(n_shifts: int, na: int, nb: int) -> np.ndarray:
@@ -406,7 +404,7 @@ def _picture_align(a: np.ndarray, b: np.ndarray, min_steps: int) -> tuple[float,
     best, best_z = (0.5, 0.0, 0), -np.inf
     for i in range(len(SCALES)):
         for j in range(len(SCALES)):
-            agree, valid = _correlate(_signs(a[:, i : i + 1], 64), _signs(b[:, j : j + 1], 64))
+            agree, valid = _correlate(a[:, i], b[:, j], 64)
             d = _best_offset(agree, valid, len(a), len(b), min_steps, 64 * min_steps // 2)
             if d is None:
                 continue
@@ -429,15 +427,16 @@ def candidate_pairs(
     k: int = 16,
     min_similarity: float = 0.5,
     nprobe: int = 16,
-    exact_below: int = 20_000,
+    exact_below: int = 100_000,
 ) -> np.ndarray:
     """Candidate copies: int64 [pairs, 2] of video indices (i < j, unique, sorted) whose window vectors
     are among each other's `k` nearest with cosine >= `min_similarity` after `_standardised` (between
-    a video with sound and one without, the cosine of their picture parts). The search is exact below
-    `exact_below` vectors, else an inverted file of ~500 vectors per list searched in `nprobe` lists
-    (`clustering.knn`; at 1M, nprobe 16 finds ~90 % of copies' pairs, 6 ~83 %, at 0.4x the time).
-    `vectors` [windows, VECTOR_DIM] belong to videos `owners` [windows]; `has_sound` [videos].
-    Memory: ~1 KiB per window vector (the raw and standardised copies, faiss's copy, the k neighbours)."""
+    a video with sound and one without, the cosine of their picture parts). `clustering.knn` searches:
+    exactly below `exact_below` vectors, else an inverted file of ~500 vectors per list, `nprobe` lists
+    per query. On 2 cores (benchmarks/near_duplicates.py) exact finds 98 % of planted copies at 100k in
+    ~11 s; at 1M the inverted file finds 90 % in ~150 s (nprobe 6: 83 % in ~75 s) where exact would take
+    ~20 min. `vectors` [windows, VECTOR_DIM] belong to videos `owners` [windows]; `has_sound` [videos].
+    Memory: ~2 KiB per window vector at the peak (raw and standardised copies, faiss's, the neighbours)."""
     from .clustering import GraphConfig, knn
 
     if len(vectors) < 2:
