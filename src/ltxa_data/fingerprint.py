@@ -322,27 +322,31 @@ def match(a: Fingerprint, b: Fingerprint, min_overlap_s: float = 2.0) -> Match:
     if abs(a.step_s - b.step_s) > 1e-9:
         raise ValueError(f"fingerprints on different grids ({a.step_s} s, {b.step_s} s steps)")
     step = a.step_s
+    aligned = _sound_align(a.sound, b.sound, round(min_overlap_s / step * SOUND_PER_STEP))
+    contrast: float | None = None
+    if aligned is not None:
+        sound, hops = aligned
+        offset_s = hops * step / SOUND_PER_STEP
+        shift = round(hops / SOUND_PER_STEP)
+        pic = _picture_at(a.picture, b.picture, shift)
+    else:
+        sound = None
+        pic, contrast, shift = _picture_align(a.picture, b.picture, max(1, round(min_overlap_s / step)))
+        offset_s = shift * step
     na, nb = len(a.picture), len(b.picture)
-    sound = None
-    if a.sound is not None and b.sound is not None:
-        hop = step / SOUND_PER_STEP
-        min_hops = max(1, round(min_overlap_s / hop))
-        agree, valid = _correlate(a.sound, b.sound, 32)
-        d = _best_offset(agree, valid, len(a.sound), len(b.sound), min_hops, 32 * min_hops // 2)
-        if d is not None:
-            sound = float(agree[d] / valid[d])
-            shift = d - (len(b.sound) - 1)
-            pic_shift = round(shift / SOUND_PER_STEP)
-            pic, contrast = _picture_at(a.picture, b.picture, pic_shift), None
-            offset_s = shift * hop
-    if sound is None:
-        pic, contrast, pic_shift = _picture_align(a.picture, b.picture, max(1, round(min_overlap_s / step)))
-        offset_s = pic_shift * step
-    overlap = max(0, min(na, nb + pic_shift) - max(0, pic_shift)) * step
-    coverage = overlap / (min(na, nb) * step)
+    overlap = max(0, min(na, nb + shift) - max(0, shift)) * step
     deciding = sound if sound is not None else pic
     return Match(score=float(np.clip(2 * deciding - 1, 0, 1)), offset_s=float(offset_s), overlap_s=float(overlap),
-                 coverage=float(coverage), picture=float(pic), picture_contrast=contrast, sound=sound)
+                 coverage=overlap / (min(na, nb) * step), picture=pic, picture_contrast=contrast, sound=sound)
+
+
+def _sound_align(a: np.ndarray | None, b: np.ndarray | None, min_hops: int) -> tuple[float, int] | None:
+    """(agreement, shift in hops of b's first hop on a) at the best offset, None without enough sound."""
+    if a is None or b is None:
+        return None
+    agree, valid = _correlate(a, b, 32)
+    d = _best_offset(agree, valid, len(a), len(b), max(1, min_hops), 32 * max(1, min_hops) // 2)
+    return None if d is None else (float(agree[d] / valid[d]), d - (len(b) - 1))
 
 
 def _signs(codes: np.ndarray, bits: int) -> np.ndarray:
