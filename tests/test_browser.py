@@ -178,8 +178,3 @@ def test_offline_requests_fail_at_once(media: Path, flags: tuple[str, ...], reas
     assert report.external_requests == EXTERNAL
     assert {r.url: r.reason for r in report.failed_requests} == dict.fromkeys(EXTERNAL, reason)
     assert sum(p.startswith("external request") for p in report.problems()) == 3
-
-
-def test_runs_outside_the_namespace_too(media: Path) -> None:
-    report = open_page(_page(media, CLEAN_BODY), offline=False)
-    report.assert_clean()
