@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)   # the sample corpus's voices
-command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)         # handy for users; PyAV bundles its own
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)         # the sample corpus's copies of clips
 # Headless Chromium for the build report's browser test (tests/browser.py; LTXA_CHROMIUM names another binary).
 # Debian's package plays the report's H.264 and PCM. Nothing else needs it, so where apt has no real package
 # (Ubuntu ships a snap stub) setup goes on and that one test skips, saying why.

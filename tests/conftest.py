@@ -17,7 +17,7 @@ from ltxa_data.recipe import CorpusConfig, Recipe, load_recipe
 from .fixtures.random_ltx import write_random_ltx_checkpoint
 
 SMALL_CORPUS = CorpusConfig(seed=1, speakers=4, clips_per_speaker=3, two_speaker_clips=1, scene_cut_clips=1,
-                            short_clips=1)
+                            short_clips=1, copy_clips=2)
 
 
 def recipe_dict(corpus: Path, **sections: dict[str, Any]) -> dict[str, Any]:

@@ -118,7 +118,7 @@ SENTENCES: tuple[str, ...] = (
 )
 
 GROUND_TRUTH = "ground_truth.json"
-GT_VERSION = 3
+GT_VERSION = 4
 
 _ESPEAK_SR = 22050
 _FPS_CHOICES = (Fraction(24), Fraction(25), Fraction(30))
@@ -861,11 +861,63 @@ def generate_corpus(out_dir: Path, cfg: CorpusConfig) -> Path:
     with ThreadPoolExecutor(max_workers=workers) as ex:
         clips = list(ex.map(lambda p: _render(p, out_dir, names), plans))
 
+    clips += _copies(cfg, clips, out_dir)
     gt = {"config": want, "version": GT_VERSION, "speakers": dict(VOICES[: cfg.speakers]), "clips": clips}
     tmp = gt_path.with_name(gt_path.name + ".tmp")
     tmp.write_text(json.dumps(gt, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, gt_path)
     return gt_path
+
+
+COPY_KINDS: dict[str, tuple[float, float, float, float, int | None]] = {
+    # kind: (trimmed from the start, from the end, centred crop kept, then scaled by, frame rate)
+    "crop_rescale": (0.0, 0.0, 0.88, 0.94, None),
+    "trim": (1.0, 1.5, 1.0, 0.8, None),
+    "framerate": (0.0, 0.0, 1.0, 0.8, 30),
+}
+"""The copies of `CorpusConfig.copy_clips`, in turn: re-uploads of a clip that was cropped and rescaled,
+trimmed at both ends, or converted to another frame rate (each also rescaled and re-encoded at other
+qualities: a copy is never its group's best)."""
+
+
+def _copies(cfg: CorpusConfig, clips: list[dict[str, Any]], out_dir: Path) -> list[dict[str, Any]]:
+    """Copies of the first single-speaker clip of the first `copy_clips` speakers (FFmpeg), with their
+    ground truth: `kind` copy, `copy_of` the original's path, `copy_kind`, times and boxes moved with it."""
+    singles = [c for c in clips if c["kind"] == "single"]
+    originals = [next(c for c in singles if c["identity"] == who)
+                 for who in dict.fromkeys(c["identity"] for c in singles)][: cfg.copy_clips]
+    out = []
+    for k, orig in enumerate(originals):
+        kind = list(COPY_KINDS)[k % len(COPY_KINDS)]
+        head, tail, keep, factor, fps = COPY_KINDS[kind]
+        w, h = orig["width"], orig["height"]
+        cw, ch = 2 * round(w * keep / 2), 2 * round(h * keep / 2)
+        ow, oh = 2 * round(cw * factor / 2), 2 * round(ch * factor / 2)
+        filters = [f"crop={cw}:{ch}", f"scale={ow}:{oh}"] + ([f"fps={fps}"] if fps else [])
+        rel = f"{orig['identity']}/reupload_{k:02d}.mp4"
+        dest = out_dir / rel
+        tmp = dest.with_name(dest.name + ".tmp.mp4")
+        duration = orig["duration_s"] - head - tail
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{head}", "-i",
+                        str(out_dir / orig["path"]), "-t", f"{duration:.6f}", "-vf", ",".join(filters),
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-pix_fmt", "yuv420p",
+                        "-c:a", "aac", "-b:a", "64k", str(tmp)], check=True)
+        os.replace(tmp, dest)
+        ox, oy, scale = (w - cw) / 2, (h - ch) / 2, ow / cw
+
+        def box(b: list[int], ox: float = ox, oy: float = oy, scale: float = scale) -> list[int]:
+            return [round((b[0] - ox) * scale), round((b[1] - oy) * scale), round(b[2] * scale), round(b[3] * scale)]
+
+        segments = [{**g, "start": round(max(g["start"] - head, 0.0), 4),
+                     "end": round(min(g["end"] - head, duration), 4)}
+                    for g in orig["segments"] if g["end"] > head and g["start"] < head + duration]
+        shots = [{**sh, "start": round(max(sh["start"] - head, 0.0), 6), "face_box": box(sh["face_box"]),
+                  "mouth_box": box(sh["mouth_box"])} for sh in orig["shots"]]
+        out.append({**orig, "path": rel, "kind": "copy", "copy_of": orig["path"], "copy_kind": kind,
+                    "fps": float(fps or orig["fps"]), "width": ow, "height": oh, "rotation": 0,
+                    "duration_s": round(duration, 6), "num_frames": math.ceil(duration * (fps or orig["fps"]) - 1e-6),
+                    "segments": segments, "cuts": [], "shots": shots})
+    return out
 
 
 def _speech_16k(seconds: float) -> np.ndarray:

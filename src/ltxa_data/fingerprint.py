@@ -462,22 +462,26 @@ def duplicate_pairs(
     min_similarity: float = 0.5,
     nprobe: int = 16,
     cfg: DuplicateConfig = DuplicateConfig(),
+    vectors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> list[tuple[int, int, Match]]:
     """Verified copies (i, j, match), i < j, sorted: `candidate_pairs` each checked by `match` and
     `is_duplicate`. `fingerprints` may be a lazy sequence (rows read from a manifest on demand): the
-    vectors are read once, up front, and the hashes only of candidate pairs."""
+    vectors are read once, up front (or given as `vectors`: (window vectors, their owners, has_sound per
+    fingerprint), see `candidate_pairs`), and the hashes only of candidate pairs."""
     n = len(fingerprints)
-    vectors, owners, has_sound = [], [], np.zeros(n, bool)
-    for i in range(n):
-        fp = fingerprints[i]
-        vectors.append(fp.vectors)
-        owners.append(np.full(len(fp.vectors), i, np.int64))
-        has_sound[i] = fp.sound is not None and bool(fp.sound.any())
+    if vectors is None:
+        vecs, owners, has_sound = [], [], np.zeros(n, bool)
+        for i in range(n):
+            fp = fingerprints[i]
+            vecs.append(fp.vectors)
+            owners.append(np.full(len(fp.vectors), i, np.int64))
+            has_sound[i] = fp.sound is not None and bool(fp.sound.any())
+        vectors = (np.concatenate(vecs) if vecs else np.zeros((0, VECTOR_DIM), np.float32),
+                   np.concatenate(owners) if owners else np.zeros(0, np.int64), has_sound)
     if n < 2:
         return []
     out = []
-    for i, j in candidate_pairs(np.concatenate(vectors), np.concatenate(owners), has_sound, k=k,
-                                min_similarity=min_similarity, nprobe=nprobe).tolist():
+    for i, j in candidate_pairs(*vectors, k=k, min_similarity=min_similarity, nprobe=nprobe).tolist():
         m = match(fingerprints[i], fingerprints[j], cfg.min_overlap_s)
         if is_duplicate(m, cfg):
             out.append((i, j, m))

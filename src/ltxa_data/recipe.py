@@ -400,6 +400,38 @@ class SplitsConfig(StrictModel):
         return self
 
 
+class DuplicatesConfig(StrictModel):
+    """Copies of one clip among the videos (re-uploads, re-encodes, rescales, crops, trims, another frame
+    rate), found by perceptual fingerprints of picture and sound (`ltxa_data.fingerprint`). A group of copies
+    lives in one split, and a target never gets a reference from a copy of its own video."""
+
+    detect: bool = Field(default=True, description="Fingerprint every video and group the copies (about one "
+                         "decode of each file at 160 px, two frames a second, plus its sound at 8 kHz).")
+    targets: Literal["one", "all"] = Field(default="one", description="`one`: targets come only from each group's "
+                                           "representative (its best copy), so one clip is not trained on several "
+                                           "times; `all`: from every member (still one split, no references "
+                                           "within the group).")
+    sound_threshold: float = Field(default=0.73, gt=0.5, le=1, description="Two videos with sound are copies when "
+                                   "this share of their sound-hash bits agrees at the best offset (copies: >= "
+                                   "0.78, other speech of the same voice: <= 0.68, measured).")
+    picture_threshold: float = Field(default=0.88, gt=0.5, le=1, description="Without sound on both: the share of "
+                                     "picture-hash bits that must agree (copies >= 0.90, other clips of one drawn "
+                                     "speaker <= 0.87).")
+    picture_contrast: float = Field(default=0.15, ge=0, le=1, description="Without sound: how far the picture's "
+                                    "agreement at the offset must stand above its median over all offsets (a "
+                                    "static shot matches anywhere).")
+    min_overlap_s: float = Field(default=2.0, gt=0, description="Shortest stretch two copies must share.")
+    min_coverage: float = Field(default=0.5, gt=0, le=1, description="Share of the shorter video the overlap must "
+                                "cover (a shared intro does not make two episodes copies).")
+    neighbors: int = Field(default=16, ge=1, description="Nearest candidate vectors searched per vector.")
+    min_similarity: float = Field(default=0.5, ge=-1, le=1, description="Cosine of candidate vectors below which a "
+                                  "pair is not verified.")
+    nprobe: int = Field(default=16, ge=1, description="Above 100k vectors (an approximate inverted-file search): "
+                        "lists probed per query (more: higher recall, slower).")
+    videos_per_partition: int = Field(default=16, ge=1, description="Videos fingerprinted per unit of resumable "
+                                      "work.")
+
+
 class PairsConfig(StrictModel):
     seed: int = Field(default=0, description="Seeds reference choice and split assignment.")
     references_per_target: int = Field(default=1, ge=1, description="Distinct references chosen per target.")
@@ -525,6 +557,9 @@ class CorpusConfig(StrictModel):
                                "the voice (it moves with the voice but is not its owner).")
     phone_clips: int = Field(default=1, ge=0, description="Portrait phone clips stored sideways with rotation "
                              "metadata (90 degrees, then 270, 180).")
+    copy_clips: int = Field(default=0, ge=0, le=8, description="Copies of single-speaker clips of as many "
+                            "speakers, re-uploaded cropped and rescaled, trimmed, or at another frame rate (in "
+                            "turn): the duplicates stage must group each with its original.")
     clip_seconds: tuple[float, float] = Field(default=(7.0, 11.0), description="Length range of normal clips.")
 
 
@@ -540,6 +575,7 @@ class Recipe(StrictModel):
     output: OutputConfig
     executor: ExecutorConfig = ExecutorConfig()
     scan: ScanConfig = ScanConfig()
+    duplicates: DuplicatesConfig = DuplicatesConfig()
     scenes: ScenesConfig = ScenesConfig()
     diarize: DiarizeConfig = DiarizeConfig()
     embed: EmbedConfig = EmbedConfig()

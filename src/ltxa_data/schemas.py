@@ -168,7 +168,8 @@ TARGETS = TableSchema(
         ("face_distance", _F, "descriptor distance to the identity's dominant face"),
         ("face_agrees", _B, "the face is the identity's dominant face (within targets.face_identity.max_distance)"),
         ("skipped_by", _S, "the check that skipped the row: window (no window where one speaker talks), face (no "
-         "face or several), crop (the face leaves the centre crop), active_speaker, face_identity"),
+         "face or several), crop (the face leaves the centre crop), active_speaker, face_identity, duplicate (a "
+         "copy of a clip whose best copy gives the targets: duplicates.targets one)"),
     ),
 )
 
@@ -271,6 +272,39 @@ SWAP_EVAL = TableSchema(
     ),
 )
 
+FINGERPRINTS = TableSchema(
+    "fingerprints", "a video's perceptual fingerprint (picture and sound hashes on its time grid, candidate "
+    "vectors), stored in a memory-mappable Arrow file per partition (`ltxa_data.fingerprint`)",
+    ("video_id",),
+    (
+        ("video_id", _S, "the video"),
+        ("steps", _I, "picture hashes on its 0.5 s grid"),
+        ("windows", _I, "candidate vectors"),
+        ("has_sound", _B, "it has sound hashes (an audio track that is not silent)"),
+        ("file", _S, "the Arrow IPC file holding its hashes, relative to output.dir"),
+        ("row", _I, "its row in that file"),
+    ),
+)
+
+DUPLICATES = TableSchema(
+    "duplicates", "a video that is a copy of another (re-upload, re-encode, rescale, crop, trim, frame rate): its "
+    "group, and whether it is the group's representative; videos without a copy have no row",
+    ("video_id",),
+    (
+        ("video_id", _S, "the video"),
+        ("group_id", _S, "the group: the smallest video_id of its members"),
+        ("group_size", _I, "videos in the group"),
+        ("representative", _B, "the group's best copy (most pixels, then longest, then with sound, then smallest "
+         "id): with duplicates.targets one, the only member targets are cut from"),
+        ("rel_path", _S, "the video's path relative to its input root"),
+        ("matched_video_id", _S, "the member it was verified against (its strongest verified match)"),
+        ("score", _F, "that match's deciding agreement, 2 x agreeing bits - 1 (sound when both have it, else "
+         "picture)"),
+        ("offset_s", _F, "where this video's t=0 falls on the matched video's clock"),
+        ("overlap_s", _F, "seconds both cover at that offset"),
+    ),
+)
+
 SHARDS = TableSchema(
     "shards", "sample key -> shard file, byte offset, split",
     ("key",),
@@ -285,8 +319,8 @@ SHARDS = TableSchema(
 )
 
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (VIDEOS, SCENES, TURNS, VOICES, IDENTITIES, TARGETS, IDENTITY_FACES, REFERENCES, PAIRS,
-                        SWAP_EVAL, SHARDS)
+    t.name: t for t in (VIDEOS, FINGERPRINTS, DUPLICATES, SCENES, TURNS, VOICES, IDENTITIES, TARGETS,
+                        IDENTITY_FACES, REFERENCES, PAIRS, SWAP_EVAL, SHARDS)
 }
 
 

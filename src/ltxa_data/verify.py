@@ -52,6 +52,9 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_videos_held_out(tables["pairs"])
     if {"pairs", "videos"} <= tables.keys():
         problems += check_sources(tables["pairs"], tables["videos"])
+    if {"pairs", "duplicates", "targets"} <= tables.keys():
+        problems += check_duplicates(tables["pairs"], tables["duplicates"], tables["targets"],
+                                     recipe.duplicates.targets)
     if {"swap_eval", "pairs", "references"} <= tables.keys():
         problems += check_swap_eval(tables["swap_eval"], tables["pairs"], tables["references"])
     if {"pairs", "targets", "references"} <= tables.keys():
@@ -182,6 +185,41 @@ def check_sources(pairs: pl.DataFrame, videos: pl.DataFrame) -> list[str]:
         own = source.get(p["target_video_id"])
         if own is not None and any(source.get(v) == own for v in p["reference_video_ids"] or []):
             problems.append(f"pair {p['key']}: a reference comes from the target's source {own!r}")
+    return problems
+
+
+def check_duplicates(pairs: pl.DataFrame, duplicates: pl.DataFrame, targets: pl.DataFrame,
+                     policy: str = "all") -> list[str]:
+    """Copies of one clip: each group has its size and one representative; no group feeds two splits (as a
+    target's or a reference's video); no reference comes from a copy of its target's video; with
+    `duplicates.targets: one`, no target comes from a copy that is not its group's representative."""
+    from .stages.duplicates import clip_of, copies_skipped
+
+    problems = []
+    ok = duplicates.filter(pl.col("status") == "ok")
+    for (gid,), g in ok.group_by("group_id", maintain_order=True):
+        if g.height != g["group_size"][0] or g.height < 2 or g["representative"].sum() != 1:
+            problems.append(f"duplicate group {gid}: {g.height} members listed (size {g['group_size'][0]}), "
+                            f"{g['representative'].sum()} representatives")
+    clips = clip_of(duplicates)
+    good = pairs.filter(pl.col("status") == "ok")
+    used = pl.concat([good.select(pl.col("target_video_id").alias("video_id"), "split"),
+                      good.select(pl.col("reference_video_ids").alias("video_id"), "split").explode("video_id")])
+    used = used.filter(pl.col("video_id").is_in(list(clips))).with_columns(
+        group_id=pl.col("video_id").replace_strict(clips, return_dtype=pl.String))
+    spread = used.select("group_id", "split").unique().group_by("group_id").agg(pl.col("split").sort())
+    problems += [f"duplicate group {r['group_id']} feeds splits {r['split']}"
+                 for r in spread.filter(pl.col("split").list.len() > 1).sort("group_id").iter_rows(named=True)]
+    for p in good.iter_rows(named=True):
+        own = clips.get(p["target_video_id"])
+        if own is not None and any(clips.get(v) == own for v in p["reference_video_ids"] or []):
+            problems.append(f"pair {p['key']}: a reference comes from a copy of its target's video "
+                            f"(duplicate group {own})")
+    if policy == "one":
+        skipped = copies_skipped(duplicates)
+        problems += [f"target {t}: from video {v}, a copy that is not its group's representative "
+                     "(duplicates.targets one)" for t, v in targets.filter(pl.col("status") == "ok")
+                     .select("target_id", "video_id").iter_rows() if v in skipped]
     return problems
 
 

@@ -2,7 +2,9 @@
 
 from .base import Partition, Stage, StageResult
 from .diarize import DiarizeStage
+from .duplicates import DuplicatesStage
 from .embed import EmbedStage
+from .fingerprints import FingerprintsStage
 from .identify import IdentifyStage
 from .identity_faces import IdentityFacesStage
 from .pairs import PairsStage
@@ -15,6 +17,8 @@ from .targets import TargetsStage
 
 STAGES: tuple[type[Stage], ...] = (
     ScanStage,
+    FingerprintsStage,
+    DuplicatesStage,
     ScenesStage,
     DiarizeStage,
     EmbedStage,

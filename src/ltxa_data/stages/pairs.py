@@ -1,9 +1,11 @@
-"""pairs: give every target its reference(s) — same identity, different video — and its split."""
+"""pairs: give every target its reference(s) — same identity, different clip (a video, or its group of
+copies) — and its split."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 
 import polars as pl
 import pyarrow as pa
@@ -13,6 +15,7 @@ from ..recipe import TARGET_FPS, TARGET_FRAMES
 from ..splits import assign_splits, identity_groups
 from ..storage import frame_hash, table_path
 from .base import Partition, Stage, StageResult, failure
+from .duplicates import clip
 from .scan import ok_videos
 
 
@@ -25,26 +28,30 @@ def draw_key(target_id: str, candidate: tuple, seed: int, quality_weight: float 
 
 
 def choose_references(
-    target_id: str, target_video: str, candidates: list[tuple], k: int, seed: int, quality_weight: float = 0.0
+    target_id: str, target_video: str, candidates: list[tuple], k: int, seed: int, quality_weight: float = 0.0,
+    clips: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """Up to `k` (reference_id, video_id) from other videos than the target's, best quality first.
+    """Up to `k` (reference_id, video_id) from other clips than the target's, best quality first. A clip is
+    a video, or its group of copies in `clips` (video_id -> group, `stages.duplicates.clip_of`).
 
     `candidates` are (reference_id, video_id) or (reference_id, video_id, quality) with quality in
     [0, 1] (1 when absent). They are drawn without replacement with weight quality ** quality_weight
     (Efraimidis-Spirakis keys from a pseudo-random number seeded per target and reference, so the
     draw is deterministic), one per video first so the references spread over as many videos as
-    possible; the chosen ones are returned best quality first."""
+    possible (copies of one clip count as one video); the chosen ones are returned best quality first."""
     def key(c: tuple) -> float:  # log(u) / w: larger is drawn earlier; a heavier weight pulls it toward 0
         return draw_key(target_id, c, seed, quality_weight)
 
-    others = [c for c in candidates if c[1] != target_video]
+    clips = clips or {}
+    own = clip(target_video, clips)
+    others = [c for c in candidates if clip(c[1], clips) != own]
     ranked = sorted(others, key=lambda c: (-key(c), c[0]))
     chosen: list[tuple] = []
-    used_videos: set[str] = set()
-    for c in ranked:  # first pass: one per video
-        if len(chosen) < k and c[1] not in used_videos:
+    used_clips: set[str] = set()
+    for c in ranked:  # first pass: one per clip
+        if len(chosen) < k and clip(c[1], clips) not in used_clips:
             chosen.append(c)
-            used_videos.add(c[1])
+            used_clips.add(clip(c[1], clips))
     for c in ranked:
         if len(chosen) < k and c not in chosen:
             chosen.append(c)
@@ -54,10 +61,10 @@ def choose_references(
 
 class PairsStage(Stage):
     name = "pairs"
-    reads = ("videos", "identities", "targets", "references")
+    reads = ("videos", "identities", "targets", "references", "duplicates")
     in_driver = True
     sections = ("pairs",)
-    version = "5"  # 5: lineage columns (source files, models, toolkit version, recipe hash)
+    version = "6"  # 6: copies of one clip are one clip (duplicates)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         targets = tables["targets"].filter(pl.col("status") == "ok").select("target_id", "video_id", "identity_id")
@@ -74,7 +81,9 @@ class PairsStage(Stage):
         files = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "fingerprint")
         data = {"targets": targets.sort("target_id"), "references": refs.sort("reference_id"),
                 "links": links.sort("video_id", "identity_id"), "sources": sources.sort("video_id"),
-                "files": files.sort("video_id")}
+                "files": files.sort("video_id"),
+                "copies": tables["duplicates"].filter(pl.col("status") == "ok").select("video_id", "group_id")
+                .sort("video_id")}
         return [Partition("all", {**data, "previous": prev}, frame_hash(*data.values()))]
 
     def process(self, partition: Partition) -> StageResult:
@@ -85,7 +94,10 @@ class PairsStage(Stage):
         targets = partition.data["targets"]
         hours = {i: n * TARGET_FRAMES / TARGET_FPS / 3600
                  for i, n in targets.group_by("identity_id").len().iter_rows()}
-        groups = identity_groups(partition.data["links"].filter(pl.col("identity_id").is_in(list(hours))).rows())
+        clips = dict(partition.data["copies"].iter_rows())
+        # Copies of one clip are one video to the splits: a group of copies lives in one split.
+        links = partition.data["links"].filter(pl.col("identity_id").is_in(list(hours))).rows()
+        groups = identity_groups((clip(v, clips), i) for v, i in links)
         split = assign_splits(groups, hours, cfg.seed, cfg.splits, dict(partition.data["previous"].rows()))
         source = dict(partition.data["sources"].iter_rows())
         files = {f["video_id"]: f for f in partition.data["files"].iter_rows(named=True)}
@@ -95,7 +107,7 @@ class PairsStage(Stage):
             # With sources known, a reference comes from another source, not only another video.
             candidates = [c for c in by_identity.get(t["identity_id"], []) if own is None or source.get(c[1]) != own]
             chosen = choose_references(t["target_id"], t["video_id"], candidates, cfg.references_per_target,
-                                       cfg.seed, cfg.quality_weight)
+                                       cfg.seed, cfg.quality_weight, clips)
             row = dict(key=t["target_id"], target_id=t["target_id"], reference_ids=[c[0] for c in chosen],
                        identity_id=t["identity_id"], target_video_id=t["video_id"],
                        reference_video_ids=[c[1] for c in chosen], split=split[t["identity_id"]],
@@ -109,7 +121,8 @@ class PairsStage(Stage):
             if len(chosen) < cfg.references_per_target:
                 row.update(status="skipped", error=failure(
                     t["target_id"], f"identity {t['identity_id']} has {len(chosen)} reference window(s) in other "
-                    f"videos{f' of other sources than {own!r}' if own else ''}, {cfg.references_per_target} needed"))
+                    f"videos{' (not copies of its own)' if t['video_id'] in clips else ''}"
+                    f"{f' of other sources than {own!r}' if own else ''}, {cfg.references_per_target} needed"))
             rows.append(row)
         return StageResult(rows)
 

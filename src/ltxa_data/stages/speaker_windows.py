@@ -9,6 +9,7 @@ import polars as pl
 
 from ..schemas import TABLES, blank_row
 from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
+from .duplicates import copies_skipped
 from .scan import ok_videos
 
 
@@ -39,6 +40,13 @@ class SpeakerWindowStage(Stage):
         if "scenes" in self.reads:  # cuts travel with their video; one whose cuts are unknown is left out
             cuts = tables["scenes"].filter(pl.col("status") == "ok").select("video_id", "cut_s")
             videos = videos.join(cuts, on="video_id", how="inner")
+        if "duplicates" in self.reads:  # with duplicates.targets one, the copies that yield no target
+            copies = copies_skipped(tables["duplicates"]) if self.recipe.duplicates.targets == "one" else {}
+            rel = dict(tables["duplicates"].select("video_id", "rel_path").iter_rows())
+            skipped = pl.DataFrame([{"video_id": v, "copy_group": g, "copy_of": rel.get(r, r)}
+                                    for v, (g, r) in copies.items()],
+                                   schema={"video_id": pl.String, "copy_group": pl.String, "copy_of": pl.String})
+            videos = videos.join(skipped, on="video_id", how="left")
         turns = tables["turns"].filter(pl.col("status") == "ok").select(
             "video_id", "speaker", "start_s", "end_s", "overlap")
         return partitions_by("video_id", self.recipe.diarize.videos_per_partition,

@@ -58,8 +58,8 @@ def downscale(frames: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 class TargetsStage(SpeakerWindowStage):
     name = "targets"
-    version = "5"
-    reads = ("videos", "scenes", "turns", "identities")
+    version = "6"  # 6: copies of a clip (duplicates.targets one)
+    reads = ("videos", "scenes", "turns", "identities", "duplicates")
     sections = ("targets",)
 
     def devices(self) -> list[str]:
@@ -217,6 +217,10 @@ class TargetsStage(SpeakerWindowStage):
 
     def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
         cfg = self.recipe.targets
+        if video.get("copy_of"):
+            return [{**super().no_window(video, "skipped", f"a copy of {video['copy_of']} (duplicate group "
+                                         f"{video['copy_group']}): with duplicates.targets one, targets come from "
+                                         "the group's best copy only"), "skipped_by": "duplicate"}]
         last_start = math.floor(video["duration_s"] * TARGET_FPS + 1e-6) - TARGET_FRAMES
         if last_start < 0:
             return [self.no_window(video, "skipped", f"shorter than a {TARGET_SECONDS:.2f} s target "
