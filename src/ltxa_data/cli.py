@@ -92,6 +92,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("recipe")
     p.add_argument("key", help="a sample key (= its target_id), a skipped target's id, or an unambiguous prefix")
 
+    p = sub.add_parser("remove", help="take down a person or a video: every row, sample and shard derived from "
+                       "them goes, and later builds keep them out",
+                       description="Records the removal in manifests/removals.parquet (the files' paths and content "
+                       "fingerprints, their perceptual fingerprints, the person's voice embeddings), rebuilds what it "
+                       "touched (samples whose reference came from them get another reference or are dropped; "
+                       "affected shards are rewritten atomically), and checks that nothing derived from them "
+                       "remains. Later builds leave out the files, their copies, and new videos with the person's "
+                       "voice or label. Safe to kill: run it again.")
+    p.add_argument("recipe")
+    p.add_argument("--identity", nargs="+", default=[], metavar="ID", help="identity ids (identities table)")
+    p.add_argument("--video", nargs="+", default=[], metavar="PATH", help="video files (absolute, or relative to "
+                   "their input root)")
+    p.add_argument("--label", nargs="+", default=[], metavar="NAME", help="labels (input.label_regex, "
+                   "identify.labels_csv)")
+    p.add_argument("--from", dest="from_file", metavar="FILE", help="a file of requests, one per line: "
+                   "`identity ID`, `label NAME` or `video PATH` (# comments)")
+    p.add_argument("--reason", required=True, help="why (recorded with the removal)")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("schemas", help="print the manifest schemas")
 
     args = parser.parse_args(argv)
@@ -356,6 +375,32 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remove(args: argparse.Namespace) -> int:
+    from .removals import Request, parse_requests, take_down
+
+    recipe = load_recipe(args.recipe)
+    requests = [Request("identity", v) for v in args.identity] + [Request("video", v) for v in args.video] + [
+        Request("label", v) for v in args.label]
+    if args.from_file:
+        path = Path(args.from_file)
+        if not path.is_file():
+            raise RecipeError(f"{path}: no such file of removal requests")
+        requests += parse_requests(path.read_text(encoding="utf-8").splitlines(), str(path))
+    if not requests:
+        raise RecipeError("name what to remove: --identity, --video, --label or --from FILE")
+    done = take_down(recipe, requests, args.reason, progress=not args.no_progress)
+    print(f"removed: {done.removed_videos} video(s) in the removals manifest; {len(done.dropped_samples)} sample(s) "
+          f"dropped, {len(done.rereferenced_samples)} given another reference, {done.shards_rewritten} shard "
+          f"partition(s) rewritten, in {done.seconds:.1f} s")
+    for p in done.problems:
+        print(f"violation: {p}")
+    if done.problems:
+        print(f"remove: {len(done.problems)} trace(s) of removed items remain", file=sys.stderr)
+        return 1
+    print("remove: no trace of the removed items remains in the manifests or the shards")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from .schemas import TABLES
 
@@ -378,6 +423,7 @@ COMMANDS = {
     "export": cmd_export,
     "report": cmd_report,
     "explain": cmd_explain,
+    "remove": cmd_remove,
     "schemas": cmd_schemas,
 }
 

@@ -153,7 +153,9 @@ def thread_env(threads: int) -> dict[str, str]:
 
 def preflight(recipe: Recipe) -> None:
     """Refuse a build that cannot produce a real result, saying everything that is missing."""
-    problems = backend_problems(recipe) + missing_inputs(recipe)
+    from .removals import problems as removal_problems
+
+    problems = backend_problems(recipe) + missing_inputs(recipe) + removal_problems(recipe)
     if recipe.export.text_encoder:  # the export's text encoder: refused now, not after the build
         from .captions import text_encoder_problems
 
@@ -281,6 +283,20 @@ def merge_partitions(recipe: Recipe, stage: Stage, keys: list[str]) -> pa.Table:
     return merged
 
 
+def _fell_under_removals(recipe: Recipe, stage: str) -> bool:
+    """After `stage`: whether this build found videos that earlier take-downs cover (copies of removed videos,
+    a removed person's voice or label) and added them to the removals (`removals.detect`)."""
+    from . import removals
+
+    found = removals.detect(recipe, stage)
+    added = removals.append(recipe, found) if found else 0
+    if added:
+        hows = Counter(r["how"] for r in found)
+        tqdm.write(f"{added} video(s) fall under earlier removals ({', '.join(f'{n} {h}' for h, n in hows.items())}):"
+                   " removed too; starting over from scan (finished partitions are kept)", file=sys.stderr)
+    return added > 0
+
+
 def write_build_report(recipe: Recipe) -> Path | None:
     """The HTML report at the end of a full build. The build's work is done and kept whatever happens
     here, so a report that fails says so on stderr (and how to retry) instead of failing the build."""
@@ -316,10 +332,15 @@ def build(
     try:
         with exclusive_lock(recipe.manifests_dir / ".state" / "build.lock"):
             sweep_temp_files(recipe.manifests_dir, recipe.output_dir)
-            for stage_cls in stages:
-                if only and stage_cls.name not in only:
+            todo = [s for s in stages if not only or s.name in only]
+            i = 0
+            while i < len(todo):
+                reports.append(run_stage(recipe, todo[i], executor, progress=progress))
+                if _fell_under_removals(recipe, todo[i].name):
+                    # Start over: scan leaves the videos out, and every partition that held them reruns.
+                    reports, i = [], 0
                     continue
-                reports.append(run_stage(recipe, stage_cls, executor, progress=progress))
+                i += 1
             if recipe.report.enabled and not only:
                 write_build_report(recipe)
     finally:

@@ -62,6 +62,72 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_references(tables["pairs"], tables["references"], recipe)
     if "shards" in tables:
         problems += check_shards(recipe, tables["shards"], tables.get("pairs"), check_media)
+    problems += check_removals(recipe)
+    return problems
+
+
+def check_removals(recipe: Recipe) -> list[str]:
+    """Nothing derived from a removed video or person remains (`ltxa-data remove`): no value of any manifest
+    table or partition state names a removed video (ids of turns, voices, targets, references and samples
+    start with their video's id), path, fingerprint or identity; no voice is a removed person's (cosine >=
+    identify.similarity_threshold, same embedder); no fingerprint file, shard member, sample lineage,
+    cached condition or report file derives from one."""
+    import numpy as np
+    import pyarrow as pa
+
+    from .removals import Removals, embedder_of, removals_path
+
+    removals = Removals.load(recipe)
+    if not removals:
+        return []
+    ids, paths = removals.video_ids, removals.paths
+    exact = removals.fingerprints | paths | removals.identity_ids
+    problems: list[str] = []
+
+    def traces(df: pl.DataFrame, where: str) -> None:
+        for name, dtype in df.schema.items():
+            col = df.get_column(name)
+            if dtype == pl.List(pl.String):
+                col = col.explode()
+            elif dtype != pl.String:
+                continue
+            col = col.drop_nulls()
+            hit = col.filter(col.str.slice(0, 16).is_in(list(ids)) | col.is_in(list(exact)))
+            if hit.len():
+                problems.append(f"{where}: column {name} still names removed items ({hit.len()} value(s), e.g. "
+                                f"{hit[0]!r})")
+
+    m = recipe.manifests_dir
+    for p in sorted(m.rglob("*.parquet")):
+        if p != removals_path(recipe):
+            traces(pl.read_parquet(p), str(p.relative_to(m)))
+    for p in sorted((recipe.output_dir / "fingerprints").glob("*.arrow")):
+        traces(pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(p))).read_all().select(["video_id"])),  # type: ignore[arg-type]
+               f"fingerprints file {p.name}")
+    voices_path = table_path(m, "voices")
+    removed, _ = removals.voices(embedder_of(recipe))
+    if voices_path.exists() and len(removed):
+        voices = pl.read_parquet(voices_path).filter(pl.col("status") == "ok")
+        if voices.height:
+            sims = np.asarray(voices.get_column("embedding").to_list(), np.float32) @ removed.T
+            for i in np.flatnonzero(sims.max(axis=1) >= recipe.identify.similarity_threshold):
+                problems.append(f"voice {voices['voice_id'][int(i)]} is a removed person's voice (cosine "
+                                f"{sims[i].max():.3f})")
+    root = recipe.shards_dir
+    for tar in sorted(root.rglob("*.tar")) if root.exists() else []:
+        with tarfile.open(tar) as tf:
+            for member in tf:
+                if member.name[:16] in ids:
+                    problems.append(f"shard {tar.relative_to(root)}: member {member.name} derives from a removed video")
+                elif member.name.endswith(".json") and member.name.count(".") == 1:
+                    f = tf.extractfile(member)
+                    lineage = json.loads(f.read()).get("lineage") or {} if f else {}
+                    sources = [lineage.get("target_video") or {}, *(lineage.get("reference_videos") or [])]
+                    if {s.get("fingerprint") for s in sources} & removals.fingerprints:
+                        problems.append(f"shard {tar.relative_to(root)}: sample {member.name} has a removed source")
+    for folder in (recipe.output_dir / ".cache" / "conditions", recipe.report_dir):
+        if folder.exists():
+            problems += [f"{p}: derives from a removed video" for p in sorted(folder.rglob("*")) if p.name[:16] in ids]
     return problems
 
 

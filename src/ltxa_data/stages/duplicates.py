@@ -8,13 +8,15 @@ maps each video to its group, which splits and reference choice use in place of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import polars as pl
 
-from ..fingerprint import DuplicateConfig, Match, duplicate_pairs
+from ..fingerprint import DuplicateConfig, Fingerprint, Match, duplicate_pairs
+from ..schemas import blank_row
 from ..storage import frame_hash
-from .base import Partition, Stage, StageResult
+from .base import Partition, Stage, StageResult, failure
 from .fingerprints import StoredFingerprints
 from .scan import ok_videos
 
@@ -51,21 +53,58 @@ class DuplicatesStage(Stage):
         prints = tables["fingerprints"].filter(pl.col("status") == "ok").select(
             "video_id", "file", "row", "has_sound", "steps")
         videos = ok_videos(tables["videos"]).select("video_id", "rel_path", "width", "height", "duration_s")
-        data = {"prints": prints.join(videos, on="video_id", how="inner").sort("video_id")}
+        from ..removals import Removals
+
+        # Removed videos' fingerprints join the search: a copy of one is removed too (`removals.detect`).
+        data = {"prints": prints.join(videos, on="video_id", how="inner").sort("video_id"),
+                "removed": Removals.load(self.recipe).perceptual().sort("fingerprint")}
         return [Partition("all", data, frame_hash(*data.values()))]
 
     def process(self, partition: Partition) -> StageResult:
         cfg = self.recipe.duplicates
-        rows = partition.data["prints"]
+        rows, removed = partition.data["prints"], partition.data["removed"]
         stored = StoredFingerprints(self.recipe.output_dir, rows)
         vectors, owners = stored.vectors()
         has_sound = rows.get_column("has_sound").to_numpy().astype(bool)
+        gone = [Fingerprint.from_row(r) for r in removed.iter_rows(named=True)]
+        if gone:
+            vectors = np.concatenate([vectors, *(g.vectors for g in gone)])
+            owners = np.concatenate([owners, *(np.full(len(g.vectors), len(stored) + k, np.int64)
+                                               for k, g in enumerate(gone))])
+            has_sound = np.concatenate([has_sound, [g.sound is not None and bool(g.sound.any()) for g in gone]])
         rule = DuplicateConfig(sound_threshold=cfg.sound_threshold, picture_threshold=cfg.picture_threshold,
                                picture_contrast=cfg.picture_contrast, min_overlap_s=cfg.min_overlap_s,
                                min_coverage=cfg.min_coverage)
-        verified = duplicate_pairs(stored, k=cfg.neighbors, min_similarity=cfg.min_similarity, nprobe=cfg.nprobe,
-                                   cfg=rule, vectors=(vectors, owners, has_sound))
-        return StageResult(group_rows(rows, verified))
+        verified = duplicate_pairs(_Joined(stored, gone), k=cfg.neighbors, min_similarity=cfg.min_similarity,
+                                   nprobe=cfg.nprobe, cfg=rule, vectors=(vectors, owners, has_sound))
+        n = len(stored)
+        copies = {}  # video index -> (removed video index, match): copies of removed videos
+        for i, j, m in verified:
+            if i < n <= j and (i not in copies or m.score > copies[i][1].score):
+                copies[i] = (j - n, m)
+        kept = [(i, j, m) for i, j, m in verified if j < n and i not in copies and j not in copies]
+        out = group_rows(rows, kept)
+        for i, (k, m) in sorted(copies.items()):
+            r = rows.row(i, named=True)
+            out.append(blank_row("duplicates", video_id=r["video_id"], group_id=removed["video_id"][k], group_size=2,
+                                 representative=False, rel_path=r["rel_path"], matched_video_id=removed["video_id"][k],
+                                 score=round(m.score, 4), status="skipped", error=failure(
+                                     r["rel_path"], f"a copy of the removed video {removed['video_id'][k]}: removed "
+                                     "too (ltxa-data remove)")))
+        return StageResult(sorted(out, key=lambda r: r["video_id"]))
+
+
+class _Joined(Sequence[Fingerprint]):
+    """The build's stored fingerprints, then the removed videos'."""
+
+    def __init__(self, stored: StoredFingerprints, extra: list[Fingerprint]) -> None:
+        self.stored, self.extra = stored, extra
+
+    def __len__(self) -> int:
+        return len(self.stored) + len(self.extra)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.stored[i] if i < len(self.stored) else self.extra[i - len(self.stored)]
 
 
 def group_rows(videos: pl.DataFrame, verified: list[tuple[int, int, Match]]) -> list[dict]:

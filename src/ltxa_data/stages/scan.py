@@ -1,4 +1,5 @@
-"""scan: find the input videos, fingerprint and probe them. Rejects are rows that are not ok."""
+"""scan: find the input videos, fingerprint and probe them. Rejects are rows that are not ok; a file a take-down
+removed (`removals`: its path or its bytes) gets no row."""
 
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ class ScanStage(Stage):
         rx, source_rx = self.recipe.input.label_regex, self.recipe.input.source_regex
         self._label_rx = re.compile(rx) if rx else None
         self._source_rx = re.compile(source_rx) if source_rx else None
+        from ..removals import Removals
+
+        removed = Removals.load(self.recipe)
+        self._removed_paths, self._removed_prints = removed.paths, removed.fingerprints
 
     def process(self, partition: Partition) -> StageResult:
         files = partition.data["files"]
@@ -81,6 +86,8 @@ class ScanStage(Stage):
         path, rel, _size, _mtime = file
         cfg = self.recipe.scan
         row = _blank(path, rel)
+        if path in self._removed_paths:  # taken down (`removals`): no row at all
+            return []
         if not _is_utf8(path):
             row.update(status="failed", error=failure(row["rel_path"], "file name is not valid UTF-8: rename it"))
             return [row]
@@ -89,6 +96,8 @@ class ScanStage(Stage):
         except OSError as e:
             row.update(status="failed", error=failure(rel, f"cannot read: {e.strerror or e}"))
             return [row]
+        if fp in self._removed_prints:
+            return []
         row.update(fingerprint=fp, video_id=video_id_of(fp), size_bytes=Path(path).stat().st_size)
         if self._label_rx is not None:
             m = self._label_rx.search(rel)

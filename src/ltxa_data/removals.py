@@ -1,0 +1,379 @@
+"""Take-down: `ltxa-data remove` removes a person (an identity, a label) or a video from a build, and every
+later build keeps them out.
+
+The `removals` manifest (`manifests/removals.parquet`, a row per removed video) records what was removed,
+why and when, and what later builds need to recognise it again without the files: the file's path and
+content fingerprint, its perceptual fingerprint (to catch re-encoded or cropped copies) and, for a person,
+their voices' embeddings (to catch new videos of them). A build honours it at three points:
+
+* scan leaves out a removed file (same path or same bytes): it gets no row;
+* duplicates: a video found to be a copy of a removed one is removed as well (`how` = copy);
+* voices: a video with a voice within `identify.similarity_threshold` (cosine) of a removed person's voice,
+  or with a removed label, is removed as well (`how` = voice, label).
+
+A removal found during a build is added to the manifest, the scan partitions that held the video are
+invalidated, and the build starts over from scan (every other partition comes from its cache), so no
+table, partition state or shard keeps a row derived from it. `verify` checks that none does.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .fingerprint import FINGERPRINT_FIELDS
+from .ids import content_fingerprint, short_hash, video_id_of
+from .recipe import Recipe, RecipeError
+from .storage import write_json_atomic, write_table_atomic
+
+SCHEMA = pa.schema([
+    pa.field("removal_id", pa.string()),
+    pa.field("request", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("requested_at", pa.string()),
+    pa.field("how", pa.string()),
+    pa.field("video_id", pa.string()),
+    pa.field("path", pa.string()),
+    pa.field("fingerprint", pa.string()),
+    pa.field("identity_id", pa.string()),
+    pa.field("embedder", pa.string()),
+    pa.field("voice_embeddings", pa.list_(pa.list_(pa.float32()))),
+    *(pa.field(n, t) for n, t, _ in FINGERPRINT_FIELDS),
+])
+DESCRIPTIONS = {
+    "removal_id": "the request's id (`r-` + 12 hex)",
+    "request": "what was asked: `identity ID`, `label NAME` or `video PATH`",
+    "reason": "why (the requester's words)",
+    "requested_at": "when the request was made (UTC, ISO 8601)",
+    "how": "how this video came under the request: named (by it), copy (a copy of a removed video), voice (a "
+           "removed person's voice speaks in it), label (it carries a removed label)",
+    "video_id": "the video's id when it was removed",
+    "path": "its file when it was removed",
+    "fingerprint": "its content fingerprint (the same bytes anywhere are left out)",
+    "identity_id": "the removed identity whose voice is in it, if any",
+    "embedder": "the speaker embedder of `voice_embeddings` (`embed.backend`, and its model)",
+    "voice_embeddings": "the removed person's voices in this video (L2-normalised), to recognise new videos of them",
+}
+"""What each column of the removals manifest holds (besides the perceptual fingerprint's `fp_*` columns)."""
+HOWS = ("named", "copy", "voice", "label")
+
+
+def removals_path(recipe: Recipe) -> Path:
+    return recipe.manifests_dir / "removals.parquet"
+
+
+def embedder_of(recipe: Recipe) -> str:
+    """The speaker embedder as removals record it: voice embeddings compare only under the same one."""
+    e = recipe.embed
+    return e.backend if e.backend == "resemblyzer" else f"{e.backend}:{e.speechbrain_ecapa.model}"
+
+
+@dataclass
+class Removals:
+    """The removals manifest, read once (empty when nothing was ever removed)."""
+
+    table: pl.DataFrame
+
+    @classmethod
+    def load(cls, recipe: Recipe) -> Removals:
+        p = removals_path(recipe)
+        if not p.exists():
+            return cls(pl.from_arrow(SCHEMA.empty_table()))  # type: ignore[arg-type]
+        return cls(pl.from_arrow(pq.read_table(p)))  # type: ignore[arg-type]
+
+    def __bool__(self) -> bool:
+        return self.table.height > 0
+
+    @property
+    def fingerprints(self) -> set[str]:
+        return set(self.table.get_column("fingerprint").drop_nulls().to_list())
+
+    @property
+    def paths(self) -> set[str]:
+        return set(self.table.get_column("path").drop_nulls().to_list())
+
+    @property
+    def video_ids(self) -> set[str]:
+        return set(self.table.get_column("video_id").drop_nulls().to_list())
+
+    @property
+    def identity_ids(self) -> set[str]:
+        return set(self.table.get_column("identity_id").drop_nulls().to_list())
+
+    @property
+    def labels(self) -> set[str]:
+        return {r[len("label "):] for r in self.table.get_column("request").to_list() if r.startswith("label ")}
+
+    def voices(self, embedder: str) -> tuple[np.ndarray, list[str]]:
+        """(the removed voices' embeddings recorded under `embedder` [n, dim], the removal row of each)."""
+        rows = self.table.filter((pl.col("embedder") == embedder) & pl.col("voice_embeddings").is_not_null())
+        embs, owners = [], []
+        for fp, voices in rows.select("fingerprint", "voice_embeddings").iter_rows():
+            for v in voices:
+                embs.append(np.asarray(v, np.float32))
+                owners.append(fp)
+        return (np.stack(embs) if embs else np.zeros((0, 0), np.float32)), owners
+
+    def perceptual(self) -> pl.DataFrame:
+        """The removed videos' perceptual fingerprints (`fp_*` columns; rows without one left out)."""
+        return self.table.filter(pl.col("fp_version").is_not_null()).select(
+            "video_id", "fingerprint", *(n for n, _, _ in FINGERPRINT_FIELDS))
+
+    def row_of(self, fingerprint: str) -> dict:
+        return self.table.filter(pl.col("fingerprint") == fingerprint).row(0, named=True)
+
+
+def problems(recipe: Recipe) -> list[str]:
+    """Why this recipe cannot honour the removals (preflight): voices recorded under another embedder."""
+    removals = Removals.load(recipe)
+    have = set(removals.table.filter(pl.col("voice_embeddings").is_not_null()).get_column("embedder").to_list())
+    other = sorted(have - {embedder_of(recipe)})
+    if not other:
+        return []
+    return [f"removals ({removals_path(recipe)}) recognise removed people by voices embedded with {', '.join(other)}; "
+            f"this recipe embeds with {embedder_of(recipe)}, so new videos of them would not be caught: keep the "
+            "embedder, or build into a new output folder and remove them there again"]
+
+
+# ------------------------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str  # identity | label | video
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}"
+
+
+def parse_requests(lines: Iterable[str], where: str) -> list[Request]:
+    """Requests from a file's lines: `identity ID`, `label NAME` or `video PATH`; `#` starts a comment."""
+    out = []
+    for n, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        kind, _, value = line.partition(" ")
+        if kind not in ("identity", "label", "video") or not value.strip():
+            raise RecipeError(f"{where}:{n}: expected `identity ID`, `label NAME` or `video PATH`, got {line!r}")
+        out.append(Request(kind, value.strip()))
+    return out
+
+
+def _frame(recipe: Recipe, name: str) -> pl.DataFrame:
+    from .storage import read_frame, table_path
+
+    if not table_path(recipe.manifests_dir, name).exists():
+        raise RecipeError(f"the build has no {name} table yet ({recipe.manifests_dir}): build it first, or name "
+                          "videos by path")
+    return read_frame(recipe.manifests_dir, name)
+
+
+def resolve(recipe: Recipe, requests: list[Request], reason: str, now: str | None = None) -> list[dict]:
+    """The removals rows of `requests`: a row per video each one names, with what later builds need to
+    recognise it. A request that names nothing is refused (a typo must not pass for a take-down)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    rows: dict[str, dict] = {}
+    for req in requests:
+        rid = "r-" + short_hash(str(req), reason, now)
+        base = dict(removal_id=rid, request=str(req), reason=reason, requested_at=now, how="named")
+        if req.kind == "video":
+            found = _video_rows(recipe, req.value)
+            for r in found:
+                rows.setdefault(r["fingerprint"], {**base, **r})
+            continue
+        identities = _frame(recipe, "identities").filter(pl.col("status") == "ok")
+        if req.kind == "identity":
+            ids = {req.value} & set(identities.get_column("identity_id").to_list())
+            if not ids:
+                raise RecipeError(f"{req}: no such identity in this build (ltxa-data status, or the identities table, "
+                                  "lists them)")
+        else:
+            from .stages.identify import prior_labels
+
+            videos = _frame(recipe, "videos")
+            labelled = {v for v, lab in prior_labels(recipe, videos).items() if lab == req.value}
+            ids = set(identities.filter((pl.col("label") == req.value) | pl.col("video_id").is_in(list(labelled)))
+                      .get_column("identity_id").to_list())
+            if not ids and not labelled:
+                raise RecipeError(f"{req}: no video or identity carries this label in this build")
+            for r in (_video_rows(recipe, v, by_id=True)[0] for v in sorted(labelled)):
+                rows.setdefault(r["fingerprint"], {**base, **r, "how": "label"})
+        for identity in sorted(ids):
+            for r in _identity_rows(recipe, identity):
+                rows.setdefault(r["fingerprint"], {**base, **r})
+    return list(rows.values())
+
+
+def _video_rows(recipe: Recipe, value: str, by_id: bool = False) -> list[dict]:
+    """The removal facts of one video named by path (absolute, relative to its input root, or an existing
+    file) or, with `by_id`, by video_id."""
+    from .storage import table_path
+
+    videos = (_frame(recipe, "videos") if table_path(recipe.manifests_dir, "videos").exists()
+              else pl.DataFrame(schema={"video_id": pl.String, "path": pl.String, "rel_path": pl.String,
+                                        "fingerprint": pl.String}))
+    if by_id:
+        hit = videos.filter(pl.col("video_id") == value)
+    else:
+        absolute = str(Path(value).expanduser().absolute())
+        hit = videos.filter((pl.col("path") == absolute) | (pl.col("rel_path") == value))
+        if hit.is_empty() and Path(absolute).is_file():  # not scanned (yet): its bytes are enough
+            fp = content_fingerprint(Path(absolute), recipe.scan.fingerprint_bytes)
+            hit = videos.filter(pl.col("fingerprint") == fp)
+            if hit.is_empty():
+                return [_facts(recipe, video_id_of(fp), absolute, fp)]
+    hit = hit.filter(pl.col("fingerprint").is_not_null())
+    if hit.is_empty():
+        raise RecipeError(f"video {value}: no such file, and no video of this build has that path")
+    return [_facts(recipe, r["video_id"], r["path"], r["fingerprint"]) for r in hit.iter_rows(named=True)]
+
+
+def _identity_rows(recipe: Recipe, identity: str) -> list[dict]:
+    """A row per video the identity speaks in, with its voices' embeddings there."""
+    voices_of = _frame(recipe, "identities").filter((pl.col("identity_id") == identity) & (pl.col("status") == "ok"))
+    embeddings = _frame(recipe, "voices").filter(pl.col("voice_id").is_in(voices_of.get_column("voice_id").to_list()))
+    out = []
+    for video_id in sorted(set(voices_of.get_column("video_id").to_list())):
+        facts = _video_rows(recipe, video_id, by_id=True)[0]
+        embs = embeddings.filter(pl.col("video_id") == video_id).get_column("embedding").to_list()
+        out.append({**facts, "identity_id": identity, "embedder": embedder_of(recipe),
+                    "voice_embeddings": [list(map(float, e)) for e in embs] or None})
+    return out
+
+
+def _facts(recipe: Recipe, video_id: str, path: str, fingerprint: str) -> dict:
+    """A removed video's path, fingerprints (its perceptual one when the build made it) and no voices."""
+    from .stages.fingerprints import StoredFingerprints
+    from .storage import read_frame, table_path
+
+    row: dict = dict(video_id=video_id, path=path, fingerprint=fingerprint, identity_id=None, embedder=None,
+                     voice_embeddings=None, **{n: None for n, _, _ in FINGERPRINT_FIELDS})
+    if table_path(recipe.manifests_dir, "fingerprints").exists():
+        prints = read_frame(recipe.manifests_dir, "fingerprints", ok_only=True).filter(pl.col("video_id") == video_id)
+        if prints.height:
+            row.update(StoredFingerprints(recipe.output_dir, prints)[0].to_row())
+    return row
+
+
+# ------------------------------------------------------------------------------------------- applying
+
+
+def append(recipe: Recipe, rows: list[dict]) -> int:
+    """Add removals rows (a video already removed keeps its first row); returns how many were new. The
+    manifest is replaced atomically, then the scan partitions that held a new video are invalidated."""
+    old = Removals.load(recipe)
+    have = old.fingerprints
+    new = [r for r in {r["fingerprint"]: r for r in rows}.values() if r["fingerprint"] not in have]
+    if not new:
+        return 0
+    table = pa.concat_tables([old.table.to_arrow().cast(SCHEMA), pa.Table.from_pylist(new, schema=SCHEMA)])
+    write_table_atomic(removals_path(recipe), table)
+    invalidate(recipe, {r["fingerprint"] for r in new}, {r["path"] for r in new})
+    return len(new)
+
+
+def invalidate(recipe: Recipe, fingerprints: set[str], paths: set[str]) -> int:
+    """Make the scan partitions holding any of these files run again (their marker loses its input hash, so
+    the rerun also cleans up what they wrote); returns how many."""
+    from .pipeline import read_marker, state_dir
+
+    sdir = state_dir(recipe, "videos")
+    n = 0
+    for part in sorted(sdir.glob("part-*.parquet")):
+        t = pq.read_table(part, columns=["path", "fingerprint"])
+        if not (set(t.column("fingerprint").to_pylist()) & fingerprints or set(t.column("path").to_pylist()) & paths):
+            continue
+        key = part.name[len("part-"): -len(".parquet")]
+        marker = read_marker(sdir, key)
+        if marker:
+            write_json_atomic(sdir / f"part-{key}.done", {**marker, "input_hash": "removed"})
+        n += 1
+    return n
+
+
+def detect(recipe: Recipe, stage: str) -> list[dict]:
+    """Videos this build found to fall under earlier removals, after `stage` ran: copies of removed videos
+    (duplicates), a removed person's voice or label (voices). Rows for `append`."""
+    removals = Removals.load(recipe)
+    if not removals:
+        return []
+    from .storage import read_frame
+
+    found: list[tuple[str, str, str]] = []  # (video_id, how, the removed video's fingerprint that caught it)
+    if stage == "duplicates":
+        dup = read_frame(recipe.manifests_dir, "duplicates")
+        for r in dup.filter(pl.col("status") == "skipped").iter_rows(named=True):
+            found.append((r["video_id"], "copy", r["matched_video_id"]))
+    elif stage == "voices":
+        voices = read_frame(recipe.manifests_dir, "voices", ok_only=True)
+        removed, owners = removals.voices(embedder_of(recipe))
+        if len(removed) and voices.height:
+            emb = np.asarray(voices.get_column("embedding").to_list(), np.float32)
+            sims = emb @ removed.T
+            best = sims.argmax(axis=1)
+            for i in np.flatnonzero(sims.max(axis=1) >= recipe.identify.similarity_threshold):
+                found.append((voices["video_id"][int(i)], "voice", owners[int(best[i])]))
+        if removals.labels:
+            from .stages.identify import prior_labels
+
+            videos = read_frame(recipe.manifests_dir, "videos", ok_only=True)
+            for v, lab in prior_labels(recipe, videos).items():
+                if lab in removals.labels:
+                    req = removals.table.filter(pl.col("request") == f"label {lab}").row(0, named=True)
+                    found.append((v, "label", req["fingerprint"]))
+    rows = []
+    for video_id, how, caught_by in found:
+        cause = removals.row_of(caught_by) if caught_by in removals.fingerprints else removals.table.filter(
+            pl.col("video_id") == caught_by).row(0, named=True)
+        facts = _video_rows(recipe, video_id, by_id=True)[0]
+        rows.append({**facts, **{k: cause[k] for k in ("removal_id", "request", "reason", "requested_at")},
+                     "how": how, "identity_id": cause["identity_id"]})
+    return rows
+
+
+@dataclass
+class TakeDown:
+    """What `take_down` did."""
+
+    removed_videos: int
+    dropped_samples: list[str]
+    rereferenced_samples: list[str]
+    shards_rewritten: int
+    problems: list[str]
+    seconds: float
+
+
+def take_down(recipe: Recipe, requests: list[Request], reason: str, progress: bool = True) -> TakeDown:
+    """Remove what `requests` name: record them (manifest written atomically first), rebuild (only what they
+    touched reruns: their partitions, the pairs, the shards that held them or their references), then check
+    that nothing derived from them remains (`verify.check_removals`). Killed at any point, running it again
+    (or `build`) finishes the job; until then `verify` reports what is left."""
+    import time
+
+    from .pipeline import build
+    from .storage import read_frame, table_path
+    from .verify import check_removals
+
+    t0 = time.perf_counter()
+    before = (read_frame(recipe.manifests_dir, "pairs", ok_only=True).select("key", "reference_ids")
+              if table_path(recipe.manifests_dir, "pairs").exists() else pl.DataFrame({"key": [], "reference_ids": []}))
+    rows = resolve(recipe, requests, reason)
+    append(recipe, rows)
+    reports = build(recipe, progress=progress)
+    after = read_frame(recipe.manifests_dir, "pairs", ok_only=True).select("key", "reference_ids")
+    refs_after = dict(after.iter_rows())
+    dropped = sorted(set(before["key"].to_list()) - set(refs_after))
+    changed = sorted(k for k, refs in before.iter_rows() if k in refs_after and list(refs_after[k]) != list(refs))
+    shards = next((r.ran for r in reports if r.stage == "shards"), 0)
+    return TakeDown(removed_videos=len(Removals.load(recipe).table), dropped_samples=dropped,
+                    rereferenced_samples=changed, shards_rewritten=shards, problems=check_removals(recipe),
+                    seconds=time.perf_counter() - t0)
