@@ -200,6 +200,13 @@ class _Story:
             self.refs = [by_id[i] for i in ids if i in by_id]
         self.shard = _one(self.m, "shards", pl.col("key") == key)
         self.meta = self._shard_json()
+        dup = _frame(self.m, "duplicates", pl.col("status") == "ok") if table_path(self.m, "duplicates").exists() \
+            else None
+        self.copies = dup if dup is not None else pl.DataFrame()
+        self.clips: dict[str, str] = dict(dup.select("video_id", "group_id").iter_rows()) if dup is not None else {}
+
+    def _clip(self, video_id: str) -> str:
+        return self.clips.get(video_id, video_id)
 
     def _video(self, video_id: str) -> dict | None:
         df = _frame(self.m, "videos", (pl.col("video_id") == video_id) & (pl.col("status") == "ok"))
@@ -285,6 +292,16 @@ class _Story:
         page.kv("audio", f"{v['audio_codec']}, {v['sample_rate']} Hz, {v['channels']} channel(s)")
         if v["label"] or v["source"]:
             page.kv("label / source", f"{v['label'] or '-'} / {v['source'] or '-'}")
+        group = self.clips.get(v["video_id"])
+        if group is None:
+            page.kv("copies", "none found" if self.recipe.duplicates.detect
+                    else "not looked for (duplicates.detect off)")
+        else:
+            members = self.copies.filter(pl.col("group_id") == group).sort("video_id")
+            page.kv("copies", f"duplicate group {group} of {members.height} videos (perceptual fingerprints): "
+                    + "; ".join(f"{r['rel_path']}{' (best copy)' if r['representative'] else ''}, agreement "
+                                f"{_n(r['score'], 2)}, offset {_n(r['offset_s'], 2)} s"
+                                for r in members.iter_rows(named=True)))
         scenes = _one(self.m, "scenes", pl.col("video_id") == v["video_id"])
         if scenes is None or scenes["status"] != "ok":
             page.kv("scene cuts", "unknown (no ok scenes row)")
@@ -450,10 +467,10 @@ class _Story:
         cfg, rc = recipe.pairs, recipe.references
         assert p is not None
         page.section("Why these references")
-        page.line(f"rule: references of identity {p['identity_id']} from other videos"
+        page.line(f"rule: references of identity {p['identity_id']} from other clips (a video with its copies)"
                   f"{' and other sources (input.source_regex)' if recipe.input.source_regex else ''}, drawn without "
                   f"replacement with weight quality ** {cfg.quality_weight:g} (pairs.quality_weight), seeded by "
-                  f"pairs.seed {cfg.seed}, one per video first; {cfg.references_per_target} per target "
+                  f"pairs.seed {cfg.seed}, one per clip first; {cfg.references_per_target} per target "
                   "(pairs.references_per_target), best quality first")
         json_refs = (self.meta or {}).get("references", [])
         for i, r in enumerate(self.refs):
@@ -491,8 +508,8 @@ class _Story:
                            indent=4)
             else:
                 page.kv("gain", "none (references.normalize_lufs is null)", indent=4)
-            page.check(subject, "other video", self._rel(r["video_id"]), "!=", "the target's",
-                       r["video_id"] != t["video_id"], "pairs", indent=4)
+            page.check(subject, "other clip", self._rel(r["video_id"]), "!=", "the target's or a copy of it",
+                       self._clip(r["video_id"]) != self._clip(t["video_id"]), "pairs, duplicates", indent=4)
         self._candidates()
 
     def _candidates(self) -> None:
@@ -511,8 +528,9 @@ class _Story:
         own = sources.get(t["video_id"])
         chosen = set(p["reference_ids"] or [])
         chosen_videos = set(p["reference_video_ids"] or [])
-        eligible = [c for c in cands if c["video_id"] != t["video_id"] and (own is None or sources.get(c["video_id"])
-                                                                              != own)]
+        mine = self._clip(t["video_id"])
+        eligible = [c for c in cands if self._clip(c["video_id"]) != mine and (own is None or sources.get(c["video_id"])
+                                                                               != own)]
         keyed = {c["reference_id"]: draw_key(t["target_id"], (c["reference_id"], c["video_id"], c["quality"]),
                                              cfg.seed, cfg.quality_weight) for c in eligible}
         ranked = sorted(eligible, key=lambda c: (-keyed[c["reference_id"]], c["reference_id"]))
@@ -524,6 +542,8 @@ class _Story:
                 why = f"CHOSEN (drawn #{rank.get(rid, '-')} of {len(ranked)})"
             elif c["video_id"] == t["video_id"]:
                 why = "same video as the target"
+            elif self._clip(c["video_id"]) == mine:
+                why = f"a copy of the target's video (duplicate group {mine})"
             elif own is not None and sources.get(c["video_id"]) == own:
                 why = f"same source {own!r} as the target"
             else:
@@ -572,11 +592,12 @@ class _Story:
         links = _frame(self.m, "identities", pl.col("status") == "ok", ["video_id", "identity_id"]).unique()
         with_targets = set(targets.get_column("identity_id").to_list())
         links = links.filter(pl.col("identity_id").is_in(list(with_targets)))
-        group = next((g for g in identity_groups(links.sort("video_id", "identity_id").rows())
-                      if p["identity_id"] in g), [p["identity_id"]])
+        group = next((g for g in identity_groups((self._clip(v), i) for v, i in links.sort("video_id", "identity_id")
+                                                 .rows()) if p["identity_id"] in g), [p["identity_id"]])
         hours = {i: n * TARGET_FRAMES / TARGET_FPS / 3600 for i, n in targets.group_by("identity_id").len().rows()}
         page.line(f"rule: every identity is held out in exactly one split; identities that share a video form a group "
-                  f"placed whole; pairs.splits.by {cfg.by} (train {cfg.train:g}, val {cfg.val:g}, test {cfg.test:g}), "
+                  f"placed whole (copies of one clip count as one video);"
+                  f" pairs.splits.by {cfg.by} (train {cfg.train:g}, val {cfg.val:g}, test {cfg.test:g}), "
                   f"pairs.seed {self.recipe.pairs.seed}; a group keeps the split it had in the previous build")
         if len(group) > 1:
             shared = links.filter(pl.col("identity_id").is_in(group)).group_by("video_id").len().filter(
@@ -593,11 +614,12 @@ class _Story:
         page.line("the build's splits:")
         page.table(["split", "identities", "samples", "target hours"],
                    [[s, n, k, f"{split_hours.get(s, 0.0):.4f}"] for s, n, k in per_split.rows()])
-        mine = {p["target_video_id"], *(p["reference_video_ids"] or [])}
+        mine = {self._clip(v) for v in (p["target_video_id"], *(p["reference_video_ids"] or []))}
         elsewhere = pairs.filter(pl.col("split") != p["split"]).explode("reference_video_ids")
-        leaked = sorted(mine & (set(elsewhere.get_column("target_video_id").to_list())
-                                | set(elsewhere.get_column("reference_video_ids").drop_nulls().to_list())))
-        page.check("split", "its videos in other splits", len(leaked), "==", 0, not leaked, "verify")
+        leaked = sorted(mine & {self._clip(v) for v in (elsewhere.get_column("target_video_id").to_list()
+                                                       + elsewhere.get_column("reference_video_ids").drop_nulls()
+                                                       .to_list())})
+        page.check("split", "its clips (videos, copies) in other splits", len(leaked), "==", 0, not leaked, "verify")
         other = pairs.filter((pl.col("identity_id") == p["identity_id"]) & (pl.col("split") != p["split"])).height
         page.check("split", "its identity in other splits", other, "==", 0, other == 0, "verify")
 

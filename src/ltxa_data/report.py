@@ -496,6 +496,45 @@ def _swap_eval(recipe: Recipe) -> tuple[str, int]:
     return top + _filter_box("swap-table") + body, ok.height
 
 
+def _hygiene(recipe: Recipe) -> str:
+    """Duplicate groups (members, representative, match) and take-downs (requests, reasons, videos removed:
+    counts only, the report names no removed file)."""
+    from .removals import Removals
+
+    m = recipe.manifests_dir
+    dup = _scan(m, "duplicates", ["video_id", "group_id", "group_size", "representative", "rel_path", "score",
+                                   "offset_s", "status"])
+    if dup is None or not recipe.duplicates.detect:
+        out = "<p>Copies were not looked for (duplicates.detect is off).</p>"
+    else:
+        ok = dup.filter(pl.col("status") == "ok").sort("group_id", "representative", "video_id",
+                                                       descending=[False, True, False])
+        policy = ("targets come from each group's best copy only" if recipe.duplicates.targets == "one"
+                  else "targets come from every copy")
+        out = (f"<p>{ok['group_id'].n_unique():,} group(s) of copies, {ok.height:,} videos; each group lives in one "
+               f"split and gives no references to its own targets; {policy} (duplicates.targets "
+               f"{_e(recipe.duplicates.targets)}).</p>")
+        if ok.height:
+            shown = ok.head(recipe.report.table_rows)
+            out += _filter_box("duplicates-table") + _table(
+                ["group", "video", "best copy", "agreement", "offset (s)"],
+                [(r["group_id"], r["rel_path"], "yes" if r["representative"] else "", _fmt(r["score"], 2),
+                  _fmt(r["offset_s"], 2)) for r in shown.iter_rows(named=True)], "small filterable", "duplicates-table")
+    removals = Removals.load(recipe).table
+    if removals.height:
+        summary = removals.group_by("removal_id", "request", "reason", "requested_at").agg(
+            pl.len().alias("videos"), *(pl.col("how").eq(h).sum().alias(h) for h in ("named", "copy", "voice", "label"))
+        ).sort("requested_at", "removal_id")
+        out += (f"<p>{removals.height:,} video(s) removed by {summary.height:,} take-down request(s); later builds "
+                "keep them, their copies and the removed people's voices out.</p>")
+        out += _table(["removal", "request", "reason", "requested", "videos", "named", "copies", "voice", "label"],
+                      [(r["removal_id"], r["request"], r["reason"], r["requested_at"], r["videos"], r["named"],
+                        r["copy"], r["voice"], r["label"]) for r in summary.iter_rows(named=True)], "small")
+    else:
+        out += "<p>Nothing was taken down from this build.</p>"
+    return out
+
+
 def _filter_box(table_id: str) -> str:
     return (f'<p><input type="search" class="filter" data-table="{table_id}" placeholder="filter rows (any text)" '
             f'aria-label="filter {table_id}"> <span class="shown" data-table="{table_id}"></span></p>')
@@ -678,11 +717,12 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
     if rejected:
         parts.append(_filter_box("rejected-table") + _table(["stage", "file", "status", "reason"], rejected,
                                                             "small filterable", "rejected-table"))
+    parts.append(f'<h2 id="hygiene">Copies and take-downs</h2>{_hygiene(recipe)}')
     parts.append(f'<h2 id="quality">Identity quality</h2>{quality}')
     parts.append(f'<p class="muted">Written in {time.perf_counter() - t0:.1f} s by <code>ltxa-data report</code>.</p>')
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (("funnel", "funnel"), ("plots", "plots"), ("sheets",
                   "contact sheets"), ("pairs", "pairs"), ("swap", "swap eval"), ("rejected", "rejected"),
-                  ("quality", "identity quality")))
+                  ("hygiene", "copies, take-downs"), ("quality", "identity quality")))
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(recipe.name)}: build report'
             f"</title><style>{CSS}</style></head><body><nav>{nav}</nav>{''.join(parts)}"
             f"<script>{SCRIPT}</script></body></html>")

@@ -66,4 +66,24 @@ def format_status(recipe: Recipe, statuses: list[StageStatus]) -> str:
         lines.append(f"{st.stage:<12}{parts:>12}{c.get('ok', 0):>9}{c.get('skipped', 0):>9}{c.get('failed', 0):>9}")
         for reason, n in st.reasons:
             lines.append(f"{'':<14}{n:>5} x {reason}")
-    return "\n".join(lines)
+    return "\n".join(lines + hygiene_lines(recipe))
+
+
+def hygiene_lines(recipe: Recipe) -> list[str]:
+    """Groups of copies and take-downs, for the status."""
+    import polars as pl
+
+    from .removals import Removals
+
+    lines = [""]
+    tp = table_path(recipe.manifests_dir, "duplicates")
+    if tp.exists():
+        dup = pl.read_parquet(tp, columns=["video_id", "group_id", "status"]).filter(pl.col("status") == "ok")
+        lines.append(f"copies: {dup['group_id'].n_unique()} group(s) of {dup.height} videos (duplicates.targets "
+                     f"{recipe.duplicates.targets})")
+    removals = Removals.load(recipe).table
+    if removals.height:
+        hows = ", ".join(f"{n} {h}" for h, n in removals.group_by("how").len().sort("how").iter_rows())
+        lines.append(f"take-downs: {removals['removal_id'].n_unique()} request(s), {removals.height} video(s) removed "
+                     f"({hows}); manifests/removals.parquet")
+    return lines if len(lines) > 1 else []
