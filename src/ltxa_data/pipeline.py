@@ -204,6 +204,8 @@ def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progre
                disable=not progress, leave=True, dynamic_ncols=True)
     notes: list[str] = []
     try:
+        if todo:
+            stage.before_run(todo)
         if stage.in_driver:  # tables only, never a media file
             if todo:
                 stage.setup()
@@ -220,6 +222,8 @@ def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progre
                 bar.update(1)
     finally:
         bar.close()
+        if todo:
+            stage.after_run()
     table = merge_partitions(recipe, stage, [p.key for p in parts])
     counts = dict(Counter(table.column("status").to_pylist()))
     return StageReport(stage.name, len(parts), len(todo), counts, time.perf_counter() - t0, notes)

@@ -348,6 +348,8 @@ class TakeDown:
     dropped_samples: list[str]
     rereferenced_samples: list[str]
     shards_rewritten: int
+    samples_rendered: int
+    """Samples of the rewritten shards rendered again (the others' bytes were copied)."""
     problems: list[str]
     seconds: float
 
@@ -366,14 +368,26 @@ def take_down(recipe: Recipe, requests: list[Request], reason: str, progress: bo
     t0 = time.perf_counter()
     before = (read_frame(recipe.manifests_dir, "pairs", ok_only=True).select("key", "reference_ids")
               if table_path(recipe.manifests_dir, "pairs").exists() else pl.DataFrame({"key": [], "reference_ids": []}))
-    rows = resolve(recipe, requests, reason)
-    append(recipe, rows)
+    hashes = (set(pl.read_parquet(table_path(recipe.manifests_dir, "shards"), columns=["sample_hash"])["sample_hash"]
+                  .drop_nulls().to_list()) if table_path(recipe.manifests_dir, "shards").exists() else set())
+    # A request recorded earlier (a take-down killed before it finished, or asked twice) is not resolved again:
+    # its identity may be gone from the tables already. The rebuild finishes it.
+    done = set(Removals.load(recipe).table.get_column("request").to_list())
+    append(recipe, resolve(recipe, [r for r in requests if str(r) not in done], reason))
     reports = build(recipe, progress=progress)
+    from .report import MARKER
+
+    if not recipe.report.enabled and (recipe.report_dir / MARKER).exists():  # an earlier report shows them
+        from .pipeline import write_build_report
+
+        write_build_report(recipe)
     after = read_frame(recipe.manifests_dir, "pairs", ok_only=True).select("key", "reference_ids")
     refs_after = dict(after.iter_rows())
     dropped = sorted(set(before["key"].to_list()) - set(refs_after))
     changed = sorted(k for k, refs in before.iter_rows() if k in refs_after and list(refs_after[k]) != list(refs))
     shards = next((r.ran for r in reports if r.stage == "shards"), 0)
+    now = read_frame(recipe.manifests_dir, "shards", ok_only=True).get_column("sample_hash").to_list()
     return TakeDown(removed_videos=len(Removals.load(recipe).table), dropped_samples=dropped,
-                    rereferenced_samples=changed, shards_rewritten=shards, problems=check_removals(recipe),
+                    rereferenced_samples=changed, shards_rewritten=shards,
+                    samples_rendered=sum(h not in hashes for h in now), problems=check_removals(recipe),
                     seconds=time.perf_counter() - t0)

@@ -315,6 +315,9 @@ SHARDS = TableSchema(
         ("offset", _I, "byte offset of the sample's first tar header"),
         ("nbytes", _I, "bytes the sample occupies in the tar"),
         ("members", pa.list_(_S), "tar member names of the sample"),
+        ("sample_hash", _S, "hash of everything the sample was rendered from (its pairs row, windows, lineage, "
+         "the shard settings, the checkpoint): a later run copies the sample's bytes instead of rendering it "
+         "again while it is unchanged"),
     ),
 )
 

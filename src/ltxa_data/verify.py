@@ -62,6 +62,11 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_references(tables["pairs"], tables["references"], recipe)
     if "shards" in tables:
         problems += check_shards(recipe, tables["shards"], tables.get("pairs"), check_media)
+    from .stages.shard import REUSE_DIR
+
+    if (recipe.output_dir / REUSE_DIR).exists():
+        problems.append(f"{recipe.output_dir / REUSE_DIR}: left by an interrupted shard stage (old shards' bytes; the "
+                        "next build removes it)")
     problems += check_removals(recipe)
     return problems
 

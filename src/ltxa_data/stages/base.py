@@ -113,6 +113,12 @@ class Stage(ABC):
     def process(self, partition: Partition) -> StageResult:
         """Do one partition's work and return its rows."""
 
+    def before_run(self, todo: list[Partition]) -> None:  # noqa: B027 - optional hook
+        """In the driver, before the partitions `todo` run (may add to their data, not to their hash)."""
+
+    def after_run(self) -> None:  # noqa: B027 - optional hook
+        """In the driver, after the run's partitions, whether they finished or not."""
+
     def finalize(self, table: pa.Table) -> pa.Table:
         """A last look at the merged table, for rules that need every partition (runs in the driver)."""
         return table

@@ -29,11 +29,13 @@ from ..faces import frame_boxes, latent_face_mask
 from ..media import encode_video, encode_wav, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..splits import SPLITS
-from ..storage import atomic_open, frame_hash
+from ..storage import atomic_open, frame_hash, table_path
 from .base import Faults, Partition, Stage, StageResult, failure, guarded
 from .scan import ok_videos
 
 TAR_BLOCK = 512
+REUSE_DIR = ".shards-reuse"
+"""Under output.dir: hard links to the tars a running shard stage copies unchanged samples from."""
 
 
 @dataclass
@@ -167,7 +169,7 @@ class ShardStage(Stage):
     name = "shards"
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets", "encode")
-    version = "7"  # 7: the json's lineage
+    version = "8"  # 8: sample_hash (unchanged samples are copied, not rendered again)
     crash_advice = ("use fewer workers (executor.workers), a smaller batch (encode.batch_size), or a GPU "
                     "(encode.device: cuda)")
 
@@ -209,6 +211,10 @@ class ShardStage(Stage):
             from ..encode import checkpoint_digest
 
             digest = checkpoint_digest(self.recipe)
+        # What a sample's bytes depend on, not how samples are laid out in shards (samples_per_shard, sizes).
+        content = frame_hash(self.version, self.recipe.section_hash("targets", "encode"), self.recipe.shard.video_crf)
+        for sample in samples:
+            sample["sample_hash"] = frame_hash(sample, content, digest)
         parts: list[Partition] = []
         for split in SPLITS:
             keyed = [s for s in samples if s["split"] == split]
@@ -218,16 +224,92 @@ class ShardStage(Stage):
                 parts.append(Partition(f"{split}-{j // n:05d}", data, frame_hash(data)))
         return parts
 
+    def before_run(self, todo: list[Partition]) -> None:
+        """Hard-link the current tars into `REUSE_DIR` and give each partition where its samples are there:
+        a sample whose `sample_hash` is unchanged is copied from them, whatever shard it moves to (a take-down
+        shifts every later sample), not rendered again. The links keep the old bytes while new tars replace
+        the old names. Without hard links (a filesystem that has none) every sample is rendered."""
+        import os
+        import shutil
+
+        reuse = self.recipe.output_dir / REUSE_DIR
+        shutil.rmtree(reuse, ignore_errors=True)
+        path = table_path(self.recipe.manifests_dir, "shards")
+        if not path.exists():
+            return
+        try:
+            prev = pl.read_parquet(path, columns=["key", "shard", "offset", "nbytes", "sample_hash", "status"])
+        except (pl.exceptions.ColumnNotFoundError, OSError):
+            return  # a table from before sample hashes
+        prev = prev.filter((pl.col("status") == "ok") & pl.col("sample_hash").is_not_null())
+        try:
+            for shard in prev.get_column("shard").unique().to_list():
+                src = self.recipe.shards_dir / shard
+                if src.exists():
+                    (reuse / shard).parent.mkdir(parents=True, exist_ok=True)
+                    os.link(src, reuse / shard)
+        except OSError:
+            shutil.rmtree(reuse, ignore_errors=True)
+            return
+        where = {r[0]: r[1:] for r in prev.select("key", "shard", "offset", "nbytes", "sample_hash").iter_rows()}
+        for part in todo:
+            part.data["reuse"] = {s["key"]: where[s["key"]] for s in part.data["samples"] if s["key"] in where}
+
+    def after_run(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.recipe.output_dir / REUSE_DIR, ignore_errors=True)
+
+    def reused(self, sample: dict, reuse: dict[str, tuple]) -> dict[str, bytes] | None:
+        """The sample's members copied from its earlier shard, if it is unchanged and they read back whole
+        (their json carries the same sample_hash); else None."""
+        old = reuse.get(sample["key"])
+        if old is None or old[3] != sample["sample_hash"]:
+            return None
+        shard, offset, nbytes, _ = old
+        try:
+            with open(self.recipe.output_dir / REUSE_DIR / shard, "rb") as f:
+                f.seek(offset)
+                raw = f.read(nbytes)
+            members: dict[str, bytes] = {}
+            with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+                for m in tar:
+                    data = tar.extractfile(m)
+                    if data is None or not m.name.startswith(f"{sample['key']}."):
+                        return None
+                    members[m.name[len(sample["key"]) + 1:]] = data.read()
+        except (OSError, tarfile.TarError):
+            return None
+        if len(raw) != nbytes or "json" not in members:
+            return None
+        try:
+            if json.loads(members["json"]).get("sample_hash") != sample["sample_hash"]:
+                return None
+        except ValueError:
+            return None
+        return members
+
+    def _copy(self, writer: ShardWriter, sample: dict, members: dict[str, bytes]) -> dict:
+        placed = writer.add(sample["key"], members)
+        return dict(key=sample["key"], split=sample["split"], shard=placed.shard.removeprefix("shards/"),
+                    offset=placed.offset, nbytes=placed.nbytes, members=placed.members,
+                    sample_hash=sample["sample_hash"], status="ok", error=None)
+
     def process(self, partition: Partition) -> StageResult:
         split, index = partition.data["split"], partition.data["shard_index"]
+        reuse = partition.data.get("reuse") or {}
         writer = ShardWriter(self.recipe.output_dir, f"shards/{split}/{split}-{index:05d}",
                              self.recipe.shard.max_shard_bytes)
         try:
             if self.encoder is None:
-                rows = guarded(partition.data["samples"], lambda s: [self._write(writer, s, self._cut(s))],
-                               self._failed, lambda s: s["key"])
+                def one(s: dict) -> list[dict]:
+                    members = self.reused(s, reuse)
+                    return [self._copy(writer, s, members) if members is not None else
+                            self._write(writer, s, self._cut(s))]
+
+                rows = guarded(partition.data["samples"], one, self._failed, lambda s: s["key"])
             else:
-                rows = self._encode(writer, partition.data["samples"], partition.data["checkpoint_sha256"])
+                rows = self._encode(writer, partition.data["samples"], partition.data["checkpoint_sha256"], reuse)
             outputs = writer.close()
         except BaseException:
             writer.abort()
@@ -245,10 +327,11 @@ class ShardStage(Stage):
                 cut.media = media_members(cut, self.recipe.shard.video_crf)
         return cut
 
-    def _encode(self, writer: ShardWriter, samples: list[dict], digest: str) -> list[dict]:
+    def _encode(self, writer: ShardWriter, samples: list[dict], digest: str,
+                reuse: dict[str, tuple] | None = None) -> list[dict]:
         """Cut samples on threads ahead of the encoder, encode them in batches, write them in order.
         A sample whose cutting, encoding or writing fails gets its failed row (`Faults` decides
-        what is systemic); the others are written."""
+        what is systemic); the others are written. An unchanged sample in `reuse` is copied, in its place."""
         assert self.encoder is not None
         encoder, cfg = self.encoder, self.recipe.encode
         encoder.info["checkpoint_sha256"] = digest
@@ -285,23 +368,42 @@ class ShardStage(Stage):
                     write(s, c, z)
             batch.clear()
 
-        with contextlib.closing(prefetched(self._cut_with_media, samples, 0 if careful else cfg.decode_threads,
+        copies = {s["key"]: m for s in samples if (m := self.reused(s, reuse or {})) is not None}
+        fresh = [s for s in samples if s["key"] not in copies]
+        order = {s["key"]: i for i, s in enumerate(samples)}
+        done = 0  # samples (in order) written so far: a copy is written once every sample before it is
+
+        def copy_ready(upto: int) -> None:
+            nonlocal done
+            while done < upto:
+                s = samples[done]
+                if s["key"] in copies:
+                    rows[s["key"]] = self._copy(writer, s, copies.pop(s["key"]))
+                done += 1
+
+        with contextlib.closing(prefetched(self._cut_with_media, fresh, 0 if careful else cfg.decode_threads,
                                            batch_size * cfg.prefetch_batches)) as cuts:
             for sample, future in cuts:
+                if any(s["key"] in copies for s in samples[done:order[sample["key"]]]):
+                    if batch:
+                        flush()
+                    copy_ready(order[sample["key"]])
                 try:
                     batch.append((sample, future.result()))
                 except Exception as e:
                     rows[sample["key"]] = self._failed(sample, faults.reason(e))
                 if len(batch) >= batch_size:
                     flush()
+                    copy_ready(order[sample["key"]] + 1)
             if batch:
                 flush()
-        faults.check(len(samples))
+            copy_ready(len(samples))
+        faults.check(len(fresh))
         return [rows[s["key"]] for s in samples]
 
     def _failed(self, sample: dict, reason: str) -> dict:
         return dict(key=sample["key"], split=sample["split"], shard=None, offset=None, nbytes=None, members=None,
-                    status="failed", error=failure(sample["rel_path"], reason))
+                    sample_hash=None, status="failed", error=failure(sample["rel_path"], reason))
 
     def _write(self, writer: ShardWriter, sample: dict, cut: CutSample,
                latents: dict[str, bytes] | None = None) -> dict:
@@ -310,9 +412,7 @@ class ShardStage(Stage):
         members = sample_members(sample, cut, recipe.targets.size, recipe.shard.video_crf,
                                  recipe.targets.face.mask_scale, recipe.encode.keep_media or latents is None,
                                  latents, info)
-        placed = writer.add(sample["key"], members)
-        return dict(key=sample["key"], split=sample["split"], shard=placed.shard.removeprefix("shards/"),
-                    offset=placed.offset, nbytes=placed.nbytes, members=placed.members, status="ok", error=None)
+        return self._copy(writer, sample, members)
 
 
 REFERENCE_FIELDS = ("start_s", "duration_s", "speech_ratio", "lufs", "peak_dbfs", "clipped_fraction", "snr_db",
@@ -394,6 +494,8 @@ def sample_members(sample: dict, cut: CutSample, size: int, crf: int, mask_scale
                    latents_info: dict | None = None) -> dict[str, bytes]:
     """A sample's shard members: json, the media (`media`), face masks, and the latents when encoded."""
     meta = dict(cut.meta)
+    if sample.get("sample_hash"):
+        meta["sample_hash"] = sample["sample_hash"]
     members: dict[str, bytes] = {}
     if sample.get("face_track"):
         meta["face_mask_scale"] = mask_scale

@@ -1,0 +1,41 @@
+"""A shard stage that reruns copies the bytes of unchanged samples from the earlier shards instead of rendering
+(and encoding) them again: laid out anew (another samples_per_shard), a build renders nothing, and what it
+writes passes verify, media and latents included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from ltxa_data.pipeline import build
+from ltxa_data.recipe import Recipe
+from ltxa_data.stages import STAGES
+from ltxa_data.stages.shard import REUSE_DIR
+from ltxa_data.storage import read_frame
+from ltxa_data.verify import verify_build
+
+from .conftest import SIZE, copy_build
+from .fixtures.crashing import NoRenderShards
+
+
+def _relaid(recipe: Recipe) -> None:
+    before = read_frame(recipe.manifests_dir, "shards", ok_only=True)
+    [report] = build(recipe, only=["shards"], progress=False, stages=(*STAGES[:-1], NoRenderShards))
+    after = read_frame(recipe.manifests_dir, "shards")
+    assert report.ran == report.partitions > 0 and after["status"].unique().to_list() == ["ok"]
+    assert sorted(after["key"].to_list()) == sorted(before["key"].to_list())
+    assert after.join(before, on="key").filter(pl.col("sample_hash") != pl.col("sample_hash_right")).height == 0
+    assert after["shard"].n_unique() > before["shard"].n_unique()  # 3 per shard instead of 4
+    assert not (recipe.output_dir / REUSE_DIR).exists()
+    assert verify_build(recipe) == []
+
+
+def test_media_samples_are_copied(built: Recipe, tmp_path: Path) -> None:
+    _relaid(copy_build(built, tmp_path, shard={"samples_per_shard": 3}))
+
+
+def test_encoded_samples_are_copied(encoded: Recipe, checkpoint: Path, conditions: Path, tmp_path: Path) -> None:
+    _relaid(copy_build(encoded, tmp_path, targets={"size": SIZE}, shard={"samples_per_shard": 3},
+                       encode={"backend": "ltx", "checkpoint": str(checkpoint), "device": "cpu", "batch_size": 3},
+                       export={"conditions": str(conditions)}))
