@@ -51,7 +51,7 @@ def _speech_fraction(segments: list[dict], start: float, length: float) -> float
 
 def test_layout_and_counts(corpus: tuple[Path, dict]) -> None:
     out, gt = corpus
-    assert gt["version"] == 3
+    assert gt["version"] == 4
     assert CorpusConfig.model_validate(gt["config"]) == CFG
     assert gt["speakers"] == dict(VOICES[:3])
     assert [name for name, _ in VOICES] == [f"spk{i}" for i in range(8)]
