@@ -297,7 +297,8 @@ def _fell_under_removals(recipe: Recipe, stage: str) -> bool:
     if added:
         hows = Counter(r["how"] for r in found)
         tqdm.write(f"{added} video(s) fall under earlier removals ({', '.join(f'{n} {h}' for h, n in hows.items())}):"
-                   " removed too; starting over from scan (finished partitions are kept)", file=sys.stderr)
+                   " removed too; starting over from scan (finished partitions are kept; a build with --only leaves "
+                   "that to the next full build)", file=sys.stderr)
     return added > 0
 
 
@@ -336,11 +337,14 @@ def build(
     try:
         with exclusive_lock(recipe.manifests_dir / ".state" / "build.lock"):
             sweep_temp_files(recipe.manifests_dir, recipe.output_dir)
+            from .removals import enforce
+
+            enforce(recipe)
             todo = [s for s in stages if not only or s.name in only]
             i = 0
             while i < len(todo):
                 reports.append(run_stage(recipe, todo[i], executor, progress=progress))
-                if _fell_under_removals(recipe, todo[i].name):
+                if _fell_under_removals(recipe, todo[i].name) and not only:
                     # Start over: scan leaves the videos out, and every partition that held them reruns.
                     reports, i = [], 0
                     continue

@@ -115,10 +115,16 @@ class Removals:
         """(the removed voices' embeddings recorded under `embedder` [n, dim], the removal row of each)."""
         rows = self.table.filter((pl.col("embedder") == embedder) & pl.col("voice_embeddings").is_not_null())
         embs, owners = [], []
-        for fp, voices in rows.select("fingerprint", "voice_embeddings").iter_rows():
+        by_person: dict[str, list[tuple[np.ndarray, str]]] = {}
+        for fp, person, voices in rows.select("fingerprint", "identity_id", "voice_embeddings").iter_rows():
             for v in voices:
                 embs.append(np.asarray(v, np.float32))
                 owners.append(fp)
+                by_person.setdefault(person, []).append((embs[-1], fp))
+        for voices in by_person.values():  # each person's mean voice too (as identify compares centroids)
+            mean = np.mean([v for v, _ in voices], axis=0)
+            embs.append((mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32))
+            owners.append(voices[0][1])
         return (np.stack(embs) if embs else np.zeros((0, 0), np.float32)), owners
 
     def perceptual(self) -> pl.DataFrame:
@@ -298,6 +304,14 @@ def invalidate(recipe: Recipe, fingerprints: set[str], paths: set[str]) -> int:
             write_json_atomic(sdir / f"part-{key}.done", {**marker, "input_hash": "removed"})
         n += 1
     return n
+
+
+def enforce(recipe: Recipe) -> None:
+    """At the start of a build: the scan partitions that still hold a removed file run again (a take-down
+    killed between recording a removal and invalidating them is finished here)."""
+    removals = Removals.load(recipe)
+    if removals:
+        invalidate(recipe, removals.fingerprints, removals.paths)
 
 
 def detect(recipe: Recipe, stage: str) -> list[dict]:

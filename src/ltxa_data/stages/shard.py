@@ -203,6 +203,10 @@ class ShardStage(Stage):
             self.encoder = SampleEncoder(self.recipe)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
+        import shutil
+
+        # A run killed in this stage left its links to old tars (and their samples, perhaps taken down).
+        shutil.rmtree(self.recipe.output_dir / REUSE_DIR, ignore_errors=True)
         samples = sample_rows(tables)
         n = self.recipe.shard.samples_per_shard
         # The checkpoint's content, not only its path, decides the latents: a changed file reruns shards.
