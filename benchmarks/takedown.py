@@ -37,7 +37,7 @@ from ltxa_data.recipe import load_recipe  # noqa: E402
 from ltxa_data.removals import Request, append, resolve, take_down  # noqa: E402
 from ltxa_data.schemas import to_table  # noqa: E402
 from ltxa_data.stages.pairs import PairsStage  # noqa: E402
-from ltxa_data.stages.shard import ShardStage, ShardWriter  # noqa: E402
+from ltxa_data.stages.shard import ShardStage, ShardWriter, metadata_of  # noqa: E402
 from ltxa_data.storage import read_frame, table_path, write_table_atomic  # noqa: E402
 from ltxa_data.verify import check_removals  # noqa: E402
 
@@ -89,7 +89,8 @@ class _StandInShards(ShardStage):
 
 
 def stand_in(sample: dict, size: int) -> dict[str, bytes]:
-    meta = {"key": sample["key"], "sample_hash": sample["sample_hash"], "lineage": sample["lineage"]}
+    meta = {"key": sample["key"], **metadata_of(sample), "references": [{"source": r["rel_path"]}
+                                                                         for r in sample["references"]]}
     return {"json": json.dumps(meta, sort_keys=True).encode(), "mp4": os.urandom(size)}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import sys
 import time
 from collections import Counter
@@ -195,6 +196,7 @@ def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progre
             raise SystemicError(f"stage '{stage.name}' reads table '{name}', which has not been built: "
                                 "run the stages before it (or build without --only)")
     tables = {name: read_frame(recipe.manifests_dir, name) for name in stage.reads}
+    stage.previous_buckets = previous_buckets(read_json(sdir / "plan.json"))
     parts = stage.plan(tables)
     config_hash = stage.config_hash()
     write_json_atomic(sdir / "plan.json", {"config_hash": config_hash,
@@ -227,6 +229,15 @@ def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progre
     table = merge_partitions(recipe, stage, [p.key for p in parts])
     counts = dict(Counter(table.column("status").to_pylist()))
     return StageReport(stage.name, len(parts), len(todo), counts, time.perf_counter() - t0, notes)
+
+
+def previous_buckets(plan: dict | None) -> int | None:
+    """The hash-bucket count of a stage's earlier plan (keys `00003-of-00008`), None if it had none."""
+    for key in (plan or {}).get("partitions", {}):
+        m = re.fullmatch(r"\d+-of-(\d+)", key)
+        if m:
+            return int(m.group(1))
+    return None
 
 
 def stage_job(stage: Stage, executor: Executor, watch_dir: Path, notes: list[str] | None = None) -> Job:

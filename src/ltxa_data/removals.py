@@ -91,21 +91,24 @@ class Removals:
     def __bool__(self) -> bool:
         return self.table.height > 0
 
+    def _values(self, column: str) -> set[str]:
+        return set(self.table.get_column(column).drop_nulls().to_list())
+
     @property
     def fingerprints(self) -> set[str]:
-        return set(self.table.get_column("fingerprint").drop_nulls().to_list())
+        return self._values("fingerprint")
 
     @property
     def paths(self) -> set[str]:
-        return set(self.table.get_column("path").drop_nulls().to_list())
+        return self._values("path")
 
     @property
     def video_ids(self) -> set[str]:
-        return set(self.table.get_column("video_id").drop_nulls().to_list())
+        return self._values("video_id")
 
     @property
     def identity_ids(self) -> set[str]:
-        return set(self.table.get_column("identity_id").drop_nulls().to_list())
+        return self._values("identity_id")
 
     @property
     def labels(self) -> set[str]:

@@ -17,7 +17,6 @@ import io
 import json
 import re
 import shutil
-import tarfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -321,16 +320,10 @@ def plots(recipe: Recipe, dest: Path, steps: list[Step]) -> list[tuple[str, str,
 
 def read_sample(shards_dir: Path, shard: str, offset: int, nbytes: int) -> dict[str, bytes]:
     """One sample's members {extension: bytes}, read from its tar by byte offset (the shards index)."""
-    with open(shards_dir / shard, "rb") as f:
-        f.seek(offset)
-        chunk = f.read(nbytes)
-    out: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(chunk), mode="r:") as tar:
-        for m in tar:
-            data = tar.extractfile(m)
-            if data is not None:
-                out[m.name.rsplit("/", 1)[-1].partition(".")[2]] = data.read()
-    return out
+    from .stages.shard import read_members
+
+    return {name.rsplit("/", 1)[-1].partition(".")[2]: data
+            for name, data in read_members(shards_dir / shard, offset, nbytes).items()}
 
 
 def sample_keys(shards: pl.DataFrame, per_split: int | dict[str, int]) -> dict[str, pl.DataFrame]:

@@ -318,6 +318,8 @@ SHARDS = TableSchema(
         ("sample_hash", _S, "hash of everything the sample was rendered from (its pairs row, windows, lineage, "
          "the shard settings, the checkpoint): a later run copies the sample's bytes instead of rendering it "
          "again while it is unchanged"),
+        ("media_hash", _S, "the same, less what reaches only the sample's json (split, identity, scores, lineage): "
+         "while it is unchanged, the media and latents are copied and the json rewritten"),
     ),
 )
 

@@ -66,6 +66,8 @@ class Stage(ABC):
     """Bump when the stage's logic changes its output."""
     resources: ClassVar[Resources] = Resources()
     """What one worker needs (`executor.resources` overrides it); see `worker_resources`."""
+    previous_buckets: int | None = None
+    """The bucket count of this stage's previous plan (set by the pipeline before `plan`), for `bucket_count`."""
     in_driver: ClassVar[bool] = False
     """Runs in the driver process: only for stages that read manifest tables and never a media file."""
     crash_advice: ClassVar[str] = "use fewer workers (executor.workers)"
@@ -127,8 +129,12 @@ class Stage(ABC):
         return frame_hash(self.name, self.version, self.recipe.section_hash(*self.sections))
 
 
-def bucket_count(n_items: int, per_partition: int) -> int:
-    """A power of two near n_items / per_partition: adding items moves few of them to new buckets."""
+def bucket_count(n_items: int, per_partition: int, previous: int | None = None) -> int:
+    """A power of two near n_items / per_partition: adding items moves few of them to new buckets. The
+    previous plan's count is kept while its partitions hold a quarter to twice `per_partition` items on
+    average, so that adding or removing (a take-down) a few items near a power of two does not move them all."""
+    if previous and per_partition / 4 <= n_items / previous <= 2 * per_partition:
+        return previous
     want = max(1, -(-n_items // per_partition))
     return 1 << (want - 1).bit_length()
 
@@ -138,9 +144,10 @@ def bucket_of(value: str, n_buckets: int) -> int:
     return int(hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:12], 16) % n_buckets
 
 
-def hash_buckets(items: Sequence[T], key_of: Callable[[T], str], per_partition: int) -> list[tuple[str, list[T]]]:
-    """(partition key, items) by hash bucket of each item's key, in bucket order."""
-    n = bucket_count(len(items), per_partition)
+def hash_buckets(items: Sequence[T], key_of: Callable[[T], str], per_partition: int,
+                 previous: int | None = None) -> list[tuple[str, list[T]]]:
+    """(partition key, items) by hash bucket of each item's key, in bucket order (`bucket_count`)."""
+    n = bucket_count(len(items), per_partition, previous)
     buckets: dict[int, list[T]] = {}
     for item in items:
         buckets.setdefault(bucket_of(key_of(item), n), []).append(item)
@@ -148,13 +155,14 @@ def hash_buckets(items: Sequence[T], key_of: Callable[[T], str], per_partition: 
 
 
 def partitions_by(
-    key: str, per_partition: int, tables: dict[str, pl.DataFrame], *, extra: Sequence[Any] = ()
+    key: str, per_partition: int, tables: dict[str, pl.DataFrame], *, extra: Sequence[Any] = (),
+    previous: int | None = None,
 ) -> list[Partition]:
     """Partitions by hash buckets of `key` (e.g. video_id); each carries every table's rows for its
     keys. Same inputs -> same partitions; an added key changes only its bucket's partition."""
     values = sorted(set().union(*(set(t.get_column(key).to_list()) for t in tables.values() if key in t.columns)))
     parts = []
-    for part_key, chunk in hash_buckets(values, str, per_partition):
+    for part_key, chunk in hash_buckets(values, str, per_partition, previous):
         data = {
             name: (t.filter(pl.col(key).is_in(chunk)).sort(t.columns[0]) if key in t.columns else t)
             for name, t in tables.items()

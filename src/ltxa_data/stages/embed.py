@@ -31,7 +31,8 @@ class EmbedStage(Stage):
         turns = tables["turns"].filter(pl.col("status") == "ok")
         videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path")
         videos = videos.filter(pl.col("video_id").is_in(turns.get_column("video_id").unique().to_list()))
-        return partitions_by("video_id", self.recipe.embed.videos_per_partition, {"videos": videos, "turns": turns})
+        return partitions_by("video_id", self.recipe.embed.videos_per_partition, {"videos": videos, "turns": turns},
+                             previous=self.previous_buckets)
 
     def devices(self) -> list[str]:
         return [self.recipe.embed.speechbrain_ecapa.device] if self.recipe.embed.backend == "speechbrain_ecapa" else []

@@ -40,7 +40,8 @@ class FingerprintsStage(Stage):
         if not self.recipe.duplicates.detect:
             return []
         videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "duration_s", "audio_codec")
-        return partitions_by("video_id", self.recipe.duplicates.videos_per_partition, {"videos": videos})
+        return partitions_by("video_id", self.recipe.duplicates.videos_per_partition, {"videos": videos},
+                             previous=self.previous_buckets)
 
     def process(self, partition: Partition) -> StageResult:
         prints: list[tuple[str, Fingerprint]] = []

@@ -60,7 +60,8 @@ class ScanStage(Stage):
                 files.append((path, rel, st.st_size, st.st_mtime_ns))
             except OSError:
                 files.append((path, rel, -1, -1))
-        buckets = hash_buckets(files, lambda f: f[0], self.recipe.scan.files_per_partition)
+        buckets = hash_buckets(files, lambda f: f[0], self.recipe.scan.files_per_partition,
+                               self.previous_buckets)
         return [Partition(key, {"files": fs}, frame_hash(fs)) for key, fs in buckets]
 
     def setup(self) -> None:

@@ -64,7 +64,8 @@ class ScenesStage(Stage):
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path")
-        return partitions_by("video_id", self.recipe.scenes.videos_per_partition, {"videos": videos})
+        return partitions_by("video_id", self.recipe.scenes.videos_per_partition, {"videos": videos},
+                             previous=self.previous_buckets)
 
     def setup(self) -> None:
         try:

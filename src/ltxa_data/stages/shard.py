@@ -105,6 +105,23 @@ class ShardWriter:
             self._tar = self._stack = None
 
 
+def read_members(path: Path, offset: int, nbytes: int) -> dict[str, bytes]:
+    """One sample's tar members {name: bytes}, read by byte offset (the shards index); a short read or a
+    broken header raises `tarfile.ReadError`."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read(nbytes)
+    if len(chunk) != nbytes:
+        raise tarfile.ReadError(f"{path}: {nbytes} bytes at {offset} asked, {len(chunk)} read")
+    out: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(chunk), mode="r:") as tar:
+        for m in tar:
+            data = tar.extractfile(m)
+            if data is not None:
+                out[m.name] = data.read()
+    return out
+
+
 def iter_shard(path: Path, with_data: bool = True) -> Iterator[tuple[str, int, dict[str, tuple[str, bytes]]]]:
     """(webdataset key, first header offset, {member: (extension, bytes)}) per run of one key's
     members in a tar, streaming. Without data, members are still read through (a truncated tar
@@ -169,7 +186,7 @@ class ShardStage(Stage):
     name = "shards"
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets", "encode")
-    version = "8"  # 8: sample_hash (unchanged samples are copied, not rendered again)
+    version = "9"  # 9: sample_hash, media_hash (unchanged samples are copied, not rendered again)
     crash_advice = ("use fewer workers (executor.workers), a smaller batch (encode.batch_size), or a GPU "
                     "(encode.device: cuda)")
 
@@ -219,6 +236,7 @@ class ShardStage(Stage):
         content = frame_hash(self.version, self.recipe.section_hash("targets", "encode"), self.recipe.shard.video_crf)
         for sample in samples:
             sample["sample_hash"] = frame_hash(sample, content, digest)
+            sample["media_hash"] = frame_hash(media_part(sample), content, digest)
         parts: list[Partition] = []
         for split in SPLITS:
             keyed = [s for s in samples if s["split"] == split]
@@ -242,7 +260,8 @@ class ShardStage(Stage):
         if not path.exists():
             return
         try:
-            prev = pl.read_parquet(path, columns=["key", "shard", "offset", "nbytes", "sample_hash", "status"])
+            prev = pl.read_parquet(path, columns=["key", "shard", "offset", "nbytes", "sample_hash", "media_hash",
+                                                  "status"])
         except (pl.exceptions.ColumnNotFoundError, OSError):
             return  # a table from before sample hashes
         prev = prev.filter((pl.col("status") == "ok") & pl.col("sample_hash").is_not_null())
@@ -255,7 +274,8 @@ class ShardStage(Stage):
         except OSError:
             shutil.rmtree(reuse, ignore_errors=True)
             return
-        where = {r[0]: r[1:] for r in prev.select("key", "shard", "offset", "nbytes", "sample_hash").iter_rows()}
+        where = {r[0]: r[1:] for r in prev.select("key", "shard", "offset", "nbytes", "sample_hash", "media_hash")
+                 .iter_rows()}
         for part in todo:
             part.data["reuse"] = {s["key"]: where[s["key"]] for s in part.data["samples"] if s["key"] in where}
 
@@ -266,38 +286,42 @@ class ShardStage(Stage):
 
     def reused(self, sample: dict, reuse: dict[str, tuple]) -> dict[str, bytes] | None:
         """The sample's members copied from its earlier shard, if it is unchanged and they read back whole
-        (their json carries the same sample_hash); else None."""
+        (their json carries the same sample_hash); if only what `media_part` leaves out changed (its split,
+        scores, lineage: a take-down re-estimates a dialog partner's dominant face), its media copied and its
+        json brought up to date; else None."""
         old = reuse.get(sample["key"])
-        if old is None or old[3] != sample["sample_hash"]:
+        if old is None or (old[3] != sample["sample_hash"] and old[4] != sample["media_hash"]):
             return None
-        shard, offset, nbytes, _ = old
+        shard, offset, nbytes = old[:3]
         try:
-            with open(self.recipe.output_dir / REUSE_DIR / shard, "rb") as f:
-                f.seek(offset)
-                raw = f.read(nbytes)
-            members: dict[str, bytes] = {}
-            with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-                for m in tar:
-                    data = tar.extractfile(m)
-                    if data is None or not m.name.startswith(f"{sample['key']}."):
-                        return None
-                    members[m.name[len(sample["key"]) + 1:]] = data.read()
+            found = read_members(self.recipe.output_dir / REUSE_DIR / shard, offset, nbytes)
         except (OSError, tarfile.TarError):
             return None
-        if len(raw) != nbytes or "json" not in members:
+        prefix = f"{sample['key']}."
+        if not all(name.startswith(prefix) for name in found):
+            return None
+        members = {name[len(prefix):]: data for name, data in found.items()}
+        if "json" not in members:
             return None
         try:
-            if json.loads(members["json"]).get("sample_hash") != sample["sample_hash"]:
-                return None
+            meta = json.loads(members["json"])
         except ValueError:
             return None
+        if meta.get("sample_hash") == sample["sample_hash"]:
+            return members
+        if meta.get("media_hash") != sample["media_hash"]:
+            return None
+        meta.update(metadata_of(sample))
+        for ref, r in zip(meta["references"], sample["references"], strict=True):
+            ref["source"] = r["rel_path"]
+        members["json"] = json.dumps(meta, sort_keys=True).encode()
         return members
 
     def _copy(self, writer: ShardWriter, sample: dict, members: dict[str, bytes]) -> dict:
         placed = writer.add(sample["key"], members)
         return dict(key=sample["key"], split=sample["split"], shard=placed.shard.removeprefix("shards/"),
                     offset=placed.offset, nbytes=placed.nbytes, members=placed.members,
-                    sample_hash=sample["sample_hash"], status="ok", error=None)
+                    sample_hash=sample["sample_hash"], media_hash=sample["media_hash"], status="ok", error=None)
 
     def process(self, partition: Partition) -> StageResult:
         split, index = partition.data["split"], partition.data["shard_index"]
@@ -407,7 +431,7 @@ class ShardStage(Stage):
 
     def _failed(self, sample: dict, reason: str) -> dict:
         return dict(key=sample["key"], split=sample["split"], shard=None, offset=None, nbytes=None, members=None,
-                    sample_hash=None, status="failed", error=failure(sample["rel_path"], reason))
+                    sample_hash=None, media_hash=None, status="failed", error=failure(sample["rel_path"], reason))
 
     def _write(self, writer: ShardWriter, sample: dict, cut: CutSample,
                latents: dict[str, bytes] | None = None) -> dict:
@@ -446,6 +470,28 @@ def face_members(track: list[list[float]], crop: list[int], size: int, grow: flo
     buf = io.BytesIO()
     np.save(buf, latent_face_mask(boxes, size), allow_pickle=False)
     return {"face_boxes.json": json.dumps(boxes.tolist()).encode(), "face_mask_latent.npy": buf.getvalue()}
+
+
+METADATA_ONLY = ("identity_id", "split", "rel_path", "sync_score", "sync_offset", "face_distance", "lineage")
+"""Fields of a sample that reach its json and nothing else (a reference's `rel_path` too)."""
+
+
+def media_part(sample: dict) -> dict:
+    """The sample less `METADATA_ONLY` (and its hashes): what its media and latents are made from."""
+    out = {k: v for k, v in sample.items() if k not in (*METADATA_ONLY, "sample_hash", "media_hash")}
+    out["references"] = [{k: v for k, v in r.items() if k != "rel_path"} for r in sample["references"]]
+    return out
+
+
+def metadata_of(sample: dict) -> dict:
+    """The json fields `METADATA_ONLY` decides, and the sample's hashes."""
+    meta = dict(identity_id=sample["identity_id"], split=sample["split"], source=sample["rel_path"],
+                sync_score=sample.get("sync_score"), sync_offset=sample.get("sync_offset"),
+                face_distance=sample.get("face_distance"), sample_hash=sample["sample_hash"],
+                media_hash=sample["media_hash"])
+    if sample.get("lineage") is not None:
+        meta["lineage"] = sample["lineage"]
+    return meta
 
 
 def cut_sample(sample: dict, size: int, pad: str = "black") -> CutSample:
@@ -499,7 +545,7 @@ def sample_members(sample: dict, cut: CutSample, size: int, crf: int, mask_scale
     """A sample's shard members: json, the media (`media`), face masks, and the latents when encoded."""
     meta = dict(cut.meta)
     if sample.get("sample_hash"):
-        meta["sample_hash"] = sample["sample_hash"]
+        meta.update(sample_hash=sample["sample_hash"], media_hash=sample["media_hash"])
     members: dict[str, bytes] = {}
     if sample.get("face_track"):
         meta["face_mask_scale"] = mask_scale

@@ -50,7 +50,8 @@ class SpeakerWindowStage(Stage):
         turns = tables["turns"].filter(pl.col("status") == "ok").select(
             "video_id", "speaker", "start_s", "end_s", "overlap")
         return partitions_by("video_id", self.recipe.diarize.videos_per_partition,
-                             {"videos": videos, "turns": turns, "identities": identities})
+                             {"videos": videos, "turns": turns, "identities": identities},
+                             previous=self.previous_buckets)
 
     def process(self, partition: Partition) -> StageResult:
         turns, ids = partition.data["turns"], partition.data["identities"]
