@@ -4,6 +4,7 @@ writes passes verify, media and latents included."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -11,7 +12,7 @@ import polars as pl
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe
 from ltxa_data.stages import STAGES
-from ltxa_data.stages.shard import REUSE_DIR
+from ltxa_data.stages.shard import REUSE_DIR, read_members
 from ltxa_data.storage import read_frame
 from ltxa_data.verify import verify_build
 
@@ -39,3 +40,20 @@ def test_encoded_samples_are_copied(encoded: Recipe, checkpoint: Path, condition
     _relaid(copy_build(encoded, tmp_path, targets={"size": SIZE}, shard={"samples_per_shard": 3},
                        encode={"backend": "ltx", "checkpoint": str(checkpoint), "device": "cpu", "batch_size": 3},
                        export={"conditions": str(conditions)}))
+
+
+def test_a_lineage_change_rewrites_only_the_json(built: Recipe, tmp_path: Path) -> None:
+    """A setting that changes no sample's media (a looser loudness ceiling no reference reaches) changes the
+    recipe hash in every sample's lineage: the media are copied, the jsons rewritten."""
+    recipe = copy_build(built, tmp_path, references={"max_lufs": -7.5})
+    before = read_frame(recipe.manifests_dir, "pairs", ok_only=True)["recipe_hash"][0]
+    build(recipe, progress=False, stages=(*STAGES[:-1], NoRenderShards))
+    after = read_frame(recipe.manifests_dir, "shards")
+    assert after["status"].unique().to_list() == ["ok"]
+    now = read_frame(recipe.manifests_dir, "pairs", ok_only=True)["recipe_hash"][0]
+    assert now != before
+    row = after.row(0, named=True)
+    members = read_members(recipe.shards_dir / row["shard"], row["offset"], row["nbytes"])
+    meta = json.loads(members[f"{row['key']}.json"])
+    assert meta["lineage"]["recipe_hash"] == now and meta["sample_hash"] == row["sample_hash"]
+    assert verify_build(recipe) == []
