@@ -239,7 +239,8 @@ def main() -> int:
         print(f"demo: full build from scratch {d['full']:.1f} s; take-down of {d['identity']} "
               f"({done.removed_videos} videos) {done.seconds:.1f} s: {len(done.dropped_samples)} of {d['samples']} "
               f"samples dropped, {len(done.rereferenced_samples)} re-referenced, {done.shards_rewritten} shard "
-              f"partitions rewritten, {done.samples_rendered} samples rendered (the others copied); traces left: "
+              f"partitions rewritten, {done.samples_rendered} samples rendered, {done.jsons_rewritten} jsons "
+              f"rewritten (the others copied); traces left: "
               f"{len(done.problems)}")
         print(f"ratio take-down / full rebuild (demo): {done.seconds / d['full']:.2f}")
     with tempfile.TemporaryDirectory(prefix="takedown-synthetic-") as td:

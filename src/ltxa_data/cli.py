@@ -391,7 +391,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
     done = take_down(recipe, requests, args.reason, progress=not args.no_progress)
     print(f"removed: {done.removed_videos} video(s) in the removals manifest; {len(done.dropped_samples)} sample(s) "
           f"dropped, {len(done.rereferenced_samples)} given another reference, {done.shards_rewritten} shard "
-          f"partition(s) rewritten ({done.samples_rendered} sample(s) rendered, the others copied), in "
+          f"partition(s) rewritten ({done.samples_rendered} sample(s) rendered, {done.jsons_rewritten} json(s) "
+          f"rewritten, the others copied), in "
           f"{done.seconds:.1f} s")
     for p in done.problems:
         print(f"violation: {p}")

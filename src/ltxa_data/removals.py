@@ -366,7 +366,9 @@ class TakeDown:
     rereferenced_samples: list[str]
     shards_rewritten: int
     samples_rendered: int
-    """Samples of the rewritten shards rendered again (the others' bytes were copied)."""
+    """Samples whose media were rendered again (new references); the others' bytes were copied."""
+    jsons_rewritten: int
+    """Samples whose media were copied and whose json changed (split, scores, lineage)."""
     problems: list[str]
     seconds: float
 
@@ -385,8 +387,7 @@ def take_down(recipe: Recipe, requests: list[Request], reason: str, progress: bo
     t0 = time.perf_counter()
     before = (read_frame(recipe.manifests_dir, "pairs", ok_only=True).select("key", "reference_ids")
               if table_path(recipe.manifests_dir, "pairs").exists() else pl.DataFrame({"key": [], "reference_ids": []}))
-    hashes = (set(pl.read_parquet(table_path(recipe.manifests_dir, "shards"), columns=["sample_hash"])["sample_hash"]
-                  .drop_nulls().to_list()) if table_path(recipe.manifests_dir, "shards").exists() else set())
+    samples, media = _shard_hashes(recipe)
     # A request recorded earlier (a take-down killed before it finished, or asked twice) is not resolved again:
     # its identity may be gone from the tables already. The rebuild finishes it.
     done = set(Removals.load(recipe).table.get_column("request").to_list())
@@ -403,8 +404,21 @@ def take_down(recipe: Recipe, requests: list[Request], reason: str, progress: bo
     dropped = sorted(set(before["key"].to_list()) - set(refs_after))
     changed = sorted(k for k, refs in before.iter_rows() if k in refs_after and list(refs_after[k]) != list(refs))
     shards = next((r.ran for r in reports if r.stage == "shards"), 0)
-    now = read_frame(recipe.manifests_dir, "shards", ok_only=True).get_column("sample_hash").to_list()
+    now = read_frame(recipe.manifests_dir, "shards", ok_only=True).select("sample_hash", "media_hash").rows()
     return TakeDown(removed_videos=len(Removals.load(recipe).table), dropped_samples=dropped,
                     rereferenced_samples=changed, shards_rewritten=shards,
-                    samples_rendered=sum(h not in hashes for h in now), problems=check_removals(recipe),
-                    seconds=time.perf_counter() - t0)
+                    samples_rendered=sum(m not in media for _, m in now),
+                    jsons_rewritten=sum(s not in samples and m in media for s, m in now),
+                    problems=check_removals(recipe), seconds=time.perf_counter() - t0)
+
+
+def _shard_hashes(recipe: Recipe) -> tuple[set[str], set[str]]:
+    """The sample and media hashes of the shards table (empty sets before the first shards, or for a table
+    from before sample hashes)."""
+    from .storage import table_path
+
+    try:
+        t = pl.read_parquet(table_path(recipe.manifests_dir, "shards"), columns=["sample_hash", "media_hash"])
+    except (OSError, pl.exceptions.ColumnNotFoundError):
+        return set(), set()
+    return set(t["sample_hash"].drop_nulls().to_list()), set(t["media_hash"].drop_nulls().to_list())
