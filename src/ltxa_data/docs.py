@@ -49,6 +49,14 @@ def schema_reference() -> str:
         out += [f"| `{n}` | {typ} | {doc} |" for n, typ, doc in t.fields]
         out.append("| `status` | string | ok / skipped / failed |")
         out.append("| `error` | string | the file (or item) and the reason; set on every row that is not ok |\n")
+    from .fingerprint import FINGERPRINT_FIELDS
+    from .removals import DESCRIPTIONS, SCHEMA
+
+    out.append("**`removals.parquet`** (written by `ltxa-data remove`, read by every build): one row is a removed "
+               "video. Key: `fingerprint`.\n")
+    out.append("| column | type | meaning |\n|---|---|---|")
+    fp_docs = {n: f"its perceptual fingerprint: {d}" for n, _, d in FINGERPRINT_FIELDS}
+    out += [f"| `{f.name}` | {f.type} | {DESCRIPTIONS.get(f.name) or fp_docs[f.name]} |" for f in SCHEMA]
     return "\n".join(out).rstrip() + "\n"
 
 

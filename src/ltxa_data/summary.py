@@ -43,6 +43,7 @@ def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
                  f"outside the crop, {removed.get('active_speaker', 0)} by the active-speaker check (face not "
                  f"speaking with the voice), {removed.get('face_identity', 0)} by the face-identity check (not the "
                  f"voice's face); {all_targets['sync_score'].is_not_null().sum()} windows scored")
+    lines += _copies(m, removed.get("duplicate", 0), ground_truth)
     if ground_truth is not None and ground_truth.exists():
         gt = json.loads(ground_truth.read_text())
         truth = true_speaker_of_voices(read_frame(m, "turns"), videos, gt)
@@ -53,3 +54,24 @@ def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
         lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(all_targets, videos, gt) if g.positives
                   or g.negatives]
     return "\n".join(lines)
+
+
+def _copies(m: Path, skipped: int, ground_truth: Path | None) -> list[str]:
+    """The groups of copies, and against a generated corpus's planted copies: pairs found and pairs right."""
+    from itertools import combinations
+
+    from .storage import table_path
+
+    if not table_path(m, "duplicates").exists():
+        return []
+    dup = read_frame(m, "duplicates", ok_only=True)
+    line = (f"copies: {dup['group_id'].n_unique()} group(s) of {dup.height} videos; {skipped} copies gave no "
+            "targets (duplicates.targets one)")
+    if ground_truth is not None and ground_truth.exists():
+        planted = {frozenset((c["path"], c["copy_of"])) for c in json.loads(ground_truth.read_text())["clips"]
+                   if c.get("kind") == "copy"}
+        found = {frozenset(p) for g in dup.group_by("group_id").agg("rel_path")["rel_path"].to_list()
+                 for p in combinations(g, 2)}
+        line += (f"; vs ground truth: {len(found & planted)} of {len(planted)} planted copies found, "
+                 f"{len(found - planted)} pair(s) wrongly grouped")
+    return [line]
