@@ -144,3 +144,36 @@ def test_manifest_row_round_trip(tmp_path: Path, prints: dict[str, Fingerprint])
         assert (fp.picture == prints[n].picture).all() and (fp.vectors == prints[n].vectors).all()
         assert (fp.sound == prints[n].sound).all() and fp.step_s == prints[n].step_s
     assert duplicate_pairs(back) == duplicate_pairs([prints[n] for n in names])
+
+
+@pytest.fixture(scope="module")
+def real_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two clips of real speech (pyannote.audio's two-speaker sample: 6.5-18 s and 18-30 s, the same two people
+    saying other things) over a real photograph (matplotlib's), and copies of the first."""
+    from ltxa_data.cli import pyannote_sample_dir
+    from ltxa_data.corpus import real_photo
+
+    out = tmp_path_factory.mktemp("real")
+    wav = pyannote_sample_dir() / "sample.wav"
+    clips = {"a": (6.5, 11.5), "b": (18.0, 12.0)}
+    made = {}
+    for name, (start, length) in clips.items():
+        made[name] = out / f"{name}.mp4"
+        _ffmpeg("-loop", "1", "-framerate", "25", "-i", str(real_photo()), "-ss", str(start), "-t", str(length), "-i",
+                str(wav), "-t", str(length), "-vf", "scale=480:-2,format=yuv420p", *X264, str(made[name]))
+    for kind in ("reencode", "crop", "trim", "fps", "combined", "vp9_opus"):
+        before, after, _ = COPIES[kind]
+        made[kind] = out / f"a_{kind}.{'webm' if kind == 'vp9_opus' else 'mp4'}"
+        _ffmpeg(*before, "-i", str(made["a"]), *after, str(made[kind]))
+    return made
+
+
+def test_copies_of_real_speech_match_and_other_words_of_the_same_people_do_not(real_speech: dict[str, Path]) -> None:
+    prints = {k: video_fingerprint(p) for k, p in real_speech.items()}
+    for kind in ("reencode", "crop", "trim", "fps", "combined", "vp9_opus"):
+        m = match(prints["a"], prints[kind])
+        assert is_duplicate(m) and m.sound is not None and m.sound >= 0.78, (kind, m)
+    other = match(prints["a"], prints["b"])
+    assert not is_duplicate(other) and other.sound is not None and other.sound < 0.68, other
+    assert duplicate_groups(list(prints), list(prints.values())) == [
+        sorted(["a", "reencode", "crop", "trim", "fps", "combined", "vp9_opus"])]
