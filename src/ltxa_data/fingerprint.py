@@ -522,6 +522,7 @@ def duplicate_groups(
     min_similarity: float = 0.5,
     nprobe: int = 16,
     cfg: DuplicateConfig = DuplicateConfig(),
+    exhaustive_below: int = 200,
 ) -> list[list[str]]:
     """Groups of copies (connected components of the verified pairs, union-find), each sorted, listed by
     their smallest id (the group's id); videos without a copy are left out."""
@@ -535,7 +536,8 @@ def duplicate_groups(
             i = parent[i]
         return i
 
-    for i, j, _ in duplicate_pairs(fingerprints, k=k, min_similarity=min_similarity, nprobe=nprobe, cfg=cfg):
+    for i, j, _ in duplicate_pairs(fingerprints, k=k, min_similarity=min_similarity, nprobe=nprobe, cfg=cfg,
+                                   exhaustive_below=exhaustive_below):
         ri, rj = root(i), root(j)
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
