@@ -17,7 +17,8 @@ every worker busy) and small shards; it is written to OUT/recipe.yaml. Ours per 
 stage processed / its wall seconds (`StageReport.seconds`: planning, starting workers, loading models
 included) / cores (min(workers, usable CPUs)):
 
-    scan, scenes         every ok source's duration
+    scan, fingerprints,  every ok source's duration
+    scenes
     turns, voices        every source's audio duration (voices: the sources with turns)
     targets              4.84 s per window it analysed (targets rows ok or skipped, less `skipped_by: window`)
     references           every identified source's audio duration (no anchor)
@@ -25,7 +26,7 @@ included) / cores (min(workers, usable CPUs)):
 
 The anchors run after the build, on the same files, one core each (`taskset -c <first usable CPU>`):
 
-    decode   ffmpeg -threads 1 -i SRC -map 0:v:0 -f null -                      (scan, scenes)
+    decode   ffmpeg -threads 1 -i SRC -map 0:v:0 -f null -                      (scan, fingerprints, scenes)
     window   ffmpeg -threads 1 -ss START -i SRC -frames:v 121 -filter_threads 1 \\
                -vf fps=25,scale=640:640:force_original_aspect_ratio=decrease -an -f rawvideo \\
                -pix_fmt rgb24 /dev/null                                         (targets: its windows,
@@ -197,6 +198,7 @@ def write_recipe(out: Path, sources: Path, workers: int, scale: Scale) -> Path:
     # One video per unit of work: with a handful of long sources, bigger partitions leave workers idle.
     data.setdefault("scan", {})["files_per_partition"] = 1
     data.setdefault("scenes", {})["videos_per_partition"] = 1
+    data.setdefault("duplicates", {})["videos_per_partition"] = 1  # the fingerprints stage's
     data.setdefault("diarize", {})["videos_per_partition"] = 1  # also targets' and references'
     data.setdefault("embed", {})["videos_per_partition"] = 1
     data.setdefault("shard", {})["samples_per_shard"] = scale.samples_per_shard
@@ -410,7 +412,7 @@ def main() -> None:
     samples = (shards.select("key").join(targets, left_on="key", right_on="target_id").join(vcols, on="video_id")
                .sort("key"))
     processed = {
-        "videos": total_s, "scenes": total_s, "turns": total_s,
+        "videos": total_s, "fingerprints": total_s, "scenes": total_s, "turns": total_s,
         "voices": sum(dur[v] for v in with_turns if v in dur),
         "targets": analysed.height * TARGET_S,
         "references": sum(dur[v] for v in identified if v in dur),
@@ -446,6 +448,7 @@ def main() -> None:
     cut_rate, enc_rate = rate(cut_s, cut_t), rate(enc_s, enc_t)
     anchors = {
         "videos": ("ffmpeg decode", rate(dec_s, dec_t)),
+        "fingerprints": ("ffmpeg decode", rate(dec_s, dec_t)),
         "scenes": ("ffmpeg decode", rate(dec_s, dec_t)),
         "turns": ("diarizer forward", rate(d_s, d_t)),
         "voices": ("embedder forward", rate(e_s, e_t)),
