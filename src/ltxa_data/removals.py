@@ -115,19 +115,19 @@ class Removals:
         return {r[len("label "):] for r in self.table.get_column("request").to_list() if r.startswith("label ")}
 
     def voices(self, embedder: str) -> tuple[np.ndarray, list[str]]:
-        """(the removed voices' embeddings recorded under `embedder` [n, dim], the removal row of each)."""
+        """(each removed person's mean voice recorded under `embedder`, L2-normalised [people, dim], the removal
+        row (fingerprint) of one of their videos). The mean, as identify compares a voice with an identity's
+        centroid: a single recorded voice would be a looser test, and would take other people's videos."""
         rows = self.table.filter((pl.col("embedder") == embedder) & pl.col("voice_embeddings").is_not_null())
-        embs, owners = [], []
         by_person: dict[str, list[tuple[np.ndarray, str]]] = {}
         for fp, person, voices in rows.select("fingerprint", "identity_id", "voice_embeddings").iter_rows():
             for v in voices:
-                embs.append(np.asarray(v, np.float32))
-                owners.append(fp)
-                by_person.setdefault(person, []).append((embs[-1], fp))
-        for voices in by_person.values():  # each person's mean voice too (as identify compares centroids)
-            mean = np.mean([v for v, _ in voices], axis=0)
+                by_person.setdefault(person, []).append((np.asarray(v, np.float32), fp))
+        embs, owners = [], []
+        for person in sorted(by_person):
+            mean = np.mean([v for v, _ in by_person[person]], axis=0)
             embs.append((mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32))
-            owners.append(voices[0][1])
+            owners.append(by_person[person][0][1])
         return (np.stack(embs) if embs else np.zeros((0, 0), np.float32)), owners
 
     def perceptual(self) -> pl.DataFrame:
@@ -140,15 +140,27 @@ class Removals:
 
 
 def problems(recipe: Recipe) -> list[str]:
-    """Why this recipe cannot honour the removals (preflight): voices recorded under another embedder."""
+    """Why this recipe cannot honour the removals (preflight): voices recorded under another embedder, or copies
+    no longer looked for."""
+    from .fingerprint import VERSION
+
     removals = Removals.load(recipe)
+    out = []
     have = set(removals.table.filter(pl.col("voice_embeddings").is_not_null()).get_column("embedder").to_list())
     other = sorted(have - {embedder_of(recipe)})
-    if not other:
-        return []
-    return [f"removals ({removals_path(recipe)}) recognise removed people by voices embedded with {', '.join(other)}; "
-            f"this recipe embeds with {embedder_of(recipe)}, so new videos of them would not be caught: keep the "
-            "embedder, or build into a new output folder and remove them there again"]
+    if other:
+        out.append(f"removals ({removals_path(recipe)}) recognise removed people by voices embedded with "
+                   f"{', '.join(other)}; this recipe embeds with {embedder_of(recipe)}, so new videos of them would "
+                   "not be caught: keep the embedder, or build into a new output folder and remove them there again")
+    prints = removals.perceptual()
+    if prints.height and not recipe.duplicates.detect:
+        out.append(f"removals ({removals_path(recipe)}) recognise copies of removed videos by their perceptual "
+                   "fingerprints, and duplicates.detect is off: turn it on")
+    old = sorted(set(prints.get_column("fp_version").to_list()) - {VERSION})
+    if old:
+        out.append(f"removals ({removals_path(recipe)}) hold perceptual fingerprints of format {old}, this toolkit "
+                   f"makes {VERSION}: copies of those removed videos could not be recognised")
+    return out
 
 
 # ------------------------------------------------------------------------------------------- requests

@@ -106,6 +106,15 @@ def check_removals(recipe: Recipe) -> list[str]:
     for p in sorted(m.rglob("*.parquet")):
         if p != removals_path(recipe):
             traces(pl.read_parquet(p), str(p.relative_to(m)))
+    words = ids | paths
+    for p in sorted(f for f in (m / ".state").rglob("*") if f.is_file() and f.suffix != ".parquet"):
+        text = p.read_text(encoding="utf-8", errors="replace")  # markers, plans, the executors' watch files
+        if any(w in text for w in words):
+            problems.append(f"{p.relative_to(m)}: names a removed video or file")
+    for p in sorted(recipe.report_dir.glob("*.html")) if recipe.report_dir.exists() else []:
+        text = p.read_text(encoding="utf-8", errors="replace")
+        if any(w in text for w in words):
+            problems.append(f"{p}: names a removed video or file (write the report again)")
     for p in sorted((recipe.output_dir / "fingerprints").glob("*.arrow")):
         traces(pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(p))).read_all().select(["video_id"])),  # type: ignore[arg-type]
                f"fingerprints file {p.name}")

@@ -47,6 +47,11 @@ class DuplicatesStage(Stage):
     in_driver = True
     sections = ("duplicates",)
 
+    def config_hash(self) -> str:
+        from ..fingerprint import VERSION
+
+        return frame_hash(super().config_hash(), VERSION)  # new fingerprints: group them again
+
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         if not self.recipe.duplicates.detect:
             return []

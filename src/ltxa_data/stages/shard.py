@@ -284,15 +284,20 @@ class ShardStage(Stage):
 
         shutil.rmtree(self.recipe.output_dir / REUSE_DIR, ignore_errors=True)
 
+    @staticmethod
+    def reusable(sample: dict, reuse: dict[str, tuple]) -> bool:
+        """Whether the sample's earlier placement has its sample or media hash (`reused` still checks the bytes)."""
+        old = reuse.get(sample["key"])
+        return old is not None and (old[3] == sample["sample_hash"] or old[4] == sample["media_hash"])
+
     def reused(self, sample: dict, reuse: dict[str, tuple]) -> dict[str, bytes] | None:
         """The sample's members copied from its earlier shard, if it is unchanged and they read back whole
         (their json carries the same sample_hash); if only what `media_part` leaves out changed (its split,
         scores, lineage: a take-down re-estimates a dialog partner's dominant face), its media copied and its
         json brought up to date; else None."""
-        old = reuse.get(sample["key"])
-        if old is None or (old[3] != sample["sample_hash"] and old[4] != sample["media_hash"]):
+        if not self.reusable(sample, reuse):
             return None
-        shard, offset, nbytes = old[:3]
+        shard, offset, nbytes = reuse[sample["key"]][:3]
         try:
             found = read_members(self.recipe.output_dir / REUSE_DIR / shard, offset, nbytes)
         except (OSError, tarfile.TarError):
@@ -305,15 +310,15 @@ class ShardStage(Stage):
             return None
         try:
             meta = json.loads(members["json"])
-        except ValueError:
+            if meta.get("sample_hash") == sample["sample_hash"]:
+                return members
+            if meta.get("media_hash") != sample["media_hash"]:
+                return None
+            meta.update(metadata_of(sample))
+            for ref, r in zip(meta["references"], sample["references"], strict=True):
+                ref["source"] = r["rel_path"]
+        except (ValueError, KeyError, TypeError, AttributeError):  # not a json this stage wrote: render it
             return None
-        if meta.get("sample_hash") == sample["sample_hash"]:
-            return members
-        if meta.get("media_hash") != sample["media_hash"]:
-            return None
-        meta.update(metadata_of(sample))
-        for ref, r in zip(meta["references"], sample["references"], strict=True):
-            ref["source"] = r["rel_path"]
         members["json"] = json.dumps(meta, sort_keys=True).encode()
         return members
 
@@ -396,7 +401,9 @@ class ShardStage(Stage):
                     write(s, c, z)
             batch.clear()
 
-        copies = {s["key"]: m for s in samples if (m := self.reused(s, reuse or {})) is not None}
+        # Which samples to copy is decided from their hashes; their bytes are read only when written (a
+        # partition's copies may be gigabytes), and one that no longer reads back is cut and encoded there.
+        copies = {s["key"] for s in samples if self.reusable(s, reuse or {})}
         fresh = [s for s in samples if s["key"] not in copies]
         order = {s["key"]: i for i, s in enumerate(samples)}
         done = 0  # samples (in order) written so far: a copy is written once every sample before it is
@@ -406,7 +413,17 @@ class ShardStage(Stage):
             while done < upto:
                 s = samples[done]
                 if s["key"] in copies:
-                    rows[s["key"]] = self._copy(writer, s, copies.pop(s["key"]))
+                    members = self.reused(s, reuse or {})
+                    if members is not None:
+                        rows[s["key"]] = self._copy(writer, s, members)
+                    else:
+                        try:
+                            cut = self._cut_with_media(s)
+                            with isolation.item(s["key"]):
+                                z = encoder.encode([cut])[0]
+                            rows[s["key"]] = self._write(writer, s, cut, z)
+                        except Exception as e:
+                            rows[s["key"]] = self._failed(s, faults.reason(e))
                 done += 1
 
         with contextlib.closing(prefetched(self._cut_with_media, fresh, 0 if careful else cfg.decode_threads,
