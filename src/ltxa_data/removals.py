@@ -202,13 +202,13 @@ def resolve(recipe: Recipe, requests: list[Request], reason: str, now: str | Non
     """The removals rows of `requests`: a row per video each one names, with what later builds need to
     recognise it. A request that names nothing is refused (a typo must not pass for a take-down)."""
     now = now or datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    facts = _Facts(recipe)
     rows: dict[str, dict] = {}
     for req in requests:
         rid = "r-" + short_hash(str(req), reason, now)
         base = dict(removal_id=rid, request=str(req), reason=reason, requested_at=now, how="named")
         if req.kind == "video":
-            found = _video_rows(recipe, req.value)
-            for r in found:
+            for r in facts.named(req.value):
                 rows.setdefault(r["fingerprint"], {**base, **r})
             continue
         identities = _frame(recipe, "identities").filter(pl.col("status") == "ok")
@@ -220,69 +220,74 @@ def resolve(recipe: Recipe, requests: list[Request], reason: str, now: str | Non
         else:
             from .stages.identify import prior_labels
 
-            videos = _frame(recipe, "videos")
-            labelled = {v for v, lab in prior_labels(recipe, videos).items() if lab == req.value}
+            labelled = {v for v, lab in prior_labels(recipe, _frame(recipe, "videos")).items() if lab == req.value}
             ids = set(identities.filter((pl.col("label") == req.value) | pl.col("video_id").is_in(list(labelled)))
                       .get_column("identity_id").to_list())
             if not ids and not labelled:
                 raise RecipeError(f"{req}: no video or identity carries this label in this build")
-            for r in (_video_rows(recipe, v, by_id=True)[0] for v in sorted(labelled)):
+            for r in (facts.by_id(v) for v in sorted(labelled)):
                 rows.setdefault(r["fingerprint"], {**base, **r, "how": "label"})
         for identity in sorted(ids):
-            for r in _identity_rows(recipe, identity):
+            for r in _identity_rows(recipe, identities, identity, facts):
                 rows.setdefault(r["fingerprint"], {**base, **r})
     return list(rows.values())
 
 
-def _video_rows(recipe: Recipe, value: str, by_id: bool = False) -> list[dict]:
-    """The removal facts of one video named by path (absolute, relative to its input root, or an existing
-    file) or, with `by_id`, by video_id."""
-    from .storage import table_path
+class _Facts:
+    """The removal facts of videos (path, content and perceptual fingerprints, no voices), from the build's
+    videos and fingerprints tables, read once."""
 
-    videos = (_frame(recipe, "videos") if table_path(recipe.manifests_dir, "videos").exists()
-              else pl.DataFrame(schema={"video_id": pl.String, "path": pl.String, "rel_path": pl.String,
-                                        "fingerprint": pl.String}))
-    if by_id:
-        hit = videos.filter(pl.col("video_id") == value)
-    else:
+    def __init__(self, recipe: Recipe) -> None:
+        from .storage import read_frame, table_path
+
+        self.recipe = recipe
+        m = recipe.manifests_dir
+        self.videos = (read_frame(m, "videos") if table_path(m, "videos").exists() else
+                       pl.DataFrame(schema={"video_id": pl.String, "path": pl.String, "rel_path": pl.String,
+                                            "fingerprint": pl.String}))
+        self.prints = read_frame(m, "fingerprints", ok_only=True) if table_path(m, "fingerprints").exists() else None
+
+    def by_id(self, video_id: str) -> dict:
+        return self._rows(self.videos.filter(pl.col("video_id") == video_id), video_id)[0]
+
+    def named(self, value: str) -> list[dict]:
+        """The video(s) a path names: absolute, relative to its input root, or an existing file (its bytes)."""
         absolute = str(Path(value).expanduser().absolute())
-        hit = videos.filter((pl.col("path") == absolute) | (pl.col("rel_path") == value))
+        hit = self.videos.filter((pl.col("path") == absolute) | (pl.col("rel_path") == value))
         if hit.is_empty() and Path(absolute).is_file():  # not scanned (yet): its bytes are enough
-            fp = content_fingerprint(Path(absolute), recipe.scan.fingerprint_bytes)
-            hit = videos.filter(pl.col("fingerprint") == fp)
+            fp = content_fingerprint(Path(absolute), self.recipe.scan.fingerprint_bytes)
+            hit = self.videos.filter(pl.col("fingerprint") == fp)
             if hit.is_empty():
-                return [_facts(recipe, video_id_of(fp), absolute, fp)]
-    hit = hit.filter(pl.col("fingerprint").is_not_null())
-    if hit.is_empty():
-        raise RecipeError(f"video {value}: no such file, and no video of this build has that path")
-    return [_facts(recipe, r["video_id"], r["path"], r["fingerprint"]) for r in hit.iter_rows(named=True)]
+                return [self.row(video_id_of(fp), absolute, fp)]
+        return self._rows(hit, value)
+
+    def _rows(self, hit: pl.DataFrame, value: str) -> list[dict]:
+        hit = hit.filter(pl.col("fingerprint").is_not_null())
+        if hit.is_empty():
+            raise RecipeError(f"video {value}: no such file, and no video of this build has that path")
+        return [self.row(r["video_id"], r["path"], r["fingerprint"]) for r in hit.iter_rows(named=True)]
+
+    def row(self, video_id: str, path: str, fingerprint: str) -> dict:
+        from .stages.fingerprints import StoredFingerprints
+
+        row: dict = dict(video_id=video_id, path=path, fingerprint=fingerprint, identity_id=None, embedder=None,
+                         voice_embeddings=None, **{n: None for n, _, _ in FINGERPRINT_FIELDS})
+        prints = self.prints.filter(pl.col("video_id") == video_id) if self.prints is not None else None
+        if prints is not None and prints.height:
+            row.update(StoredFingerprints(self.recipe.output_dir, prints)[0].to_row())
+        return row
 
 
-def _identity_rows(recipe: Recipe, identity: str) -> list[dict]:
+def _identity_rows(recipe: Recipe, identities: pl.DataFrame, identity: str, facts: _Facts) -> list[dict]:
     """A row per video the identity speaks in, with its voices' embeddings there."""
-    voices_of = _frame(recipe, "identities").filter((pl.col("identity_id") == identity) & (pl.col("status") == "ok"))
+    voices_of = identities.filter(pl.col("identity_id") == identity)
     embeddings = _frame(recipe, "voices").filter(pl.col("voice_id").is_in(voices_of.get_column("voice_id").to_list()))
     out = []
     for video_id in sorted(set(voices_of.get_column("video_id").to_list())):
-        facts = _video_rows(recipe, video_id, by_id=True)[0]
         embs = embeddings.filter(pl.col("video_id") == video_id).get_column("embedding").to_list()
-        out.append({**facts, "identity_id": identity, "embedder": embedder_of(recipe),
+        out.append({**facts.by_id(video_id), "identity_id": identity, "embedder": embedder_of(recipe),
                     "voice_embeddings": [list(map(float, e)) for e in embs] or None})
     return out
-
-
-def _facts(recipe: Recipe, video_id: str, path: str, fingerprint: str) -> dict:
-    """A removed video's path, fingerprints (its perceptual one when the build made it) and no voices."""
-    from .stages.fingerprints import StoredFingerprints
-    from .storage import read_frame, table_path
-
-    row: dict = dict(video_id=video_id, path=path, fingerprint=fingerprint, identity_id=None, embedder=None,
-                     voice_embeddings=None, **{n: None for n, _, _ in FINGERPRINT_FIELDS})
-    if table_path(recipe.manifests_dir, "fingerprints").exists():
-        prints = read_frame(recipe.manifests_dir, "fingerprints", ok_only=True).filter(pl.col("video_id") == video_id)
-        if prints.height:
-            row.update(StoredFingerprints(recipe.output_dir, prints)[0].to_row())
-    return row
 
 
 # ------------------------------------------------------------------------------------------- applying
@@ -332,6 +337,8 @@ def enforce(recipe: Recipe) -> None:
 def detect(recipe: Recipe, stage: str) -> list[dict]:
     """Videos this build found to fall under earlier removals, after `stage` ran: copies of removed videos
     (duplicates), a removed person's voice or label (voices). Rows for `append`."""
+    if stage not in ("duplicates", "voices"):
+        return []
     removals = Removals.load(recipe)
     if not removals:
         return []
@@ -359,12 +366,15 @@ def detect(recipe: Recipe, stage: str) -> list[dict]:
                 if lab in removals.labels:
                     req = removals.table.filter(pl.col("request") == f"label {lab}").row(0, named=True)
                     found.append((v, "label", req["fingerprint"]))
+    if not found:
+        return []
+    facts, removed_prints = _Facts(recipe), removals.fingerprints
     rows = []
     for video_id, how, caught_by in found:
-        cause = removals.row_of(caught_by) if caught_by in removals.fingerprints else removals.table.filter(
+        cause = removals.row_of(caught_by) if caught_by in removed_prints else removals.table.filter(
             pl.col("video_id") == caught_by).row(0, named=True)
-        facts = _video_rows(recipe, video_id, by_id=True)[0]
-        rows.append({**facts, **{k: cause[k] for k in ("removal_id", "request", "reason", "requested_at")},
+        rows.append({**facts.by_id(video_id), **{k: cause[k] for k in ("removal_id", "request", "reason",
+                                                                        "requested_at")},
                      "how": how, "identity_id": cause["identity_id"]})
     return rows
 

@@ -248,24 +248,39 @@ def check_identity_faces(faces: pl.DataFrame, targets: pl.DataFrame) -> list[str
             for i in sorted(set(want) | set(have)) if want.get(i) != have.get(i)]
 
 
-def check_videos_held_out(pairs: pl.DataFrame) -> list[str]:
-    """No source video feeds two splits, as a target's or as a reference's source."""
+def _splits_fed(pairs: pl.DataFrame, group: dict[str, str] | None = None) -> list[tuple[str, list[str]]]:
+    """(video, or its `group`, sorted splits) for each one that ok pairs use, as a target's or a reference's
+    video, in more than one split. With `group`, only the videos it maps."""
     ok = pairs.filter(pl.col("status") == "ok")
     used = pl.concat([ok.select(pl.col("target_video_id").alias("video_id"), "split"),
                       ok.select(pl.col("reference_video_ids").alias("video_id"), "split").explode("video_id")])
+    if group is not None:
+        used = used.filter(pl.col("video_id").is_in(list(group))).with_columns(
+            pl.col("video_id").replace_strict(group, return_dtype=pl.String))
     spread = used.unique().group_by("video_id").agg(pl.col("split").sort()).filter(pl.col("split").list.len() > 1)
-    return [f"video {r['video_id']} feeds splits {r['split']}" for r in spread.sort("video_id").iter_rows(named=True)]
+    return [(r["video_id"], r["split"]) for r in spread.sort("video_id").iter_rows(named=True)]
+
+
+def _references_sharing(pairs: pl.DataFrame, group: dict[str, str]) -> list[tuple[str, str]]:
+    """(pair key, group) for each ok pair with a reference from a video of its target video's `group`."""
+    out = []
+    for p in pairs.filter(pl.col("status") == "ok").iter_rows(named=True):
+        own = group.get(p["target_video_id"])
+        if own is not None and any(group.get(v) == own for v in p["reference_video_ids"] or []):
+            out.append((p["key"], own))
+    return out
+
+
+def check_videos_held_out(pairs: pl.DataFrame) -> list[str]:
+    """No source video feeds two splits, as a target's or as a reference's source."""
+    return [f"video {v} feeds splits {splits}" for v, splits in _splits_fed(pairs)]
 
 
 def check_sources(pairs: pl.DataFrame, videos: pl.DataFrame) -> list[str]:
     """Where sources are known (input.source_regex), no reference shares its target's source."""
     source = dict(videos.filter(pl.col("source").is_not_null()).select("video_id", "source").iter_rows())
-    problems = []
-    for p in pairs.filter(pl.col("status") == "ok").iter_rows(named=True):
-        own = source.get(p["target_video_id"])
-        if own is not None and any(source.get(v) == own for v in p["reference_video_ids"] or []):
-            problems.append(f"pair {p['key']}: a reference comes from the target's source {own!r}")
-    return problems
+    return [f"pair {key}: a reference comes from the target's source {own!r}"
+            for key, own in _references_sharing(pairs, source)]
 
 
 def check_duplicates(pairs: pl.DataFrame, duplicates: pl.DataFrame, targets: pl.DataFrame,
@@ -282,19 +297,9 @@ def check_duplicates(pairs: pl.DataFrame, duplicates: pl.DataFrame, targets: pl.
             problems.append(f"duplicate group {gid}: {g.height} members listed (size {g['group_size'][0]}), "
                             f"{g['representative'].sum()} representatives")
     clips = clip_of(duplicates)
-    good = pairs.filter(pl.col("status") == "ok")
-    used = pl.concat([good.select(pl.col("target_video_id").alias("video_id"), "split"),
-                      good.select(pl.col("reference_video_ids").alias("video_id"), "split").explode("video_id")])
-    used = used.filter(pl.col("video_id").is_in(list(clips))).with_columns(
-        group_id=pl.col("video_id").replace_strict(clips, return_dtype=pl.String))
-    spread = used.select("group_id", "split").unique().group_by("group_id").agg(pl.col("split").sort())
-    problems += [f"duplicate group {r['group_id']} feeds splits {r['split']}"
-                 for r in spread.filter(pl.col("split").list.len() > 1).sort("group_id").iter_rows(named=True)]
-    for p in good.iter_rows(named=True):
-        own = clips.get(p["target_video_id"])
-        if own is not None and any(clips.get(v) == own for v in p["reference_video_ids"] or []):
-            problems.append(f"pair {p['key']}: a reference comes from a copy of its target's video "
-                            f"(duplicate group {own})")
+    problems += [f"duplicate group {g} feeds splits {splits}" for g, splits in _splits_fed(pairs, clips)]
+    problems += [f"pair {key}: a reference comes from a copy of its target's video (duplicate group {g})"
+                 for key, g in _references_sharing(pairs, clips)]
     if policy == "one":
         skipped = copies_skipped(duplicates)
         problems += [f"target {t}: from video {v}, a copy that is not its group's representative "
