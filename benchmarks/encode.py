@@ -8,7 +8,7 @@ target audio and one 3.5 s reference each) with the same random-weight checkpoin
 
 - naive: one clip at a time: decode and cut, then encode video, target audio and reference, then
   serialise; nothing overlaps;
-- pipeline: what the shard stage does (`ltxa_data.encode`): cutting on CPU threads ahead of the
+- pipeline: what the shard stage does (`ltxa_data.ltx.encode`): cutting on CPU threads ahead of the
   encoder (`prefetched`), batches of `--batch` through `SampleEncoder.encode`.
 
 Prints clips/s of each and their ratio (target: >= 2x on a GPU), the audio encoder alone (one clip
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 def make_clips(folder: Path, n: int, seconds: float = 6.0) -> list[Path]:
     """n talking-head clips drawn by the corpus painter (mouth moving), 640x360 at 25 fps, with noise audio."""
-    from ltxa_data.corpus import _LOOKS, _MOUTH_LEVELS, _Framing, _ShotArt
+    from ltxa_data.corpus.generate import _LOOKS, _MOUTH_LEVELS, _Framing, _ShotArt
     from ltxa_data.media import write_video
 
     rng = np.random.default_rng(0)
@@ -108,7 +108,7 @@ def main() -> None:
 
     import torch
 
-    from ltxa_data.encode import CutSample, SampleEncoder, prefetched, video_latent_dict
+    from ltxa_data.ltx.encode import CutSample, SampleEncoder, prefetched, video_latent_dict
     from ltxa_data.recipe import parse_recipe
     from ltxa_data.stages.shard import cut_sample
     from tests.fixtures.random_ltx import write_random_ltx_checkpoint

@@ -19,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ltxa_data.corpus import generate_corpus
+from ltxa_data.corpus.generate import generate_corpus
 from ltxa_data.pipeline import StageReport, build
 from ltxa_data.recipe import CorpusConfig, load_recipe
 

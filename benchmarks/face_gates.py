@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ltxa_data.corpus import generate_corpus, load_ground_truth
+from ltxa_data.corpus.generate import generate_corpus, load_ground_truth
 from ltxa_data.media import probe
 from ltxa_data.recipe import CorpusConfig, Recipe
 from ltxa_data.stages.targets import TargetsStage

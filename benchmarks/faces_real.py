@@ -73,8 +73,8 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from ltxa_data.analysis.faces import iou  # noqa: E402
 from ltxa_data.backends.face_detector import DlibFaceAnalyzer, FaceDetector  # noqa: E402
-from ltxa_data.faces import iou  # noqa: E402
 
 CANVAS_W, CANVAS_H = 640, 360
 DETECT_SIDE = 320

@@ -57,7 +57,7 @@ def _peak_gib() -> float:
 
 
 def _run(method: str, n: int, out: mp.Queue) -> None:
-    from ltxa_data.clustering import agglomerative_labels, group_embeddings
+    from ltxa_data.analysis.clustering import agglomerative_labels, group_embeddings
 
     x, truth = planted_voices(n)
     t0 = time.perf_counter()

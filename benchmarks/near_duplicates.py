@@ -100,7 +100,7 @@ def copy_args(kind: str, clip: dict) -> tuple[list[str], list[str], str]:
 
 def make_media(out: Path) -> list[dict]:
     """The files to compare: [{path, name, kind, truth (the group it belongs in), speaker, picture_of}]."""
-    from ltxa_data.corpus import generate_corpus, load_ground_truth
+    from ltxa_data.corpus.generate import generate_corpus, load_ground_truth
     from ltxa_data.recipe import CorpusConfig
 
     clips_dir = out / "clips"
@@ -181,7 +181,7 @@ def timed_decode(paths: list[str]) -> float:
 
 def media_part(out: Path) -> float:
     """Runs and prints the media part; returns `match`'s mean seconds per verified candidate pair."""
-    from ltxa_data.fingerprint import duplicate_groups, duplicate_pairs, is_duplicate, match, video_fingerprint
+    from ltxa_data.analysis.fingerprint import duplicate_groups, duplicate_pairs, is_duplicate, match, video_fingerprint
     from ltxa_data.media import probe
 
     t0 = time.perf_counter()
@@ -262,7 +262,7 @@ def media_part(out: Path) -> float:
 
 
 def _count_candidates(prints: list) -> int:
-    from ltxa_data.fingerprint import candidate_pairs
+    from ltxa_data.analysis.fingerprint import candidate_pairs
 
     owners = np.concatenate([np.full(len(p.vectors), i) for i, p in enumerate(prints)])
     has_sound = np.array([p.sound is not None for p in prints])
@@ -270,7 +270,7 @@ def _count_candidates(prints: list) -> int:
 
 
 def _time_matches(prints: list, n: int) -> float:
-    from ltxa_data.fingerprint import match
+    from ltxa_data.analysis.fingerprint import match
 
     rng = np.random.default_rng(0)
     pairs = rng.integers(0, len(prints), size=(n, 2))
@@ -320,7 +320,7 @@ def planted(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def _scale_run(n: int, nprobe: int, out: mp.Queue) -> None:
     """nprobe 0: exact search."""
-    from ltxa_data import fingerprint
+    from ltxa_data.analysis import fingerprint
 
     x, original = planted(n)
     copies = np.flatnonzero(original != np.arange(n))

@@ -5,7 +5,7 @@
     python benchmarks/pipeline.py --scale full      # 32 sources of 2-10 min (about 3 h of video)
     python benchmarks/pipeline.py --scale ci --workers 2 --out /tmp/bench-pipeline
 
-The corpus: `ltxa_data.corpus.generate_corpus` draws short talking-head clips with espeak-ng speech
+The corpus: `ltxa_data.corpus.generate.generate_corpus` draws short talking-head clips with espeak-ng speech
 (`OUT/clips`, with its ground_truth.json); each source in `OUT/sources` concatenates clips of ONE speaker
 (their order shuffled, looped to length) into a 1280x720 or 1920x1080 file at 25, 30000/1001 or 60 fps, with
 camera-like temporal grain (`--grain`, so that bitrates and decode costs are a camera's, not a flat
@@ -101,7 +101,7 @@ def log(msg: str) -> None:
 
 def make_clips(out: Path, scale: Scale, seed: int) -> dict[str, list[dict]]:
     """Generated talking-head clips, per speaker: {speaker: [ground-truth clip entries]}."""
-    from ltxa_data.corpus import generate_corpus, load_ground_truth
+    from ltxa_data.corpus.generate import generate_corpus, load_ground_truth
     from ltxa_data.recipe import CorpusConfig
 
     cfg = CorpusConfig(seed=seed, speakers=scale.speakers, clips_per_speaker=scale.clips_per_speaker,

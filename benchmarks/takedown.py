@@ -35,11 +35,11 @@ from report import _table  # noqa: E402  (benchmarks/report.py: a schema-checked
 
 from ltxa_data.recipe import load_recipe  # noqa: E402
 from ltxa_data.removals import Request, append, resolve, take_down  # noqa: E402
+from ltxa_data.reporting.verify import check_removals  # noqa: E402
 from ltxa_data.schemas import to_table  # noqa: E402
 from ltxa_data.stages.pairs import PairsStage  # noqa: E402
 from ltxa_data.stages.shard import ShardStage, ShardWriter, metadata_of  # noqa: E402
 from ltxa_data.storage import read_frame, table_path, write_table_atomic  # noqa: E402
-from ltxa_data.verify import check_removals  # noqa: E402
 
 
 def _most_samples(recipe) -> str:
@@ -49,7 +49,7 @@ def _most_samples(recipe) -> str:
 
 def demo(root: Path) -> dict:
     """Build the demo from scratch (timed), then take down its largest identity (timed)."""
-    from ltxa_data.corpus import generate_corpus
+    from ltxa_data.corpus.generate import generate_corpus
     from ltxa_data.pipeline import build
 
     data = yaml.safe_load((REPO / "recipes/demo.yaml").read_text())

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from ltxa_data.corpus import generate_corpus
+from ltxa_data.corpus.generate import generate_corpus
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import CorpusConfig, Recipe, load_recipe
 

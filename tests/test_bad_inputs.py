@@ -7,12 +7,12 @@ from pathlib import Path
 
 import polars as pl
 
-from ltxa_data.corpus import make_bad_inputs
+from ltxa_data.corpus.generate import make_bad_inputs
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import load_recipe
+from ltxa_data.reporting.verify import verify_build
 from ltxa_data.stages.scan import printable_name
 from ltxa_data.storage import read_frame
-from ltxa_data.verify import verify_build
 
 from .conftest import recipe_dict, write_recipe
 

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from ltxa_data.corpus import SENTENCES, VOICES, generate_corpus, load_ground_truth, make_bad_inputs
+from ltxa_data.corpus.generate import SENTENCES, VOICES, generate_corpus, load_ground_truth, make_bad_inputs
 from ltxa_data.media import MediaError, probe, read_audio
 from ltxa_data.recipe import CorpusConfig
 

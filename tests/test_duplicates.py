@@ -9,11 +9,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ltxa_data.corpus import load_ground_truth
+from ltxa_data.corpus.generate import load_ground_truth
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe
+from ltxa_data.reporting.verify import check_duplicates, verify_build
 from ltxa_data.storage import read_frame
-from ltxa_data.verify import check_duplicates, verify_build
 
 from .conftest import copy_build
 

@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 import torch
 
-from ltxa_data.encode import in_batches
 from ltxa_data.errors import SystemicError
+from ltxa_data.ltx.encode import in_batches
 from ltxa_data.recipe import Recipe, RecipeError
 from ltxa_data.storage import file_sha256, read_frame
 
@@ -28,7 +28,7 @@ REF_SAMPLES = 56_000
 
 
 def _samples(recipe: Recipe) -> dict[str, dict[str, bytes]]:
-    from ltxa_data.verify import read_shard
+    from ltxa_data.reporting.verify import read_shard
 
     out = {}
     for tar in sorted((recipe.output_dir / "shards").glob("*/*.tar")):
@@ -42,7 +42,7 @@ def _load(data: bytes) -> dict:
 
 
 def test_latent_shards_have_the_trainer_format_and_verify(encoded: Recipe, checkpoint: Path) -> None:
-    from ltxa_data.verify import verify_build
+    from ltxa_data.reporting.verify import verify_build
 
     samples = _samples(encoded)
     pairs = read_frame(encoded.manifests_dir, "pairs", ok_only=True)
@@ -121,7 +121,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_result() -> None:
 
 def test_export_has_the_trainer_layout_and_reads_back(encoded: Recipe, conditions: Path, tmp_path: Path) -> None:
     from ltxa_data.cli import main
-    from ltxa_data.export import precomputed_samples
+    from ltxa_data.ltx.export import precomputed_samples
 
     out = tmp_path / "export"
     assert main(["export", "ltx-trainer", str(out), "--recipe", str(encoded.base_dir / "recipe.yaml")]) == 0
@@ -158,8 +158,8 @@ def test_export_has_the_trainer_layout_and_reads_back(encoded: Recipe, condition
 def test_expanded_references_are_keys_of_their_own(tmp_path: Path) -> None:
     """K = 2 with `expand`: two keys; the second's video and audio latents link to the first's files;
     an earlier export's files of another mode are removed."""
-    from ltxa_data.encode import audio_latent_dict, saved_bytes, video_latent_dict
-    from ltxa_data.export import FOLDERS, _export_sample, precomputed_samples
+    from ltxa_data.ltx.encode import audio_latent_dict, saved_bytes, video_latent_dict
+    from ltxa_data.ltx.export import FOLDERS, _export_sample, precomputed_samples
 
     root = tmp_path / "train" / ".precomputed"
     for folder in FOLDERS:
@@ -179,7 +179,7 @@ def test_expanded_references_are_keys_of_their_own(tmp_path: Path) -> None:
 
 
 def test_export_refuses_bad_conditions_and_media_only_builds(encoded: Recipe, built: Recipe, tmp_path: Path) -> None:
-    from ltxa_data.export import export_ltx_trainer
+    from ltxa_data.ltx.export import export_ltx_trainer
 
     bad = tmp_path / "bad.pt"
     torch.save({"video_prompt_embeds": torch.zeros(2)}, bad)
@@ -193,7 +193,7 @@ def test_export_refuses_bad_conditions_and_media_only_builds(encoded: Recipe, bu
 
 
 def test_loader_feeds_a_dataloader_with_two_workers_and_resumes(encoded: Recipe, conditions: Path) -> None:
-    from ltxa_data.loader import latent_loader
+    from ltxa_data.ltx.loader import latent_loader
 
     def run(start: int = 0, epoch: int = 0) -> list[list[str]]:
         loader = latent_loader(encoded, "train", batch_size=2, num_workers=2, seed=3, epoch=epoch,

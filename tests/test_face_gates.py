@@ -11,13 +11,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from ltxa_data.analysis.faces import dominant_face
 from ltxa_data.backends.active_speaker import MouthMotionScorer, SyncClip, mouth_opening, speech_envelope
-from ltxa_data.corpus import _speech_16k, load_ground_truth
-from ltxa_data.faces import dominant_face
-from ltxa_data.quality import score_face_gates, window_truth
+from ltxa_data.corpus.generate import _speech_16k, load_ground_truth
+from ltxa_data.corpus.scoring import score_face_gates, window_truth
 from ltxa_data.recipe import DEFAULT_SYNC_SCORE, TARGET_FRAMES, Recipe
+from ltxa_data.reporting.verify import check_face_gates, verify_build
 from ltxa_data.storage import read_frame
-from ltxa_data.verify import check_face_gates, verify_build
 
 SEARCH = 8
 

@@ -16,13 +16,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ltxa_data.corpus import _LOOKS, _Framing, _ShotArt
-from ltxa_data.faces import frame_boxes, latent_face_mask, latent_frame_groups, pixel_face_mask, steady_crop
+from ltxa_data.analysis.faces import frame_boxes, latent_face_mask, latent_frame_groups, pixel_face_mask, steady_crop
+from ltxa_data.corpus.generate import _LOOKS, _Framing, _ShotArt
 from ltxa_data.media import read_frames, write_video
 from ltxa_data.recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
+from ltxa_data.reporting.verify import _check_face_members, check_face_crops
 from ltxa_data.stages.shard import render_sample
 from ltxa_data.stages.targets import TargetsStage
-from ltxa_data.verify import _check_face_members, check_face_crops
 
 W, H = 640, 360
 BG = (90, 110, 140)
@@ -90,8 +90,8 @@ def _track(stage: TargetsStage, path: Path) -> dict:
 def test_the_detectors_find_every_look_of_the_corpus_painter(kind: str) -> None:
     """Each of the corpus's eight looks, at three sizes and two positions: dlib's HOG detector (the default)
     and Haar find exactly the drawn face (IoU > 0.3 with its box) in most frames, and nothing else anywhere."""
+    from ltxa_data.analysis.faces import iou
     from ltxa_data.backends.face_detector import DlibFaceDetector, HaarFaceDetector
-    from ltxa_data.faces import iou
 
     detector = DlibFaceDetector("hog") if kind == "dlib_hog" else HaarFaceDetector()
     for i in range(len(_LOOKS)):
@@ -258,8 +258,8 @@ def test_face_members_are_in_the_sample_and_load(clips: dict[str, Path]) -> None
 
 def test_a_face_crop_build_verifies_and_says_why_windows_were_skipped(built: Recipe, tmp_path: Path) -> None:
     from ltxa_data.pipeline import build
+    from ltxa_data.reporting.verify import verify_build
     from ltxa_data.storage import read_frame
-    from ltxa_data.verify import verify_build
 
     from .conftest import copy_build
 

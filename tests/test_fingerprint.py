@@ -13,8 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ltxa_data.corpus import load_ground_truth
-from ltxa_data.fingerprint import (
+from ltxa_data.analysis.fingerprint import (
     FINGERPRINT_FIELDS,
     Fingerprint,
     duplicate_groups,
@@ -23,6 +22,7 @@ from ltxa_data.fingerprint import (
     match,
     video_fingerprint,
 )
+from ltxa_data.corpus.generate import load_ground_truth
 
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac"]
 # kind: (ffmpeg arguments before -i, after -i, where the copy's t=0 falls in the original)
@@ -151,7 +151,7 @@ def real_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two clips of real speech (pyannote.audio's two-speaker sample: 6.5-18 s and 18-30 s, the same two people
     saying other things) over a real photograph (matplotlib's), and copies of the first."""
     from ltxa_data.cli import pyannote_sample_dir
-    from ltxa_data.corpus import real_photo
+    from ltxa_data.corpus.generate import real_photo
 
     out = tmp_path_factory.mktemp("real")
     wav = pyannote_sample_dir() / "sample.wav"

@@ -12,11 +12,11 @@ import pytest
 
 from ltxa_data import __version__
 from ltxa_data.cli import main
-from ltxa_data.explain import ExplainError, explain
 from ltxa_data.lineage import model_lineage, package_version, recipe_hash
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe, load_recipe, parse_recipe
-from ltxa_data.report import read_sample
+from ltxa_data.reporting.explain import ExplainError, explain
+from ltxa_data.reporting.report import read_sample
 from ltxa_data.stages.shard import sample_lineage
 from ltxa_data.storage import file_sha256, read_frame
 

@@ -16,13 +16,13 @@ import soundfile as sf
 import webdataset as wds
 
 from ltxa_data.cli import main
-from ltxa_data.corpus import load_ground_truth
+from ltxa_data.corpus.generate import load_ground_truth
+from ltxa_data.corpus.scoring import score_identities, true_speaker_of_voices
 from ltxa_data.pipeline import build
-from ltxa_data.quality import score_identities, true_speaker_of_voices
 from ltxa_data.recipe import Recipe, load_recipe
+from ltxa_data.reporting.verify import verify_build
 from ltxa_data.schemas import TABLES
 from ltxa_data.storage import read_frame, table_path
-from ltxa_data.verify import verify_build
 
 from .conftest import SMALL_CORPUS, copy_build, recipe_dict, write_recipe
 
@@ -173,7 +173,7 @@ def test_changing_one_setting_reruns_only_the_stages_it_affects(built: Recipe, t
 def test_adding_a_video_reruns_only_its_partitions_and_keeps_ids_and_splits(
     built: Recipe, tmp_path: Path
 ) -> None:
-    from ltxa_data.corpus import make_bad_inputs
+    from ltxa_data.corpus.generate import make_bad_inputs
 
     extra = tmp_path / "extra"
     expected = make_bad_inputs(tmp_path / "bad", sorted(Path(built.input.paths[0]).rglob("clip_00.mp4"))[0])
@@ -363,7 +363,7 @@ def test_verify_catches_each_broken_invariant(built: Recipe, tmp_path: Path) -> 
 
 
 def test_verify_reports_near_duplicate_voices_across_splits(built: Recipe, tmp_path: Path, capsys) -> None:
-    from ltxa_data.verify import near_duplicate_identities
+    from ltxa_data.reporting.verify import near_duplicate_identities
 
     assert near_duplicate_identities(built) == [], "distinct espeak voices are far apart"
     loose = copy_build(built, tmp_path, pairs={"splits": {"train": 0.5, "val": 0.25, "test": 0.25,

@@ -91,10 +91,10 @@ def test_production_recipe_is_refused_saying_what_is_missing(tmp_path: Path, cap
 
 
 def test_readme_documents_every_recipe_key_and_column_and_the_two_commands() -> None:
-    from ltxa_data.docs import recipe_reference, render, schema_reference
+    from ltxa_data.reporting.docs import recipe_reference, render, schema_reference
 
     readme = (ROOT / "README.md").read_text()
-    assert render(readme) == readme, "the README is stale: run `python -m ltxa_data.docs README.md`"
+    assert render(readme) == readme, "the README is stale: run `python -m ltxa_data.reporting.docs README.md`"
     assert recipe_reference() in readme and schema_reference().rstrip() in readme
     assert "make demo" in readme and "make test" in readme and "ltxa-data build" in readme
 

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import soundfile as sf
 
-from ltxa_data.audio_quality import (
+from ltxa_data.analysis.audio_quality import (
     apply_gain,
     clipped_fraction,
     integrated_lufs,
@@ -27,12 +27,12 @@ from ltxa_data.audio_quality import (
 )
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe, ReferencesConfig
+from ltxa_data.reporting.verify import check_references, verify_build
 from ltxa_data.schemas import REFERENCE_THRESHOLDS, to_table
 from ltxa_data.stages.pairs import choose_references
 from ltxa_data.stages.references import ReferencesStage
 from ltxa_data.stages.shard import reference_gain
 from ltxa_data.storage import read_frame
-from ltxa_data.verify import check_references, verify_build
 
 from .conftest import copy_build
 

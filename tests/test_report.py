@@ -19,9 +19,9 @@ from PIL import Image
 from ltxa_data.cli import main
 from ltxa_data.errors import SystemicError
 from ltxa_data.recipe import Recipe, load_recipe
-from ltxa_data.report import funnel, read_sample, write_report
+from ltxa_data.reporting.report import funnel, read_sample, write_report
+from ltxa_data.reporting.verify import read_shard
 from ltxa_data.storage import read_frame
-from ltxa_data.verify import read_shard
 
 from .browser import browse, needs_chromium
 from .conftest import recipe_dict, write_recipe
@@ -164,7 +164,7 @@ def test_report_is_bounded_and_replaces_the_previous_one(built: Recipe, tmp_path
 
 def test_rejected_files_are_listed_with_their_reasons(corpus: Path, tmp_path: Path) -> None:
     """Hostile files land in the report's rejected table, each with its reason, and the command works."""
-    from ltxa_data.corpus import make_bad_inputs
+    from ltxa_data.corpus.generate import make_bad_inputs
 
     bad = tmp_path / "bad"
     make_bad_inputs(bad, sorted(corpus.rglob("clip_00.mp4"))[0])

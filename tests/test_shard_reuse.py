@@ -11,10 +11,10 @@ import polars as pl
 
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe
+from ltxa_data.reporting.verify import verify_build
 from ltxa_data.stages import STAGES
 from ltxa_data.stages.shard import REUSE_DIR, read_members
 from ltxa_data.storage import read_frame
-from ltxa_data.verify import verify_build
 
 from .conftest import SIZE, copy_build
 from .fixtures.crashing import NoRenderShards

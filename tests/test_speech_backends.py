@@ -15,14 +15,14 @@ import yaml
 
 from ltxa_data.backends import turns_from_tracks
 from ltxa_data.cli import main, pyannote_sample_dir
+from ltxa_data.corpus.scoring import read_rttm, score_diarization
 from ltxa_data.errors import SystemicError
 from ltxa_data.media import read_audio
 from ltxa_data.pipeline import build
-from ltxa_data.quality import read_rttm, score_diarization
 from ltxa_data.recipe import PyannoteConfig, Recipe, RecipeError, SpeechbrainConfig, parse_recipe
+from ltxa_data.reporting.verify import verify_build
 from ltxa_data.stages.embed import speech_windows
 from ltxa_data.storage import read_frame, table_path
-from ltxa_data.verify import verify_build
 
 from .conftest import recipe_dict, write_recipe
 from .fixtures.random_ecapa import write_random_ecapa
@@ -263,7 +263,7 @@ def test_score_diarization_on_the_pyannote_sample_and_on_a_build(built: Recipe, 
 
 
 def test_reference_uris_match_videos_by_path_and_refuse_ambiguity(tmp_path: Path) -> None:
-    from ltxa_data.quality import match_recordings
+    from ltxa_data.corpus.scoring import match_recordings
 
     videos = pl.DataFrame({"video_id": ["a", "b", "c"], "path": ["/d/x/clip.mp4", "/d/y/clip.mp4", "/d/y/talk.mp4"],
                            "rel_path": ["x/clip.mp4", "y/clip.mp4", "y/talk.mp4"]})

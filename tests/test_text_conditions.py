@@ -75,7 +75,7 @@ def _reference(gemma: Path, ltx: Path, caption: str) -> dict[str, torch.Tensor]:
 
 def test_conditions_have_the_trainer_format_and_equal_ltx_core(gemma: Path, text_checkpoint: Path) -> None:
     from ltxa_data.backends.text_encoder import LtxTextEncoder
-    from ltxa_data.export import CONDITION_KEYS
+    from ltxa_data.ltx.export import CONDITION_KEYS
 
     got = LtxTextEncoder(gemma, text_checkpoint, "cpu").encode(CAPTION)
     assert tuple(got) == CONDITION_KEYS
@@ -111,7 +111,7 @@ def test_ltx_core_own_gemma_ops_need_the_port_on_this_transformers() -> None:
 def test_conditions_are_cached_per_caption(gemma: Path, text_checkpoint: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import ltxa_data.backends.text_encoder as backend
-    from ltxa_data.captions import caption_conditions
+    from ltxa_data.ltx.conditions import caption_conditions
 
     loads: list[Path] = []
     real = backend.LtxTextEncoder
@@ -201,7 +201,7 @@ def test_a_wrong_text_encoder_is_refused_naming_the_problem(gemma: Path, text_ch
 
 def test_build_preflight_and_export_refuse_a_bad_text_encoder_before_any_work(encoded: Recipe, tmp_path: Path,
                                                                               text_checkpoint: Path) -> None:
-    from ltxa_data.export import export_ltx_trainer
+    from ltxa_data.ltx.export import export_ltx_trainer
     from ltxa_data.pipeline import preflight
 
     missing = tmp_path / "gemma-missing"
@@ -222,7 +222,7 @@ def test_export_computes_the_conditions_from_the_text_encoder(encoded: Recipe, g
                                                               text_checkpoint: Path, tmp_path: Path) -> None:
     from ltxa_data.backends.text_encoder import LtxTextEncoder
     from ltxa_data.cli import main
-    from ltxa_data.export import precomputed_samples
+    from ltxa_data.ltx.export import precomputed_samples
 
     recipe = copy_build(encoded, tmp_path / "b", targets={"size": SIZE},
                         encode={"backend": "ltx", "checkpoint": encoded.encode.checkpoint, "device": "cpu"},

@@ -32,8 +32,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from ltxa_data.analysis.faces import LATENT_CELL, latent_face_mask, latent_frame_groups, pixel_face_mask
 from ltxa_data.errors import SystemicError
-from ltxa_data.faces import LATENT_CELL, latent_face_mask, latent_frame_groups, pixel_face_mask
 from ltxa_data.recipe import Recipe
 from ltxa_data.stages.shard import iter_shard
 from ltxa_data.storage import read_frame
@@ -190,8 +190,8 @@ def test_face_masks_read_back_as_the_trainers_mask_condition(encoded: Recipe, tm
 def test_expanded_keys_link_the_first_keys_mask(tmp_path: Path) -> None:
     """K = 2 with `expand`: the second key's mask links to the first's; a sample without a face track is refused
     for `face` and gets an all-generated mask for `everything`."""
-    from ltxa_data.encode import audio_latent_dict, saved_bytes, video_latent_dict
-    from ltxa_data.export import FOLDERS, _export_sample
+    from ltxa_data.ltx.encode import audio_latent_dict, saved_bytes, video_latent_dict
+    from ltxa_data.ltx.export import FOLDERS, _export_sample
 
     root = tmp_path / "train" / ".precomputed"
     for folder in (*FOLDERS, "video_masks"):
@@ -288,7 +288,7 @@ def test_dataset_export_is_what_process_dataset_reads(built: Recipe, tmp_path: P
 def test_dataset_export_expands_references_into_rows_of_their_own(tmp_path: Path) -> None:
     """K = 2 with `expand`: two rows, each with its own video path (a link: process_dataset.py names outputs
     after it) and its own reference; one target wav and one mask video shared."""
-    from ltxa_data.export import _dataset_sample
+    from ltxa_data.ltx.export import _dataset_sample
 
     face = np.zeros((16, 16, 16), np.uint8)
     for k in range(16):  # a face that moves: each latent frame's cells differ from its neighbours'
@@ -312,7 +312,7 @@ def test_dataset_export_expands_references_into_rows_of_their_own(tmp_path: Path
 
 
 def test_dataset_export_refuses_stacked_references(built: Recipe, tmp_path: Path) -> None:
-    from ltxa_data.export import export_ltx_trainer_dataset
+    from ltxa_data.ltx.export import export_ltx_trainer_dataset
 
     with pytest.raises(SystemicError, match="stack has no meaning"):
         export_ltx_trainer_dataset(built, tmp_path / "o", references="stack")
@@ -323,7 +323,7 @@ def test_face_masks_are_refused_before_anything_is_written(built: Recipe, tmp_pa
     """A build where some samples have no face track: `video_masks: face` is refused up front, naming them."""
     import shutil
 
-    from ltxa_data.export import export_ltx_trainer_dataset
+    from ltxa_data.ltx.export import export_ltx_trainer_dataset
     from ltxa_data.recipe import load_recipe
 
     from .conftest import write_recipe

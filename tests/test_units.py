@@ -12,17 +12,17 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ltxa_data.clustering import agglomerative_labels
+from ltxa_data.analysis.clustering import agglomerative_labels
+from ltxa_data.analysis.splits import split_of
+from ltxa_data.analysis.windows import covered, single_speaker_windows
 from ltxa_data.executors.local import LocalExecutor
 from ltxa_data.ids import child_id, content_fingerprint
 from ltxa_data.recipe import SplitsConfig
+from ltxa_data.reporting.status import reason_of
 from ltxa_data.schemas import SchemaError, conform, to_table
-from ltxa_data.splits import split_of
 from ltxa_data.stages.pairs import choose_references
 from ltxa_data.stages.shard import ShardWriter
-from ltxa_data.status import reason_of
 from ltxa_data.storage import atomic_open, sweep_temp_files
-from ltxa_data.windows import covered, single_speaker_windows
 
 
 def test_covered_merges_overlapping_intervals() -> None:
@@ -103,7 +103,7 @@ def test_schema_checks_reject_bad_rows() -> None:
 
 
 def test_reasons_group_without_file_names_and_details() -> None:
-    from ltxa_data.report import reason_group
+    from ltxa_data.reporting.report import reason_group
 
     assert reason_of("a b/c's.mp4: too short: under x=3.5 (0.40 s)") == "too short: under x=3.5"
     assert reason_of("clip.mkv: no audio track") == "no audio track"
@@ -258,7 +258,7 @@ def test_partitions_are_hash_buckets_so_one_new_video_touches_one_partition() ->
 
 
 def test_group_embeddings_keeps_video_speakers_apart_and_labels_together() -> None:
-    from ltxa_data.clustering import group_embeddings
+    from ltxa_data.analysis.clustering import group_embeddings
 
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(2, 32))
@@ -298,7 +298,7 @@ def test_identity_ids_survive_new_voices_and_record_their_run() -> None:
 def test_identify_stage_names_labelled_identities_and_reports_clustering_alone(tmp_path: Path) -> None:
     import polars as pl
 
-    from ltxa_data.quality import label_agreement
+    from ltxa_data.corpus.scoring import label_agreement
     from ltxa_data.recipe import parse_recipe
     from ltxa_data.schemas import to_table
     from ltxa_data.stages.base import Partition
@@ -348,8 +348,8 @@ def test_variable_frame_rate_is_detected_and_resampled_to_the_frame_on_screen(tm
 
 
 def test_identities_sharing_a_video_share_a_split_and_splits_survive_new_links() -> None:
+    from ltxa_data.analysis.splits import assign_splits, identity_groups, split_of
     from ltxa_data.recipe import SplitsConfig
-    from ltxa_data.splits import assign_splits, identity_groups, split_of
 
     fractions = SplitsConfig(train=0.6, val=0.2, test=0.2)
     singles = [(f"v{i}", f"id{i}") for i in range(200)]
@@ -371,8 +371,8 @@ def test_identities_sharing_a_video_share_a_split_and_splits_survive_new_links()
 def test_splits_by_hours_balance_hours_when_a_few_identities_hold_most() -> None:
     import numpy as np
 
+    from ltxa_data.analysis.splits import assign_splits, identity_groups
     from ltxa_data.recipe import SplitsConfig
-    from ltxa_data.splits import assign_splits, identity_groups
 
     rng = np.random.default_rng(0)
     hours = {f"id{i}": float(h) for i, h in enumerate(rng.pareto(1.2, 300) + 0.1)}

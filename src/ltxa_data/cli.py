@@ -141,7 +141,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import format_status, stage_statuses
+    from .reporting.status import format_status, stage_statuses
 
     recipe = load_recipe(args.recipe)
     print(format_status(recipe, stage_statuses(recipe)))
@@ -149,7 +149,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import near_duplicate_identities, verify_build
+    from .reporting.verify import near_duplicate_identities, verify_build
 
     recipe = load_recipe(args.recipe)
     problems = verify_build(recipe, check_media=not args.no_media)
@@ -165,7 +165,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _generate(recipe: Recipe) -> Path:
-    from .corpus import generate_corpus
+    from .corpus.generate import generate_corpus
 
     if recipe.corpus is None:
         raise RecipeError(f"recipe '{recipe.name}' has no `corpus` section to generate")
@@ -182,7 +182,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .summary import summarize
+    from .reporting.summary import summarize
 
     recipe = load_recipe(args.recipe)
     t0 = time.perf_counter()
@@ -192,7 +192,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rc = rc or cmd_verify(argparse.Namespace(recipe=args.recipe, no_media=False))
     print(summarize(recipe, gt))
     if rc == 0:
-        from .contact_sheet import write_contact_sheet
+        from .reporting.contact_sheet import write_contact_sheet
 
         print(f"contact sheet: {write_contact_sheet(recipe, recipe.output_dir / 'contact_sheet.png')}")
     return rc
@@ -208,7 +208,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
-    from .quality import (
+    from .corpus.scoring import (
         default_truth,
         face_agreement,
         label_agreement,
@@ -242,7 +242,7 @@ def _score_diarization(args: argparse.Namespace, recipe: Recipe) -> int:
 
     import polars as pl
 
-    from .quality import Segments, read_rttm, rttm_from_ground_truth, score_diarization
+    from .corpus.scoring import Segments, read_rttm, rttm_from_ground_truth, score_diarization
 
     audio = [Path(a) for a in args.audio or []]
     rttm = Path(args.rttm) if args.rttm else None
@@ -274,8 +274,8 @@ def _score_diarization(args: argparse.Namespace, recipe: Recipe) -> int:
         reference = {uri: reference[uri] for uri in extent}
         print(f"diarizer: {recipe.diarize.backend}; reference: {rttm}")
     else:
-        from .corpus import load_ground_truth
-        from .quality import match_recordings
+        from .corpus.generate import load_ground_truth
+        from .corpus.scoring import match_recordings
         from .storage import read_frame
 
         m = recipe.manifests_dir
@@ -316,7 +316,8 @@ def pyannote_sample_dir() -> Path:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import (
+    from .analysis.splits import SPLITS
+    from .ltx.export import (
         DATASET_FILE,
         export_folders,
         export_ltx_trainer,
@@ -324,7 +325,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         precomputed_samples,
     )
     from .recipe import TARGET_FRAMES
-    from .splits import SPLITS
 
     recipe = load_recipe(Path(args.recipe))
     out = Path(args.out)
@@ -354,7 +354,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .reporting.report import write_report
 
     recipe = load_recipe(args.recipe)
     t0 = time.perf_counter()
@@ -364,7 +364,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import ExplainError, explain
+    from .reporting.explain import ExplainError, explain
 
     recipe = load_recipe(args.recipe)
     try:

@@ -12,7 +12,7 @@ One worker holds, at its peak:
   peak grows with the target's voxels (frames x side x side); the audio encoder's with the seconds of
   audio (target audio and references run as separate batches after the video);
 - the cut samples waiting for the encoder, on the host: `prefetch_batches` + 1 batches of uint8 frames,
-  audio and references (`ltxa_data.encode.prefetched`).
+  audio and references (`ltxa_data.ltx.encode.prefetched`).
 
 On CPU all of it is host memory; on CUDA the weights and activations are GPU memory (plus the CUDA
 context) and the host keeps the runtime and the cut samples.

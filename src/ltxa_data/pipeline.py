@@ -158,7 +158,7 @@ def preflight(recipe: Recipe) -> None:
 
     problems = backend_problems(recipe) + missing_inputs(recipe) + removal_problems(recipe)
     if recipe.export.text_encoder:  # the export's text encoder: refused now, not after the build
-        from .captions import text_encoder_problems
+        from .ltx.conditions import text_encoder_problems
 
         problems += text_encoder_problems(recipe)
     names = [s.name for s in STAGES]
@@ -316,7 +316,7 @@ def _fell_under_removals(recipe: Recipe, stage: str) -> bool:
 def write_build_report(recipe: Recipe) -> Path | None:
     """The HTML report at the end of a full build. The build's work is done and kept whatever happens
     here, so a report that fails says so on stderr (and how to retry) instead of failing the build."""
-    from .report import write_report
+    from .reporting.report import write_report
 
     try:
         return write_report(recipe)

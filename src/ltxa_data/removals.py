@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .fingerprint import FINGERPRINT_FIELDS
+from .analysis.fingerprint import FINGERPRINT_FIELDS
 from .ids import content_fingerprint, short_hash, video_id_of
 from .recipe import Recipe, RecipeError
 from .storage import write_json_atomic, write_table_atomic
@@ -142,7 +142,7 @@ class Removals:
 def problems(recipe: Recipe) -> list[str]:
     """Why this recipe cannot honour the removals (preflight): voices recorded under another embedder, or copies
     no longer looked for."""
-    from .fingerprint import VERSION
+    from .analysis.fingerprint import VERSION
 
     removals = Removals.load(recipe)
     out = []
@@ -403,8 +403,8 @@ def take_down(recipe: Recipe, requests: list[Request], reason: str, progress: bo
     import time
 
     from .pipeline import build
+    from .reporting.verify import check_removals
     from .storage import read_frame, table_path
-    from .verify import check_removals
 
     t0 = time.perf_counter()
     before = (read_frame(recipe.manifests_dir, "pairs", ok_only=True).select("key", "reference_ids")
@@ -415,7 +415,7 @@ def take_down(recipe: Recipe, requests: list[Request], reason: str, progress: bo
     done = set(Removals.load(recipe).table.get_column("request").to_list())
     append(recipe, resolve(recipe, [r for r in requests if str(r) not in done], reason))
     reports = build(recipe, progress=progress)
-    from .report import MARKER
+    from .reporting.report import MARKER
 
     if not recipe.report.enabled and (recipe.report_dir / MARKER).exists():  # an earlier report shows them
         from .pipeline import write_build_report

@@ -8,7 +8,7 @@ import itertools
 
 import numpy as np
 
-from ..clustering import agglomerative_labels
+from ..analysis.clustering import agglomerative_labels
 from ..errors import SystemicError
 from ..recipe import SileroVadConfig
 from . import SpeakerEmbedder, Turn

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from ..fingerprint import DuplicateConfig, Fingerprint, Match, duplicate_pairs
+from ..analysis.fingerprint import DuplicateConfig, Fingerprint, Match, duplicate_pairs
 from ..schemas import blank_row
 from ..storage import frame_hash
 from .base import Partition, Stage, StageResult, failure
@@ -48,7 +48,7 @@ class DuplicatesStage(Stage):
     sections = ("duplicates",)
 
     def config_hash(self) -> str:
-        from ..fingerprint import VERSION
+        from ..analysis.fingerprint import VERSION
 
         return frame_hash(super().config_hash(), VERSION)  # new fingerprints: group them again
 

@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..fingerprint import FINGERPRINT_FIELDS, SCALES, VECTOR_DIM, VERSION, Fingerprint, video_fingerprint
+from ..analysis.fingerprint import FINGERPRINT_FIELDS, SCALES, VECTOR_DIM, VERSION, Fingerprint, video_fingerprint
 from ..schemas import blank_row
 from ..storage import frame_hash, write_bytes_atomic
 from .base import Partition, Stage, StageResult, failure, guarded, partitions_by

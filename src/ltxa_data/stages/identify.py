@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..clustering import GraphConfig, group_embeddings, normalized
+from ..analysis.clustering import GraphConfig, group_embeddings, normalized
 from ..ids import short_hash
 from ..recipe import Recipe
 from ..storage import frame_hash, read_frame, table_path

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 import polars as pl
 import pyarrow as pa
 
+from ..analysis.splits import assign_splits, identity_groups
 from ..ids import unit_interval
 from ..recipe import TARGET_FPS, TARGET_FRAMES
-from ..splits import assign_splits, identity_groups
 from ..storage import frame_hash, table_path
 from .base import Partition, Stage, StageResult, failure
 from .duplicates import clip

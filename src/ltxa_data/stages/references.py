@@ -23,11 +23,18 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..audio_quality import THRESHOLDS, AudioQuality, describe_threshold, failed_threshold, measure, normalisation_gain
+from ..analysis.audio_quality import (
+    THRESHOLDS,
+    AudioQuality,
+    describe_threshold,
+    failed_threshold,
+    measure,
+    normalisation_gain,
+)
+from ..analysis.windows import non_overlapping, screen_window
 from ..ids import child_id
 from ..media import read_audio
 from ..recipe import AUDIO_SAMPLE_RATE, ReferencesConfig
-from ..windows import non_overlapping, screen_window
 from .speaker_windows import SpeakerWindowStage, speaker_spans
 
 SNR_FOR_FULL_QUALITY_DB = 20.0

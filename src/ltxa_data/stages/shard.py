@@ -23,12 +23,12 @@ import numpy as np
 import polars as pl
 
 from .. import __version__, isolation
-from ..audio_quality import apply_gain, integrated_lufs, mono_mix, peak_dbfs
-from ..encode import CutSample, prefetched
-from ..faces import frame_boxes, latent_face_mask
+from ..analysis.audio_quality import apply_gain, integrated_lufs, mono_mix, peak_dbfs
+from ..analysis.faces import frame_boxes, latent_face_mask
+from ..analysis.splits import SPLITS
+from ..ltx.encode import CutSample, prefetched
 from ..media import encode_video, encode_wav, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
-from ..splits import SPLITS
 from ..storage import atomic_open, frame_hash, table_path
 from .base import Faults, Partition, Stage, StageResult, failure, guarded
 from .scan import ok_videos
@@ -215,7 +215,7 @@ class ShardStage(Stage):
     def setup(self) -> None:
         self.encoder = None
         if self.recipe.encode.backend == "ltx":
-            from ..encode import SampleEncoder
+            from ..ltx.encode import SampleEncoder
 
             self.encoder = SampleEncoder(self.recipe)
 
@@ -229,7 +229,7 @@ class ShardStage(Stage):
         # The checkpoint's content, not only its path, decides the latents: a changed file reruns shards.
         digest = None
         if self.recipe.encode.backend == "ltx":
-            from ..encode import checkpoint_digest
+            from ..ltx.encode import checkpoint_digest
 
             digest = checkpoint_digest(self.recipe)
         # What a sample's bytes depend on, not how samples are laid out in shards (samples_per_shard, sizes).

@@ -21,11 +21,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..faces import dominant_face, face_track, faces_outside, sampled_offsets, steady_crop, track_boxes
+from ..analysis.faces import dominant_face, face_track, faces_outside, sampled_offsets, steady_crop, track_boxes
+from ..analysis.windows import single_speaker_windows
 from ..ids import child_id
 from ..media import crop_frame, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
-from ..windows import single_speaker_windows
 from .base import failure
 from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans

@@ -1,5 +1,5 @@
 """Reference tables for the README, generated from the recipe models and the schemas so they
-cannot drift. `python -m ltxa_data.docs README.md` rewrites the marked sections; a test checks
+cannot drift. `python -m ltxa_data.reporting.docs README.md` rewrites the marked sections; a test checks
 that the README is current."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .recipe import Recipe, SplitsConfig
-from .schemas import TABLES
+from ..recipe import Recipe, SplitsConfig
+from ..schemas import TABLES
 
 
 def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str]]:
@@ -49,8 +49,8 @@ def schema_reference() -> str:
         out += [f"| `{n}` | {typ} | {doc} |" for n, typ, doc in t.fields]
         out.append("| `status` | string | ok / skipped / failed |")
         out.append("| `error` | string | the file (or item) and the reason; set on every row that is not ok |\n")
-    from .fingerprint import FINGERPRINT_FIELDS
-    from .removals import DESCRIPTIONS, SCHEMA
+    from ..analysis.fingerprint import FINGERPRINT_FIELDS
+    from ..removals import DESCRIPTIONS, SCHEMA
 
     out.append("**`removals.parquet`** (written by `ltxa-data remove`, read by every build): one row is a removed "
                "video. Key: `fingerprint`.\n")

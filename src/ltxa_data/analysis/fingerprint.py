@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.fft
 
-from .media import probe, read_audio, read_frames
+from ..media import probe, read_audio, read_frames
 
 __all__ = [
     "FINGERPRINT_FIELDS",

@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 from sklearn.metrics import adjusted_rand_score
 
-from .recipe import Recipe
-from .windows import covered
+from ..analysis.windows import covered
+from ..recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def score_identities(identities: pl.DataFrame, truth: dict[str, str]) -> Identit
 def truth_from_csv(path: Path, voices: pl.DataFrame, videos: pl.DataFrame) -> dict[str, str]:
     """voice_id -> identity from a CSV (`video`, `identity`) naming each video's main speaker, by
     the rule prior labels follow (the voice with the most clean speech)."""
-    from .stages.identify import main_speaker_labels, video_identities_from_csv
+    from ..stages.identify import main_speaker_labels, video_identities_from_csv
 
     wanted = video_identities_from_csv(path, videos)
     ok = voices.filter(pl.col("status") == "ok")
@@ -93,7 +93,7 @@ def load_truth(manifests: Path, path: Path) -> tuple[dict[str, str], dict | None
     and the corpus's ground truth itself (None for a CSV, which says nothing about windows)."""
     import json
 
-    from .storage import read_frame
+    from ..storage import read_frame
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no ground truth (pass --truth FILE)")

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from .recipe import TARGET_FRAMES
+from ..recipe import TARGET_FRAMES
 
 LATENT_CELL = 32
 """Pixels per latent cell side (LTX-2 video VAE)."""

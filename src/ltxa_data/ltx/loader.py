@@ -32,8 +32,8 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .recipe import Recipe, load_recipe
-from .storage import read_frame
+from ..recipe import Recipe, load_recipe
+from ..storage import read_frame
 
 SOURCES = {"latents.pth": "video_latents", "audio_latents.pth": "audio_latents",
            "reference_audio_latents.pth": "reference_audio_latents"}

@@ -12,7 +12,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .recipe import Recipe
+from ..recipe import Recipe
 from .verify import read_shard
 
 TILE = 192

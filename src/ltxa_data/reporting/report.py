@@ -27,13 +27,13 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from . import __version__
+from .. import __version__
+from ..analysis.splits import SPLITS
+from ..errors import SystemicError
+from ..recipe import Recipe
+from ..storage import table_path
 from .contact_sheet import contact_sheet
-from .errors import SystemicError
-from .recipe import Recipe
-from .splits import SPLITS
 from .status import reason_of
-from .storage import table_path
 
 SPLIT_COLOURS = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868"}
 MAX_REFERENCE_PLAYERS = 4
@@ -320,7 +320,7 @@ def plots(recipe: Recipe, dest: Path, steps: list[Step]) -> list[tuple[str, str,
 
 def read_sample(shards_dir: Path, shard: str, offset: int, nbytes: int) -> dict[str, bytes]:
     """One sample's members {extension: bytes}, read from its tar by byte offset (the shards index)."""
-    from .stages.shard import read_members
+    from ..stages.shard import read_members
 
     return {name.rsplit("/", 1)[-1].partition(".")[2]: data
             for name, data in read_members(shards_dir / shard, offset, nbytes).items()}
@@ -492,7 +492,7 @@ def _swap_eval(recipe: Recipe) -> tuple[str, int]:
 def _hygiene(recipe: Recipe) -> str:
     """Duplicate groups (members, representative, match) and take-downs (requests, reasons, videos removed:
     counts only, the report names no removed file)."""
-    from .removals import Removals
+    from ..removals import Removals
 
     m = recipe.manifests_dir
     dup = _scan(m, "duplicates", ["video_id", "group_id", "group_size", "representative", "rel_path", "score",
@@ -534,8 +534,15 @@ def _filter_box(table_id: str) -> str:
 
 
 def _identity_quality(recipe: Recipe, truth: Path | None) -> str:
-    from .quality import default_truth, face_agreement, label_agreement, load_truth, score_face_gates, score_identities
-    from .storage import read_frame
+    from ..corpus.scoring import (
+        default_truth,
+        face_agreement,
+        label_agreement,
+        load_truth,
+        score_face_gates,
+        score_identities,
+    )
+    from ..storage import read_frame
 
     m = recipe.manifests_dir
     if not table_path(m, "identities").exists():

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from .ids import unit_interval
-from .recipe import SplitsConfig
+from ..ids import unit_interval
+from ..recipe import SplitsConfig
 
 SPLITS = ("train", "val", "test")
 

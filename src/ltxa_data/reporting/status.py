@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import pyarrow.parquet as pq
 
-from .pipeline import read_marker, state_dir
-from .recipe import Recipe
-from .stages import STAGES
-from .storage import read_json, table_path
+from ..pipeline import read_marker, state_dir
+from ..recipe import Recipe
+from ..stages import STAGES
+from ..storage import read_json, table_path
 
 # A file name, or an id built from a video id (16 hex digits), before the reason.
 _SUBJECT = re.compile(r"^(?:.*?\.\w{2,5}|[0-9a-f]{16}-[^:\s]+): ")
@@ -73,7 +73,7 @@ def hygiene_lines(recipe: Recipe) -> list[str]:
     """Groups of copies and take-downs, for the status."""
     import polars as pl
 
-    from .removals import Removals
+    from ..removals import Removals
 
     lines = [""]
     tp = table_path(recipe.manifests_dir, "duplicates")

@@ -58,15 +58,15 @@ import numpy as np
 import polars as pl
 import torch
 
+from ..analysis.faces import LATENT_CELL, LATENT_TIME
+from ..analysis.splits import SPLITS
+from ..errors import SystemicError
+from ..media import encode_video
+from ..recipe import TARGET_FPS, TARGET_FRAMES, Recipe
+from ..stages.shard import iter_shard
+from ..storage import read_frame, write_bytes_atomic, write_json_atomic
 from .encode import LATENT_MEMBERS, saved_bytes
-from .errors import SystemicError
-from .faces import LATENT_CELL, LATENT_TIME
 from .loader import first_reference, load_pth
-from .media import encode_video
-from .recipe import TARGET_FPS, TARGET_FRAMES, Recipe
-from .splits import SPLITS
-from .stages.shard import iter_shard
-from .storage import read_frame, write_bytes_atomic, write_json_atomic
 
 FOLDERS = ("latents", "audio_latents", "reference_audio_latents", "conditions")
 MASK_FOLDER = "video_masks"
@@ -155,7 +155,7 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
     shards = _shards_for(recipe, splits, video_masks)
     conditions = conditions or (recipe.resolve(recipe.export.conditions) if recipe.export.conditions else None)
     if conditions is None and recipe.export.text_encoder:  # computed once per build, cached; checked before use
-        from .captions import caption_conditions
+        from .conditions import caption_conditions
 
         conditions = caption_conditions(recipe)
     if conditions is None:

@@ -25,8 +25,8 @@ from functools import cache
 import numpy as np
 import pyloudnorm
 
-from .recipe import ReferencesConfig
-from .schemas import REFERENCE_THRESHOLDS
+from ..recipe import ReferencesConfig
+from ..schemas import REFERENCE_THRESHOLDS
 
 FRAME_S = 0.02
 """Frame length of the SNR estimate and the speech energy."""

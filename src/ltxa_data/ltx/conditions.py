@@ -17,9 +17,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .errors import SystemicError
-from .recipe import Recipe
-from .storage import cached_file_sha256, write_bytes_atomic, write_json_atomic
+from ..errors import SystemicError
+from ..recipe import Recipe
+from ..storage import cached_file_sha256, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def text_encoder_problems(recipe: Recipe) -> list[str]:
         return []
     import torch
 
-    from .backends.text_encoder import check_text_encoder
+    from ..backends.text_encoder import check_text_encoder
 
     problems = []
     if recipe.export.text_encoder_device == "cuda" and not torch.cuda.is_available():
@@ -60,7 +60,7 @@ def text_encoder_problems(recipe: Recipe) -> list[str]:
 def conditions_key(recipe: Recipe) -> tuple[str, dict[str, Any]]:
     """The cache key of the recipe's caption conditions and what it hashes. Needs the Gemma folder's files and
     the checkpoint to exist (`SystemicError` naming what is missing); hashes each file once (cached)."""
-    from .backends.text_encoder import gemma_folder
+    from ..backends.text_encoder import gemma_folder
 
     gemma, checkpoint = text_encoder_paths(recipe)
     folder = gemma_folder(gemma)
@@ -87,7 +87,7 @@ def caption_conditions(recipe: Recipe) -> Path:
     config, tokenizer, keys and shapes: seconds, no weight read)."""
     import torch
 
-    from .backends.text_encoder import LtxTextEncoder, check_text_encoder
+    from ..backends.text_encoder import LtxTextEncoder, check_text_encoder
     from .encode import saved_bytes
     from .export import check_conditions
 

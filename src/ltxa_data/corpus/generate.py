@@ -26,8 +26,8 @@ import soundfile as sf
 from PIL import Image, ImageDraw
 from scipy.signal import resample_poly
 
-from .media import write_video
-from .recipe import CorpusConfig
+from ..media import write_video
+from ..recipe import CorpusConfig
 
 __all__ = ["SENTENCES", "VOICES", "generate_corpus", "load_ground_truth", "make_bad_inputs"]
 
@@ -346,7 +346,7 @@ class TalkingPhoto:
     def __init__(self, photo: Path, width: int = 640, height: int = 360, face_h: float | None = None,
                  rows: tuple[int, int] = (40, 520), cx: float | None = None,
                  backdrop: tuple[int, int, int] = (96, 108, 124)) -> None:
-        from .backends.face_detector import DlibFaceAnalyzer, DlibFaceDetector, dlib_model_files
+        from ..backends.face_detector import DlibFaceAnalyzer, DlibFaceDetector, dlib_model_files
 
         img = np.asarray(Image.open(photo).convert("RGB"))
         self.photo = np.ascontiguousarray(img[rows[0]: rows[1]])

@@ -14,9 +14,9 @@ import polars as pl
 import pyarrow.parquet as pq
 import soundfile as sf
 
-from .recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
-from .schemas import TABLES, SchemaError, conform
-from .storage import table_path
+from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
+from ..schemas import TABLES, SchemaError, conform
+from ..storage import table_path
 
 TARGET_SAMPLES = TARGET_FRAMES * AUDIO_SAMPLE_RATE // TARGET_FPS  # 77,440
 
@@ -62,7 +62,7 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_references(tables["pairs"], tables["references"], recipe)
     if "shards" in tables:
         problems += check_shards(recipe, tables["shards"], tables.get("pairs"), check_media)
-    from .stages.shard import REUSE_DIR
+    from ..stages.shard import REUSE_DIR
 
     if (recipe.output_dir / REUSE_DIR).exists():
         problems.append(f"{recipe.output_dir / REUSE_DIR}: left by an interrupted shard stage (old shards' bytes; the "
@@ -80,7 +80,7 @@ def check_removals(recipe: Recipe) -> list[str]:
     import numpy as np
     import pyarrow as pa
 
-    from .removals import Removals, embedder_of, removals_path
+    from ..removals import Removals, embedder_of, removals_path
 
     removals = Removals.load(recipe)
     if not removals:
@@ -170,7 +170,7 @@ def check_turns(turns: pl.DataFrame, videos: pl.DataFrame, tolerance_s: float = 
 
 def check_targets_within_shots(targets: pl.DataFrame, scenes: pl.DataFrame) -> list[str]:
     """No target shows frames of two shots; every target's video had its cuts detected."""
-    from .stages.scenes import crosses_cut
+    from ..stages.scenes import crosses_cut
 
     cuts = dict(zip(scenes["video_id"].to_list(), scenes["cut_s"].to_list(), strict=True))
     ok_scenes = set(scenes.filter(pl.col("status") == "ok")["video_id"].to_list())
@@ -186,7 +186,7 @@ def check_targets_within_shots(targets: pl.DataFrame, scenes: pl.DataFrame) -> l
 def check_face_crops(targets: pl.DataFrame, required: bool = False) -> list[str]:
     """Every ok target with a face track (all of them when tracking is `required`) keeps its face in
     its crop: a face crop is square and holds each tracked box; a centre crop holds each box's centre."""
-    from .faces import faces_outside
+    from ..analysis.faces import faces_outside
 
     problems = []
     for t in targets.filter(pl.col("status") == "ok").iter_rows(named=True):
@@ -288,7 +288,7 @@ def check_duplicates(pairs: pl.DataFrame, duplicates: pl.DataFrame, targets: pl.
     """Copies of one clip: each group has its size and one representative; no group feeds two splits (as a
     target's or a reference's video); no reference comes from a copy of its target's video; with
     `duplicates.targets: one`, no target comes from a copy that is not its group's representative."""
-    from .stages.duplicates import clip_of, copies_skipped
+    from ..stages.duplicates import clip_of, copies_skipped
 
     problems = []
     ok = duplicates.filter(pl.col("status") == "ok")
@@ -401,7 +401,7 @@ def check_pairs(pairs: pl.DataFrame, targets: pl.DataFrame, references: pl.DataF
 def check_references(pairs: pl.DataFrame, references: pl.DataFrame, recipe: Recipe) -> list[str]:
     """Every reference an ok pair uses meets the recipe's thresholds, and with normalisation its gain
     keeps the peak at or below the ceiling (and reaches the target loudness unless the ceiling bound it)."""
-    from .audio_quality import AudioQuality, describe_threshold, failed_threshold
+    from ..analysis.audio_quality import AudioQuality, describe_threshold, failed_threshold
 
     cfg = recipe.references
     used = set(pairs.filter(pl.col("status") == "ok")["reference_ids"].explode().drop_nulls().to_list())
@@ -471,7 +471,7 @@ def check_shards(recipe: Recipe, index: pl.DataFrame, pairs: pl.DataFrame | None
 def read_shard(path: Path, with_data: bool = True) -> dict[str, dict]:
     """Samples of a tar by webdataset key: first header offset and {member: (extension, bytes)}.
     Without data, members are still read through (a truncated tar fails) but not kept."""
-    from .stages.shard import iter_shard
+    from ..stages.shard import iter_shard
 
     samples: dict[str, dict] = {}
     for key, offset, files in iter_shard(path, with_data):
@@ -516,8 +516,8 @@ def check_latents(by_ext: dict[str, bytes], recipe: Recipe) -> list[str]:
     `variants` = K; sizes agree with the stored counts; every value finite."""
     import torch
 
-    from .encode import LATENT_MEMBERS
-    from .loader import load_pth
+    from ..ltx.encode import LATENT_MEMBERS
+    from ..ltx.loader import load_pth
 
     problems = [f"missing .{m}" for m in LATENT_MEMBERS if m not in by_ext]
     if problems:
@@ -571,7 +571,7 @@ def _check_face_members(by_ext: dict[str, bytes], size: int) -> list[str]:
         return ["face_boxes.json and face_mask_latent.npy must come together"]
     import numpy as np
 
-    from .faces import LATENT_CELL, latent_frame_groups
+    from ..analysis.faces import LATENT_CELL, latent_frame_groups
 
     problems = []
     boxes = np.asarray(json.loads(by_ext["face_boxes.json"]), float)
