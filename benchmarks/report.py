@@ -30,7 +30,8 @@ from ltxa_data.media import encode_video, encode_wav
 from ltxa_data.recipe import load_recipe
 from ltxa_data.reporting.report import write_report
 from ltxa_data.schemas import TABLES, conform
-from ltxa_data.stages.shard import ShardWriter, face_members
+from ltxa_data.shard_format import ShardWriter
+from ltxa_data.stages.shard import face_members
 from ltxa_data.storage import table_path, write_table_atomic
 
 FPS, FRAMES, SIZE, RATE = 25, 121, 512, 16000

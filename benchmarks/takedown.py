@@ -33,12 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import _table  # noqa: E402  (benchmarks/report.py: a schema-checked synthetic table)
 
+from ltxa_data.commands.remove import Request, resolve, take_down  # noqa: E402
 from ltxa_data.recipe import load_recipe  # noqa: E402
-from ltxa_data.removals import Request, append, resolve, take_down  # noqa: E402
+from ltxa_data.removals import append  # noqa: E402
 from ltxa_data.reporting.verify import check_removals  # noqa: E402
 from ltxa_data.schemas import to_table  # noqa: E402
+from ltxa_data.shard_format import ShardWriter  # noqa: E402
 from ltxa_data.stages.pairs import PairsStage  # noqa: E402
-from ltxa_data.stages.shard import ShardStage, ShardWriter, metadata_of  # noqa: E402
+from ltxa_data.stages.shard import ShardStage, metadata_of  # noqa: E402
 from ltxa_data.storage import read_frame, table_path, write_table_atomic  # noqa: E402
 
 

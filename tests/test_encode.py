@@ -28,7 +28,7 @@ REF_SAMPLES = 56_000
 
 
 def _samples(recipe: Recipe) -> dict[str, dict[str, bytes]]:
-    from ltxa_data.reporting.verify import read_shard
+    from ltxa_data.shard_format import read_shard
 
     out = {}
     for tar in sorted((recipe.output_dir / "shards").glob("*/*.tar")):

@@ -73,11 +73,11 @@ def _assert_isolated(recipe: Recipe) -> None:
 def test_a_worker_killed_or_hung_costs_its_file_on_the_local_executor(tmp_path: Path, hostile: Path) -> None:
     recipe = _hostile_recipe(tmp_path, hostile)
     stages = (CrashingScan, *STAGES[1:])
-    [report] = build(recipe, only=["videos"], progress=False, stages=stages)
+    [report] = build(recipe, only=["scan"], progress=False, stages=stages)
     assert report.counts == {"ok": 4, "failed": 4}
     _assert_isolated(recipe)
     assert not list((recipe.manifests_dir / ".state/videos/watch").glob("*")), "watch files are cleaned up"
-    [again] = build(recipe, only=["videos"], progress=False, stages=stages)
+    [again] = build(recipe, only=["scan"], progress=False, stages=stages)
     assert again.ran == 0, "the failed rows are finished work: a rerun does not meet the crashes again"
 
 
@@ -88,7 +88,7 @@ def test_deaths_on_every_item_stop_the_run_naming_the_stage_and_the_remedy(tmp_p
         shutil.copy(hostile / "crash-kill.mp4", clips / f"crash-kill-{i}.mp4")
     recipe = _hostile_recipe(tmp_path, clips)
     with pytest.raises(SystemicError) as e:
-        build(recipe, only=["videos"], progress=False, stages=(CrashingScan, *STAGES[1:]))
+        build(recipe, only=["scan"], progress=False, stages=(CrashingScan, *STAGES[1:]))
     msg = str(e.value)
     assert "stage 'videos'" in msg and "signal 9" in msg and "executor.workers" in msg, msg
 
@@ -114,14 +114,14 @@ def _devices_by_worker(recipe: Recipe) -> dict[str, set[str]]:
 def test_gpu_stages_get_one_device_per_worker_and_cpu_stages_none(tmp_path: Path, hostile: Path) -> None:
     """Fake GPUs 0 and 1, two workers per card: workers started each with one slot of the four."""
     recipe = load_recipe(_clean_recipe(tmp_path, hostile, gpus=[0, 1], workers_per_gpu=2, workers=1))
-    build(recipe, only=["videos"], progress=False, stages=(GpuProbeScan, *STAGES[1:]))
+    build(recipe, only=["scan"], progress=False, stages=(GpuProbeScan, *STAGES[1:]))
     by_pid = _devices_by_worker(recipe)
     assert 2 <= len(by_pid) <= 4, "one worker per GPU slot (not executor.workers, which is 1)"
     assert all(len(d) == 1 and d <= {"0", "1"} for d in by_pid.values()), by_pid
     assert {d for ds in by_pid.values() for d in ds} == {"0", "1"}, "both cards are used"
 
     shutil.rmtree(recipe.output_dir)
-    build(recipe, only=["videos"], progress=False, stages=(CpuProbeScan, *STAGES[1:]))
+    build(recipe, only=["scan"], progress=False, stages=(CpuProbeScan, *STAGES[1:]))
     by_pid = _devices_by_worker(recipe)
     assert len(by_pid) == 1 and set().union(*by_pid.values()) == {""}, "a CPU stage: its 1 worker sees no GPU"
 
@@ -196,7 +196,7 @@ def test_a_sample_that_kills_the_encoder_costs_that_sample(tmp_path: Path, built
     pairs = read_frame(recipe.manifests_dir, "pairs")
     poison = pairs.get_column("key").sort()[0]
     monkeypatch.setenv("LTXA_TEST_CRASH_SAMPLE", poison)
-    [report] = build(recipe, only=["shards"], progress=False, stages=(*STAGES[:-1], CrashingShards))
+    [report] = build(recipe, only=["shard"], progress=False, stages=(*STAGES[:-1], CrashingShards))
     shards = read_frame(recipe.manifests_dir, "shards")
     bad = shards.filter(pl.col("key") == poison).row(0, named=True)
     assert bad["status"] == "failed" and "worker killed by signal 9 (SIGKILL: out of memory?)" in bad["error"], bad

@@ -265,7 +265,7 @@ def test_a_face_crop_build_verifies_and_says_why_windows_were_skipped(built: Rec
 
     recipe = copy_build(built, tmp_path, targets={"crop": "face"})
     ran = {r.stage: r.ran for r in build(recipe, progress=False)}
-    assert ran["targets"] > 0 and ran["identities"] == 0
+    assert ran["targets"] > 0 and ran["identify"] == 0
     targets = read_frame(recipe.manifests_dir, "targets", ok_only=False)
     face = targets.filter(pl.col("crop_mode") == "face")
     ok = face.filter(pl.col("status") == "ok")

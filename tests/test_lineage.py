@@ -12,11 +12,12 @@ import pytest
 
 from ltxa_data import __version__
 from ltxa_data.cli import main
-from ltxa_data.lineage import model_lineage, package_version, recipe_hash
+from ltxa_data.lineage import SAMPLE_SECTIONS, model_lineage, package_version, recipe_hash
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe, load_recipe, parse_recipe
 from ltxa_data.reporting.explain import ExplainError, explain
-from ltxa_data.reporting.report import read_sample
+from ltxa_data.shard_format import read_sample
+from ltxa_data.stages import sample_sections
 from ltxa_data.stages.shard import sample_lineage
 from ltxa_data.storage import file_sha256, read_frame
 
@@ -129,6 +130,13 @@ def test_recipe_hash_follows_output_settings_not_scheduling(built: Recipe) -> No
         assert recipe_hash(_with(built, section, **values)) == h, (section, values)
 
 
+def test_the_sample_sections_are_those_the_stages_declare() -> None:
+    """`lineage.SAMPLE_SECTIONS` is written out (the stages import lineage); it must be what the stages'
+    `reads` and `sections` give, so that a new stage or section cannot leave the recipe hash behind."""
+    assert sample_sections() == SAMPLE_SECTIONS
+    assert {"swap_eval", "report", "export", "executor"}.isdisjoint(SAMPLE_SECTIONS)
+
+
 def test_model_lineage_follows_the_recipe_and_the_files(tmp_path: Path) -> None:
     """Folder models (pyannote, ECAPA, dlib), file models (YuNet, SyncNet, the LTX VAEs), package models
     (the Haar cascade): one entry per file, each with the file's sha256; a changed file changes its hash."""
@@ -176,7 +184,7 @@ def test_model_lineage_follows_the_recipe_and_the_files(tmp_path: Path) -> None:
 def test_a_later_stage_setting_refreshes_the_lineage_without_rerunning_pairs(built: Recipe, tmp_path: Path) -> None:
     recipe = copy_build(built, tmp_path / "crf", shard={"video_crf": 30})
     ran = {r.stage: r.ran for r in build(recipe, progress=False)}
-    assert ran["pairs"] == 0 and ran["shards"] > 0, ran
+    assert ran["pairs"] == 0 and ran["shard"] > 0, ran
     new = recipe_hash(recipe)
     assert new != recipe_hash(built)
     assert set(frames(recipe, "pairs")["recipe_hash"]) == {new}

@@ -204,6 +204,7 @@ def test_the_build_fits_encode_workers_to_memory_and_refuses_what_cannot_fit(
     """Wired into the build: on a machine that holds one encode worker of two, the shard stage runs one
     and says why; on one that holds none, the build is refused before any work, with the numbers."""
     from ltxa_data import pipeline
+    from ltxa_data.executors import jobs
     from ltxa_data.executors.local import LocalExecutor
     from ltxa_data.stages.shard import ShardStage
 
@@ -212,9 +213,9 @@ def test_the_build_fits_encode_workers_to_memory_and_refuses_what_cannot_fit(
                            "encode": {"backend": "ltx", "checkpoint": str(checkpoint), "device": "cpu",
                                       "batch_size": 4}}, base_dir=tmp_path)
     need = encode_memory(recipe)
-    monkeypatch.setattr(pipeline, "host_memory_available", lambda: int(need.host_bytes(4) * 1.5 / 0.9))
+    monkeypatch.setattr(jobs, "host_memory_available", lambda: int(need.host_bytes(4) * 1.5 / 0.9))
     stage, notes = ShardStage(recipe), []
-    job = pipeline.stage_job(stage, LocalExecutor(2), tmp_path / "watch", notes)
+    job = jobs.plan_job(stage, LocalExecutor(2), tmp_path / "watch", notes)
     assert job.workers == 1 and stage.recipe.encode.batch_size == 4
     assert len(notes) == 1 and "holds 1 worker of 2" in notes[0] and "GiB" in notes[0], notes
     assert job.resources.memory_gb == pytest.approx(need.host_bytes(4) / 2**30, rel=0.01)

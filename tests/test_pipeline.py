@@ -151,7 +151,7 @@ def test_no_op_rerun_does_no_work(built: Recipe) -> None:
 def test_changing_one_setting_reruns_only_the_stages_it_affects(built: Recipe, tmp_path: Path) -> None:
     recipe = copy_build(built, tmp_path / "crf", shard={"video_crf": 30})
     ran = {r.stage: r.ran for r in build(recipe, progress=False)}
-    assert ran["shards"] > 0
+    assert ran["shard"] > 0
     assert all(v == 0 for k, v in ran.items() if k != "shards"), ran
     assert verify_build(recipe) == []
 
@@ -165,7 +165,7 @@ def test_changing_one_setting_reruns_only_the_stages_it_affects(built: Recipe, t
 
     recipe = copy_build(built, tmp_path / "layout", shard={"samples_per_shard": 3})
     ran = {r.stage: r.ran for r in build(recipe, progress=False)}
-    assert ran["shards"] > 0 and ran["pairs"] == 0
+    assert ran["shard"] > 0 and ran["pairs"] == 0
     assert verify_build(recipe) == [], "re-sharding leaves no stale or missing tar"
     assert frames(recipe, "shards").group_by("shard").len()["len"].max() <= 3
 
@@ -186,7 +186,7 @@ def test_adding_a_video_reruns_only_its_partitions_and_keeps_ids_and_splits(
     recipe = load_recipe(write_recipe(tmp_path / "grow", data))
 
     reports = {r.stage: r for r in build(recipe, progress=False)}
-    for stage in ("turns", "voices", "targets", "references"):
+    for stage in ("diarize", "embed", "targets", "references"):
         assert reports[stage].ran == 1 < reports[stage].partitions, (stage, reports[stage])
     old_ids, new_ids = frames(built, "identities"), frames(recipe, "identities")
     kept = old_ids.join(new_ids, on="voice_id", suffix="_new")

@@ -102,5 +102,7 @@ def test_readme_documents_every_recipe_key_and_column_and_the_two_commands() -> 
 def test_unknown_stage_names_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "videos").mkdir()
     p = write_recipe(tmp_path, recipe_dict(tmp_path / "videos"))
-    assert main(["build", str(p), "--only", "scan", "--no-progress"]) == 2
-    assert "unknown stage(s) ['scan']" in capsys.readouterr().err
+    assert main(["build", str(p), "--only", "scanner", "--no-progress"]) == 2
+    assert "no stage 'scanner' (stages: scan, fingerprints," in capsys.readouterr().err
+    assert main(["build", str(p), "--only", "turns", "--no-progress"]) == 2
+    assert "'turns' is a table; the stage that writes it is 'diarize'" in capsys.readouterr().err

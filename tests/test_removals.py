@@ -12,10 +12,11 @@ import polars as pl
 import pytest
 
 from ltxa_data.cli import main
+from ltxa_data.commands.remove import Request, parse_requests, resolve
 from ltxa_data.corpus.generate import generate_corpus
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import CorpusConfig, Recipe, RecipeError, load_recipe
-from ltxa_data.removals import Removals, Request, append, parse_requests, resolve
+from ltxa_data.removals import Removals, append
 from ltxa_data.reporting.verify import check_removals, verify_build
 from ltxa_data.storage import read_frame
 

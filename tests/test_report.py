@@ -19,8 +19,8 @@ from PIL import Image
 from ltxa_data.cli import main
 from ltxa_data.errors import SystemicError
 from ltxa_data.recipe import Recipe, load_recipe
-from ltxa_data.reporting.report import funnel, read_sample, write_report
-from ltxa_data.reporting.verify import read_shard
+from ltxa_data.reporting.report import funnel, write_report
+from ltxa_data.shard_format import read_sample, read_shard
 from ltxa_data.storage import read_frame
 
 from .browser import browse, needs_chromium
@@ -172,7 +172,7 @@ def test_rejected_files_are_listed_with_their_reasons(corpus: Path, tmp_path: Pa
     recipe = load_recipe(write_recipe(tmp_path / "recipe", data))
     from ltxa_data.pipeline import build
 
-    build(recipe, progress=False, only=["videos"])
+    build(recipe, progress=False, only=["scan"])
     assert main(["report", str(recipe.base_dir / "recipe.yaml")]) == 0
     page = parse(recipe.report_dir / "index.html")
     rows = page.tables["rejected-table"]

@@ -65,8 +65,8 @@ def test_sigkill_mid_stage_then_rerun_equals_uninterrupted_build(built: Recipe, 
 
     reports = build(recipe, progress=False)
     ran = {r.stage: r.ran for r in reports}
-    assert ran["videos"] == ran["turns"] == 0, "finished stages are not redone"
-    assert 0 < ran["shards"] < reports[-1].partitions, "only unfinished shard partitions are redone"
+    assert ran["scan"] == ran["diarize"] == 0, "finished stages are not redone"
+    assert 0 < ran["shard"] < reports[-1].partitions, "only unfinished shard partitions are redone"
     _assert_no_partial_tar(recipe)
     assert not list(recipe.output_dir.rglob(".*.tmp")), "the rerun sweeps the killed writers' temp files"
     for name in TABLES:

@@ -12,8 +12,8 @@ import polars as pl
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe
 from ltxa_data.reporting.verify import verify_build
+from ltxa_data.shard_format import REUSE_DIR, read_members
 from ltxa_data.stages import STAGES
-from ltxa_data.stages.shard import REUSE_DIR, read_members
 from ltxa_data.storage import read_frame
 
 from .conftest import SIZE, copy_build
@@ -22,7 +22,7 @@ from .fixtures.crashing import NoRenderShards
 
 def _relaid(recipe: Recipe) -> None:
     before = read_frame(recipe.manifests_dir, "shards", ok_only=True)
-    [report] = build(recipe, only=["shards"], progress=False, stages=(*STAGES[:-1], NoRenderShards))
+    [report] = build(recipe, only=["shard"], progress=False, stages=(*STAGES[:-1], NoRenderShards))
     after = read_frame(recipe.manifests_dir, "shards")
     assert report.ran == report.partitions > 0 and after["status"].unique().to_list() == ["ok"]
     assert sorted(after["key"].to_list()) == sorted(before["key"].to_list())

@@ -75,7 +75,7 @@ def _reference(gemma: Path, ltx: Path, caption: str) -> dict[str, torch.Tensor]:
 
 def test_conditions_have_the_trainer_format_and_equal_ltx_core(gemma: Path, text_checkpoint: Path) -> None:
     from ltxa_data.backends.text_encoder import LtxTextEncoder
-    from ltxa_data.ltx.export import CONDITION_KEYS
+    from ltxa_data.ltx.conditions import CONDITION_KEYS
 
     got = LtxTextEncoder(gemma, text_checkpoint, "cpu").encode(CAPTION)
     assert tuple(got) == CONDITION_KEYS

@@ -35,7 +35,7 @@ import torch
 from ltxa_data.analysis.faces import LATENT_CELL, latent_face_mask, latent_frame_groups, pixel_face_mask
 from ltxa_data.errors import SystemicError
 from ltxa_data.recipe import Recipe
-from ltxa_data.stages.shard import iter_shard
+from ltxa_data.shard_format import iter_shard
 from ltxa_data.storage import read_frame
 
 KNOWN_ROLES = {"video", "audio", "reference_audio", "reference_video", "video_mask", "audio_mask", "caption"}

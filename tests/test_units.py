@@ -20,8 +20,8 @@ from ltxa_data.ids import child_id, content_fingerprint
 from ltxa_data.recipe import SplitsConfig
 from ltxa_data.reporting.status import reason_of
 from ltxa_data.schemas import SchemaError, conform, to_table
+from ltxa_data.shard_format import ShardWriter
 from ltxa_data.stages.pairs import choose_references
-from ltxa_data.stages.shard import ShardWriter
 from ltxa_data.storage import atomic_open, sweep_temp_files
 
 
@@ -394,7 +394,8 @@ def test_supervisor_strikes_an_item_twice_then_poisons_it_and_stops_on_systemic_
     import json
 
     from ltxa_data.errors import SystemicError
-    from ltxa_data.executors.supervise import SYSTEMIC_ITEMS, Job, Supervisor
+    from ltxa_data.executors.jobs import Job
+    from ltxa_data.executors.supervise import SYSTEMIC_ITEMS, Supervisor
     from ltxa_data.stages.base import Partition
 
     def watch(task, **state) -> None:

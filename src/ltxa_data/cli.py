@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("build", help="run the pipeline (resumes where it stopped)")
     p.add_argument("recipe")
-    p.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages (table names)")
+    p.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages (`ltxa-data status` lists them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser("status", help="per stage: partitions done, rows ok/skipped/failed, top failure reasons")
@@ -132,7 +132,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     reports = build(recipe, only=args.only, progress=not args.no_progress)
     for r in reports:
         counts = " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
-        print(f"{r.stage:>10}: ran {r.ran}/{r.partitions} partitions in {r.seconds:.1f} s  ({counts})")
+        print(f"{r.stage:>14} -> {r.table:<14} ran {r.ran}/{r.partitions} partitions in {r.seconds:.1f} s  ({counts})")
     print(f"build '{recipe.name}' done in {time.perf_counter() - t0:.1f} s; manifests in {recipe.manifests_dir}")
     index = recipe.report_dir / "index.html"
     if recipe.report.enabled and not args.only and index.exists() and index.stat().st_mtime >= started:
@@ -376,7 +376,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from .removals import Request, parse_requests, take_down
+    from .commands.remove import Request, parse_requests, take_down
 
     recipe = load_recipe(args.recipe)
     requests = [Request("identity", v) for v in args.identity] + [Request("video", v) for v in args.video] + [

@@ -30,28 +30,16 @@ from .recipe import Recipe
 from .schemas import MODEL_FIELDS
 from .storage import cached_file_sha256
 
-SAMPLE_STAGE = "shards"
-"""The stage whose output is a sample: the recipe hash covers it and every stage it reads from."""
-
-
-def sample_sections() -> tuple[str, ...]:
-    """The recipe sections that decide a sample: those of the shard stage and of every stage it
-    reads from, directly or not (not swap_eval, report, export, executor)."""
-    from .stages import STAGES  # the stages import this module
-
-    by_name = {s.name: s for s in STAGES}
-    todo, seen = [SAMPLE_STAGE], set()
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += [r for r in by_name[name].reads if r in by_name]
-    return tuple(sorted({sec for name in seen for sec in by_name[name].sections}))
+SAMPLE_SECTIONS = ("diarize", "duplicates", "embed", "encode", "identify", "input", "pairs", "references", "scan",
+                   "scenes", "shard", "targets")
+"""The recipe sections that decide a sample: those of the shard stage and of every stage it reads from,
+directly or not (not swap_eval, report, export, executor). `stages.sample_sections()` derives them from the
+stages' declarations, and a test keeps the two equal (the stages import this module, so it cannot ask them)."""
 
 
 def recipe_hash(recipe: Recipe) -> str:
-    """A stable hash of the recipe's sections that decide the samples (see `sample_sections`)."""
-    return recipe.section_hash(*sample_sections())
+    """A stable hash of the recipe's sections that decide the samples (`SAMPLE_SECTIONS`)."""
+    return recipe.section_hash(*SAMPLE_SECTIONS)
 
 
 @functools.cache

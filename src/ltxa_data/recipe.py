@@ -108,8 +108,8 @@ class ExecutorConfig(StrictModel):
                                          "no item for this long is stopped as hung, and its item retried, then "
                                          "recorded as failed (none: wait forever). CPU encoding of large "
                                          "batches may need more.")
-    resources: dict[str, StageResources] = Field(default_factory=dict, description="Per stage (by table name: "
-                                                 "`shards`, `turns`, ...), what one worker asks for.")
+    resources: dict[str, StageResources] = Field(default_factory=dict, description="Per stage (by stage name: "
+                                                 "`shard`, `diarize`, ...), what one worker asks for.")
     ray: RayConfig = RayConfig()
 
 

@@ -1,5 +1,8 @@
-"""Take-down: `ltxa-data remove` removes a person (an identity, a label) or a video from a build, and every
-later build keeps them out.
+"""How a build honours take-downs: the removals manifest, and the detection of removed material.
+
+`ltxa-data remove` (`commands.remove`) removes a person (an identity, a label) or a video from a build, and
+every later build keeps them out; this module is all a build needs to do so, and the build loop
+(`pipeline.build`) calls it at two points: `enforce` before the first stage, `detect` + `append` after each.
 
 The `removals` manifest (`manifests/removals.parquet`, a row per removed video) records what was removed,
 why and when, and what later builds need to recognise it again without the files: the file's path and
@@ -11,15 +14,13 @@ their voices' embeddings (to catch new videos of them). A build honours it at th
 * voices: a video with a voice within `identify.similarity_threshold` (cosine) of a removed person's voice,
   or with a removed label, is removed as well (`how` = voice, label).
 
-A removal found during a build is added to the manifest, the scan partitions that held the video are
-invalidated, and the build starts over from scan (every other partition comes from its cache), so no
-table, partition state or shard keeps a row derived from it. `verify` checks that none does.
+A removal found during a build (`detect`) is added to the manifest (`append`), the scan partitions that held
+the video are invalidated (`invalidate`), and the build starts over from scan (every other partition comes from
+its cache), so no table, partition state or shard keeps a row derived from it. `verify` checks that none does.
 """
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .analysis.fingerprint import FINGERPRINT_FIELDS
-from .ids import content_fingerprint, short_hash, video_id_of
+from .analysis.fingerprint import FINGERPRINT_FIELDS, VERSION
+from .analysis.fingerprint_store import StoredFingerprints
+from .analysis.labels import prior_labels
+from .ids import content_fingerprint, video_id_of
 from .recipe import Recipe, RecipeError
-from .storage import write_json_atomic, write_table_atomic
+from .state import StageState
+from .storage import read_frame, table_path, write_table_atomic
 
 SCHEMA = pa.schema([
     pa.field("removal_id", pa.string()),
@@ -142,7 +146,6 @@ class Removals:
 def problems(recipe: Recipe) -> list[str]:
     """Why this recipe cannot honour the removals (preflight): voices recorded under another embedder, or copies
     no longer looked for."""
-    from .analysis.fingerprint import VERSION
 
     removals = Removals.load(recipe)
     out = []
@@ -163,82 +166,11 @@ def problems(recipe: Recipe) -> list[str]:
     return out
 
 
-# ------------------------------------------------------------------------------------------- requests
-
-
-@dataclass(frozen=True)
-class Request:
-    kind: str  # identity | label | video
-    value: str
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.value}"
-
-
-def parse_requests(lines: Iterable[str], where: str) -> list[Request]:
-    """Requests from a file's lines: `identity ID`, `label NAME` or `video PATH`; `#` starts a comment."""
-    out = []
-    for n, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        kind, _, value = line.partition(" ")
-        if kind not in ("identity", "label", "video") or not value.strip():
-            raise RecipeError(f"{where}:{n}: expected `identity ID`, `label NAME` or `video PATH`, got {line!r}")
-        out.append(Request(kind, value.strip()))
-    return out
-
-
-def _frame(recipe: Recipe, name: str) -> pl.DataFrame:
-    from .storage import read_frame, table_path
-
-    if not table_path(recipe.manifests_dir, name).exists():
-        raise RecipeError(f"the build has no {name} table yet ({recipe.manifests_dir}): build it first, or name "
-                          "videos by path")
-    return read_frame(recipe.manifests_dir, name)
-
-
-def resolve(recipe: Recipe, requests: list[Request], reason: str, now: str | None = None) -> list[dict]:
-    """The removals rows of `requests`: a row per video each one names, with what later builds need to
-    recognise it. A request that names nothing is refused (a typo must not pass for a take-down)."""
-    now = now or datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
-    facts = _Facts(recipe)
-    rows: dict[str, dict] = {}
-    for req in requests:
-        rid = "r-" + short_hash(str(req), reason, now)
-        base = dict(removal_id=rid, request=str(req), reason=reason, requested_at=now, how="named")
-        if req.kind == "video":
-            for r in facts.named(req.value):
-                rows.setdefault(r["fingerprint"], {**base, **r})
-            continue
-        identities = _frame(recipe, "identities").filter(pl.col("status") == "ok")
-        if req.kind == "identity":
-            ids = {req.value} & set(identities.get_column("identity_id").to_list())
-            if not ids:
-                raise RecipeError(f"{req}: no such identity in this build (ltxa-data status, or the identities table, "
-                                  "lists them)")
-        else:
-            from .stages.identify import prior_labels
-
-            labelled = {v for v, lab in prior_labels(recipe, _frame(recipe, "videos")).items() if lab == req.value}
-            ids = set(identities.filter((pl.col("label") == req.value) | pl.col("video_id").is_in(list(labelled)))
-                      .get_column("identity_id").to_list())
-            if not ids and not labelled:
-                raise RecipeError(f"{req}: no video or identity carries this label in this build")
-            for r in (facts.by_id(v) for v in sorted(labelled)):
-                rows.setdefault(r["fingerprint"], {**base, **r, "how": "label"})
-        for identity in sorted(ids):
-            for r in _identity_rows(recipe, identities, identity, facts):
-                rows.setdefault(r["fingerprint"], {**base, **r})
-    return list(rows.values())
-
-
-class _Facts:
+class Facts:
     """The removal facts of videos (path, content and perceptual fingerprints, no voices), from the build's
     videos and fingerprints tables, read once."""
 
     def __init__(self, recipe: Recipe) -> None:
-        from .storage import read_frame, table_path
 
         self.recipe = recipe
         m = recipe.manifests_dir
@@ -268,26 +200,12 @@ class _Facts:
         return [self.row(r["video_id"], r["path"], r["fingerprint"]) for r in hit.iter_rows(named=True)]
 
     def row(self, video_id: str, path: str, fingerprint: str) -> dict:
-        from .stages.fingerprints import StoredFingerprints
-
         row: dict = dict(video_id=video_id, path=path, fingerprint=fingerprint, identity_id=None, embedder=None,
                          voice_embeddings=None, **{n: None for n, _, _ in FINGERPRINT_FIELDS})
         prints = self.prints.filter(pl.col("video_id") == video_id) if self.prints is not None else None
         if prints is not None and prints.height:
             row.update(StoredFingerprints(self.recipe.output_dir, prints)[0].to_row())
         return row
-
-
-def _identity_rows(recipe: Recipe, identities: pl.DataFrame, identity: str, facts: _Facts) -> list[dict]:
-    """A row per video the identity speaks in, with its voices' embeddings there."""
-    voices_of = identities.filter(pl.col("identity_id") == identity)
-    embeddings = _frame(recipe, "voices").filter(pl.col("voice_id").is_in(voices_of.get_column("voice_id").to_list()))
-    out = []
-    for video_id in sorted(set(voices_of.get_column("video_id").to_list())):
-        embs = embeddings.filter(pl.col("video_id") == video_id).get_column("embedding").to_list()
-        out.append({**facts.by_id(video_id), "identity_id": identity, "embedder": embedder_of(recipe),
-                    "voice_embeddings": [list(map(float, e)) for e in embs] or None})
-    return out
 
 
 # ------------------------------------------------------------------------------------------- applying
@@ -310,18 +228,13 @@ def append(recipe: Recipe, rows: list[dict]) -> int:
 def invalidate(recipe: Recipe, fingerprints: set[str], paths: set[str]) -> int:
     """Make the scan partitions holding any of these files run again (their marker loses its input hash, so
     the rerun also cleans up what they wrote); returns how many."""
-    from .pipeline import read_marker, state_dir
-
-    sdir = state_dir(recipe, "videos")
+    state = StageState(recipe, "videos")
     n = 0
-    for part in sorted(sdir.glob("part-*.parquet")):
+    for key, part in state.finished_parts():
         t = pq.read_table(part, columns=["path", "fingerprint"])
         if not (set(t.column("fingerprint").to_pylist()) & fingerprints or set(t.column("path").to_pylist()) & paths):
             continue
-        key = part.name[len("part-"): -len(".parquet")]
-        marker = read_marker(sdir, key)
-        if marker:
-            write_json_atomic(sdir / f"part-{key}.done", {**marker, "input_hash": "removed"})
+        state.invalidate(key)
         n += 1
     return n
 
@@ -336,20 +249,19 @@ def enforce(recipe: Recipe) -> None:
 
 def detect(recipe: Recipe, stage: str) -> list[dict]:
     """Videos this build found to fall under earlier removals, after `stage` ran: copies of removed videos
-    (duplicates), a removed person's voice or label (voices). Rows for `append`."""
-    if stage not in ("duplicates", "voices"):
+    (after duplicates), a removed person's voice or label (after embed). Rows for `append`."""
+    if stage not in ("duplicates", "embed"):
         return []
     removals = Removals.load(recipe)
     if not removals:
         return []
-    from .storage import read_frame
 
     found: list[tuple[str, str, str]] = []  # (video_id, how, the removed video's fingerprint that caught it)
     if stage == "duplicates":
         dup = read_frame(recipe.manifests_dir, "duplicates")
         for r in dup.filter(pl.col("status") == "skipped").iter_rows(named=True):
             found.append((r["video_id"], "copy", r["matched_video_id"]))
-    elif stage == "voices":
+    elif stage == "embed":
         voices = read_frame(recipe.manifests_dir, "voices", ok_only=True)
         removed, owners = removals.voices(embedder_of(recipe))
         if len(removed) and voices.height:
@@ -359,7 +271,6 @@ def detect(recipe: Recipe, stage: str) -> list[dict]:
             for i in np.flatnonzero(sims.max(axis=1) >= recipe.identify.similarity_threshold):
                 found.append((voices["video_id"][int(i)], "voice", owners[int(best[i])]))
         if removals.labels:
-            from .stages.identify import prior_labels
 
             videos = read_frame(recipe.manifests_dir, "videos", ok_only=True)
             for v, lab in prior_labels(recipe, videos).items():
@@ -368,7 +279,7 @@ def detect(recipe: Recipe, stage: str) -> list[dict]:
                     found.append((v, "label", req["fingerprint"]))
     if not found:
         return []
-    facts, removed_prints = _Facts(recipe), removals.fingerprints
+    facts, removed_prints = Facts(recipe), removals.fingerprints
     rows = []
     for video_id, how, caught_by in found:
         cause = removals.row_of(caught_by) if caught_by in removed_prints else removals.table.filter(
@@ -379,68 +290,3 @@ def detect(recipe: Recipe, stage: str) -> list[dict]:
     return rows
 
 
-@dataclass
-class TakeDown:
-    """What `take_down` did."""
-
-    removed_videos: int
-    dropped_samples: list[str]
-    rereferenced_samples: list[str]
-    shards_rewritten: int
-    samples_rendered: int
-    """Samples whose media were rendered again (new references); the others' bytes were copied."""
-    jsons_rewritten: int
-    """Samples whose media were copied and whose json changed (split, scores, lineage)."""
-    problems: list[str]
-    seconds: float
-
-
-def take_down(recipe: Recipe, requests: list[Request], reason: str, progress: bool = True) -> TakeDown:
-    """Remove what `requests` name: record them (manifest written atomically first), rebuild (only what they
-    touched reruns: their partitions, the pairs, the shards that held them or their references), then check
-    that nothing derived from them remains (`verify.check_removals`). Killed at any point, running it again
-    (or `build`) finishes the job; until then `verify` reports what is left."""
-    import time
-
-    from .pipeline import build
-    from .reporting.verify import check_removals
-    from .storage import read_frame, table_path
-
-    t0 = time.perf_counter()
-    before = (read_frame(recipe.manifests_dir, "pairs", ok_only=True).select("key", "reference_ids")
-              if table_path(recipe.manifests_dir, "pairs").exists() else pl.DataFrame({"key": [], "reference_ids": []}))
-    samples, media = _shard_hashes(recipe)
-    # A request recorded earlier (a take-down killed before it finished, or asked twice) is not resolved again:
-    # its identity may be gone from the tables already. The rebuild finishes it.
-    done = set(Removals.load(recipe).table.get_column("request").to_list())
-    append(recipe, resolve(recipe, [r for r in requests if str(r) not in done], reason))
-    reports = build(recipe, progress=progress)
-    from .reporting.report import MARKER
-
-    if not recipe.report.enabled and (recipe.report_dir / MARKER).exists():  # an earlier report shows them
-        from .pipeline import write_build_report
-
-        write_build_report(recipe)
-    after = read_frame(recipe.manifests_dir, "pairs", ok_only=True).select("key", "reference_ids")
-    refs_after = dict(after.iter_rows())
-    dropped = sorted(set(before["key"].to_list()) - set(refs_after))
-    changed = sorted(k for k, refs in before.iter_rows() if k in refs_after and list(refs_after[k]) != list(refs))
-    shards = next((r.ran for r in reports if r.stage == "shards"), 0)
-    now = read_frame(recipe.manifests_dir, "shards", ok_only=True).select("sample_hash", "media_hash").rows()
-    return TakeDown(removed_videos=len(Removals.load(recipe).table), dropped_samples=dropped,
-                    rereferenced_samples=changed, shards_rewritten=shards,
-                    samples_rendered=sum(m not in media for _, m in now),
-                    jsons_rewritten=sum(s not in samples and m in media for s, m in now),
-                    problems=check_removals(recipe), seconds=time.perf_counter() - t0)
-
-
-def _shard_hashes(recipe: Recipe) -> tuple[set[str], set[str]]:
-    """The sample and media hashes of the shards table (empty sets before the first shards, or for a table
-    from before sample hashes)."""
-    from .storage import table_path
-
-    try:
-        t = pl.read_parquet(table_path(recipe.manifests_dir, "shards"), columns=["sample_hash", "media_hash"])
-    except (OSError, pl.exceptions.ColumnNotFoundError):
-        return set(), set()
-    return set(t["sample_hash"].drop_nulls().to_list()), set(t["media_hash"].drop_nulls().to_list())

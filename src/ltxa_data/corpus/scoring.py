@@ -75,7 +75,7 @@ def score_identities(identities: pl.DataFrame, truth: dict[str, str]) -> Identit
 def truth_from_csv(path: Path, voices: pl.DataFrame, videos: pl.DataFrame) -> dict[str, str]:
     """voice_id -> identity from a CSV (`video`, `identity`) naming each video's main speaker, by
     the rule prior labels follow (the voice with the most clean speech)."""
-    from ..stages.identify import main_speaker_labels, video_identities_from_csv
+    from ..analysis.labels import main_speaker_labels, video_identities_from_csv
 
     wanted = video_identities_from_csv(path, videos)
     ok = voices.filter(pl.col("status") == "ok")

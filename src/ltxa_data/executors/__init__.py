@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from ..recipe import Recipe
-from .supervise import Job
+from .jobs import Job
 
 WorkerFactory = Callable[[], Callable[[Any], Any]]
 

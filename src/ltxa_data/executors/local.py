@@ -18,7 +18,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from . import WorkerFactory
-from .supervise import Job, Supervisor, Task, WorkerRuntime, death_cause, hang_cause
+from .jobs import Job
+from .supervise import Supervisor, Task, WorkerRuntime, death_cause, hang_cause
 
 POLL_S = 0.5
 

@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import SystemicError
 from ..recipe import RayConfig
 from . import WorkerFactory
-from .supervise import Job, Supervisor, Task, WorkerRuntime, fault_cause, hang_cause
+from .jobs import Job
+from .supervise import Supervisor, Task, WorkerRuntime, fault_cause, hang_cause
 
 POLL_S = 0.5
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import isolation
 from ..errors import SystemicError
-from ..stages.base import Resources
+from .jobs import Job
 
 STRIKES = 2
 """Deaths with an item in flight that make it a failed row."""
@@ -30,24 +30,6 @@ SYSTEMIC_ITEMS = 5
 could be a few hostile files that happen to come first."""
 SETUP_TIMEOUT_S = 900.0
 """Starting a worker process and loading its models may take this long before it counts as hung."""
-
-
-@dataclass
-class Job:
-    """A stage's map, as the executor sees it."""
-
-    name: str = "map"
-    watch_dir: Path | None = None
-    """Where workers mirror their in-flight items (shared by every node); None: nothing is tracked."""
-    item_timeout_s: float | None = None
-    """No progress (no item started or finished) for this long: the worker is stopped as hung."""
-    advice: str = "use fewer workers (executor.workers) or give each more memory"
-    resources: Resources = field(default_factory=Resources)
-    workers: int = 1
-    gpu_slots: tuple[str, ...] = ()
-    """Local executor: CUDA_VISIBLE_DEVICES of each worker of a GPU stage (one per slot)."""
-    env: dict[str, str] = field(default_factory=dict)
-    """Environment variables every worker starts with (thread counts)."""
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import SystemicError
 from ..recipe import Recipe
 from ..storage import cached_file_sha256, write_bytes_atomic, write_json_atomic
+from .encode import saved_bytes
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,27 @@ def conditions_key(recipe: Recipe) -> tuple[str, dict[str, Any]]:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32], what
 
 
+CONDITION_KEYS = ("video_prompt_embeds", "audio_prompt_embeds", "prompt_attention_mask")
+"""What a conditions file must hold (the LTX-2 text encoder's output for the caption)."""
+
+
+def check_conditions(path: Path) -> None:
+    """Refuse a conditions file the trainer could not use, naming the file and what is wrong."""
+    import torch
+
+    if not path.is_file():
+        raise SystemicError(f"export: the conditions file {path} does not exist (export.conditions)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise SystemicError(f"export: {path} does not load with torch.load(weights_only=True): {e}") from e
+    if not isinstance(data, dict):
+        raise SystemicError(f"export: {path} holds a {type(data).__name__}, not a dict of {', '.join(CONDITION_KEYS)}")
+    missing = [k for k in CONDITION_KEYS if not isinstance(data.get(k), torch.Tensor)]
+    if missing:
+        raise SystemicError(f"export: {path} lacks the tensors {', '.join(missing)} (has {', '.join(sorted(data))})")
+
+
 def caption_conditions(recipe: Recipe) -> Path:
     """The conditions file of the recipe's caption, computed with ltx-core's text encoder on first use and
     cached in the build's output folder. The Gemma folder and checkpoint are checked first, every time (files,
@@ -88,8 +110,6 @@ def caption_conditions(recipe: Recipe) -> Path:
     import torch
 
     from ..backends.text_encoder import LtxTextEncoder, check_text_encoder
-    from .encode import saved_bytes
-    from .export import check_conditions
 
     check_text_encoder(*text_encoder_paths(recipe))  # before hashing the weights: no weight is read
     key, what = conditions_key(recipe)

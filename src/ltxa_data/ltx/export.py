@@ -63,8 +63,9 @@ from ..analysis.splits import SPLITS
 from ..errors import SystemicError
 from ..media import encode_video
 from ..recipe import TARGET_FPS, TARGET_FRAMES, Recipe
-from ..stages.shard import iter_shard
+from ..shard_format import iter_shard
 from ..storage import read_frame, write_bytes_atomic, write_json_atomic
+from .conditions import CONDITION_KEYS, caption_conditions, check_conditions
 from .encode import LATENT_MEMBERS, saved_bytes
 from .loader import first_reference, load_pth
 
@@ -79,25 +80,6 @@ EVERYTHING_MASK = "mask_generate_all.png"
 """The one mask image of `video_masks: everything` in the dataset export (black: every token generated)."""
 CAPTION_FILE = "caption_conditions.pt"
 """The caption's conditions, copied into each split's `.precomputed` folder; conditions/<key>.pt link to it."""
-CONDITION_KEYS = ("video_prompt_embeds", "audio_prompt_embeds", "prompt_attention_mask")
-"""What a conditions file must hold (the LTX-2 text encoder's output for the caption)."""
-
-
-def check_conditions(path: Path) -> None:
-    """Refuse a conditions file the trainer could not use, naming the file and what is wrong."""
-    if not path.is_file():
-        raise SystemicError(f"export: the conditions file {path} does not exist (export.conditions)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise SystemicError(f"export: {path} does not load with torch.load(weights_only=True): {e}") from e
-    if not isinstance(data, dict):
-        raise SystemicError(f"export: {path} holds a {type(data).__name__}, not a dict of {', '.join(CONDITION_KEYS)}")
-    missing = [k for k in CONDITION_KEYS if not isinstance(data.get(k), torch.Tensor)]
-    if missing:
-        raise SystemicError(f"export: {path} lacks the tensors {', '.join(missing)} (has {', '.join(sorted(data))})")
-
-
 def _link(target: str, link: Path) -> None:
     """A relative symbolic link (`target` relative to the link's folder), so the export can be moved."""
     tmp = link.with_name(f".{link.name}.tmp")
@@ -155,8 +137,6 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
     shards = _shards_for(recipe, splits, video_masks)
     conditions = conditions or (recipe.resolve(recipe.export.conditions) if recipe.export.conditions else None)
     if conditions is None and recipe.export.text_encoder:  # computed once per build, cached; checked before use
-        from .conditions import caption_conditions
-
         conditions = caption_conditions(recipe)
     if conditions is None:
         raise SystemicError("export ltx-trainer needs the caption's conditions file: set export.conditions in the "

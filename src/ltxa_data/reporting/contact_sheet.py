@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..recipe import Recipe
-from .verify import read_shard
+from ..shard_format import read_shard
 
 TILE = 192
 CAPTION = 46

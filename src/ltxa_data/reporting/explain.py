@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import io
-import json
-import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from .. import __version__
 from ..analysis.windows import covered
 from ..recipe import TARGET_FPS, TARGET_FRAMES, Recipe
 from ..schemas import empty
+from ..shard_format import sample_json
 from ..storage import table_path
 
 WIDTH = 24
@@ -222,19 +220,7 @@ class _Story:
         s = self.shard
         if not s or s["status"] != "ok":
             return None
-        path = self.recipe.shards_dir / s["shard"]
-        try:
-            with open(path, "rb") as f:
-                f.seek(s["offset"])
-                chunk = f.read(s["nbytes"])
-            with tarfile.open(fileobj=io.BytesIO(chunk), mode="r:") as tar:
-                for member in tar:
-                    if member.name.endswith(".json") and member.name.rsplit(".", 1)[0] == self.key:
-                        data = tar.extractfile(member)
-                        return json.loads(data.read()) if data is not None else None
-        except (OSError, tarfile.TarError, json.JSONDecodeError):
-            return None
-        return None
+        return sample_json(self.recipe.shards_dir / s["shard"], s["offset"], s["nbytes"], self.key)
 
     def write(self) -> str:
         self._sample()

@@ -31,6 +31,7 @@ from .. import __version__
 from ..analysis.splits import SPLITS
 from ..errors import SystemicError
 from ..recipe import Recipe
+from ..shard_format import read_sample
 from ..storage import table_path
 from .contact_sheet import contact_sheet
 from .status import reason_of
@@ -316,14 +317,6 @@ def plots(recipe: Recipe, dest: Path, steps: list[Step]) -> list[tuple[str, str,
 
 
 # ---------------------------------------------------------------- media
-
-
-def read_sample(shards_dir: Path, shard: str, offset: int, nbytes: int) -> dict[str, bytes]:
-    """One sample's members {extension: bytes}, read from its tar by byte offset (the shards index)."""
-    from ..stages.shard import read_members
-
-    return {name.rsplit("/", 1)[-1].partition(".")[2]: data
-            for name, data in read_members(shards_dir / shard, offset, nbytes).items()}
 
 
 def sample_keys(shards: pl.DataFrame, per_split: int | dict[str, int]) -> dict[str, pl.DataFrame]:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import pyarrow.parquet as pq
 
-from ..pipeline import read_marker, state_dir
 from ..recipe import Recipe
 from ..stages import STAGES
-from ..storage import read_json, table_path
+from ..state import StageState
+from ..storage import table_path
 
 # A file name, or an id built from a video id (16 hex digits), before the reason.
 _SUBJECT = re.compile(r"^(?:.*?\.\w{2,5}|[0-9a-f]{16}-[^:\s]+): ")
@@ -26,6 +26,7 @@ def reason_of(error: str) -> str:
 @dataclass
 class StageStatus:
     stage: str
+    table: str
     partitions_done: int = 0
     partitions_total: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -37,16 +38,11 @@ def stage_statuses(recipe: Recipe, top: int = 5) -> list[StageStatus]:
     """Where each stage stands, from its plan, its completion markers and its table."""
     out = []
     for stage_cls in STAGES:
-        st = StageStatus(stage_cls.name)
-        sdir = state_dir(recipe, stage_cls.name)
-        plan = read_json(sdir / "plan.json")
-        if plan is not None:
-            st.partitions_total = len(plan["partitions"])
-            for key, input_hash in plan["partitions"].items():
-                m = read_marker(sdir, key)
-                if m and m.get("input_hash") == input_hash and m.get("config_hash") == plan["config_hash"]:
-                    st.partitions_done += 1
-        tp = table_path(recipe.manifests_dir, stage_cls.name)
+        st = StageStatus(stage_cls.name, stage_cls.table)
+        progress = StageState(recipe, stage_cls.table).progress()
+        if progress is not None:
+            st.partitions_done, st.partitions_total = progress
+        tp = table_path(recipe.manifests_dir, stage_cls.table)
         if tp.exists():
             st.built = True
             t = pq.read_table(tp, columns=["status", "error"])
@@ -59,13 +55,14 @@ def stage_statuses(recipe: Recipe, top: int = 5) -> list[StageStatus]:
 
 def format_status(recipe: Recipe, statuses: list[StageStatus]) -> str:
     lines = [f"build '{recipe.name}': manifests in {recipe.manifests_dir}", ""]
-    lines.append(f"{'stage':<12}{'partitions':>12}{'ok':>9}{'skipped':>9}{'failed':>9}")
+    lines.append(f"{'stage':<16}{'table':<16}{'partitions':>12}{'ok':>9}{'skipped':>9}{'failed':>9}")
     for st in statuses:
         parts = f"{st.partitions_done}/{st.partitions_total}" if st.partitions_total is not None else "-"
         c = st.counts
-        lines.append(f"{st.stage:<12}{parts:>12}{c.get('ok', 0):>9}{c.get('skipped', 0):>9}{c.get('failed', 0):>9}")
+        lines.append(f"{st.stage:<16}{st.table:<16}{parts:>12}{c.get('ok', 0):>9}{c.get('skipped', 0):>9}"
+                     f"{c.get('failed', 0):>9}")
         for reason, n in st.reasons:
-            lines.append(f"{'':<14}{n:>5} x {reason}")
+            lines.append(f"{'':<18}{n:>5} x {reason}")
     return "\n".join(lines + hygiene_lines(recipe))
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from collections import defaultdict
 from dataclasses import fields
-from pathlib import Path
 
 import av
 import polars as pl
@@ -16,6 +14,7 @@ import soundfile as sf
 
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
 from ..schemas import TABLES, SchemaError, conform
+from ..shard_format import REUSE_DIR, ShardError, iter_sample_jsons, read_shard
 from ..storage import table_path
 
 TARGET_SAMPLES = TARGET_FRAMES * AUDIO_SAMPLE_RATE // TARGET_FPS  # 77,440
@@ -62,8 +61,6 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_references(tables["pairs"], tables["references"], recipe)
     if "shards" in tables:
         problems += check_shards(recipe, tables["shards"], tables.get("pairs"), check_media)
-    from ..stages.shard import REUSE_DIR
-
     if (recipe.output_dir / REUSE_DIR).exists():
         problems.append(f"{recipe.output_dir / REUSE_DIR}: left by an interrupted shard stage (old shards' bytes; the "
                         "next build removes it)")
@@ -129,16 +126,14 @@ def check_removals(recipe: Recipe) -> list[str]:
                                 f"{sims[i].max():.3f})")
     root = recipe.shards_dir
     for tar in sorted(root.rglob("*.tar")) if root.exists() else []:
-        with tarfile.open(tar) as tf:
-            for member in tf:
-                if member.name[:16] in ids:
-                    problems.append(f"shard {tar.relative_to(root)}: member {member.name} derives from a removed video")
-                elif member.name.endswith(".json") and member.name.count(".") == 1:
-                    f = tf.extractfile(member)
-                    lineage = json.loads(f.read()).get("lineage") or {} if f else {}
-                    sources = [lineage.get("target_video") or {}, *(lineage.get("reference_videos") or [])]
-                    if {s.get("fingerprint") for s in sources} & removals.fingerprints:
-                        problems.append(f"shard {tar.relative_to(root)}: sample {member.name} has a removed source")
+        for name, meta in iter_sample_jsons(tar):
+            if name[:16] in ids:
+                problems.append(f"shard {tar.relative_to(root)}: member {name} derives from a removed video")
+            elif meta is not None:
+                lineage = meta.get("lineage") or {}
+                sources = [lineage.get("target_video") or {}, *(lineage.get("reference_videos") or [])]
+                if {s.get("fingerprint") for s in sources} & removals.fingerprints:
+                    problems.append(f"shard {tar.relative_to(root)}: sample {name} has a removed source")
     for folder in (recipe.output_dir / ".cache" / "conditions", recipe.report_dir):
         if folder.exists():
             problems += [f"{p}: derives from a removed video" for p in sorted(folder.rglob("*")) if p.name[:16] in ids]
@@ -448,7 +443,7 @@ def check_shards(recipe: Recipe, index: pl.DataFrame, pairs: pl.DataFrame | None
             continue
         try:
             found = read_shard(path, with_data=check_media)
-        except (tarfile.TarError, OSError) as e:
+        except (ShardError, OSError) as e:
             problems.append(f"shard {shard}: unreadable tar ({e})")
             continue
         for key in sorted(rows.keys() - found.keys()):
@@ -466,17 +461,6 @@ def check_shards(recipe: Recipe, index: pl.DataFrame, pairs: pl.DataFrame | None
             if check_media:
                 problems += [f"shard {shard}: key {key}: {p}" for p in check_sample(sample["files"], recipe)]
     return problems
-
-
-def read_shard(path: Path, with_data: bool = True) -> dict[str, dict]:
-    """Samples of a tar by webdataset key: first header offset and {member: (extension, bytes)}.
-    Without data, members are still read through (a truncated tar fails) but not kept."""
-    from ..stages.shard import iter_shard
-
-    samples: dict[str, dict] = {}
-    for key, offset, files in iter_shard(path, with_data):
-        samples.setdefault(key, {"offset": offset, "files": {}})["files"].update(files)
-    return samples
 
 
 def check_sample(files: dict[str, tuple[str, bytes]], recipe: Recipe) -> list[str]:

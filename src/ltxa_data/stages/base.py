@@ -36,15 +36,6 @@ class Partition:
     input_hash: str = ""
 
 
-@dataclass(frozen=True)
-class Resources:
-    """What one worker of a stage needs. `gpus` may be a fraction (workers sharing a card)."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    memory_gb: float = 0.0
-
-
 @dataclass
 class StageResult:
     """What `process` returns: manifest rows, plus files it wrote outside the manifests (shards)."""
@@ -57,15 +48,21 @@ class Stage(ABC):
     """A pipeline stage: reads manifest tables, writes one table."""
 
     name: ClassVar[str]
-    """The table this stage writes (and the stage's name)."""
+    """The stage's name: `--only`, `executor.resources.<name>`, status and the progress bar."""
+    table: ClassVar[str]
+    """The table this stage writes (`manifests/<table>.parquet`, its schema in `schemas.TABLES`)."""
     reads: ClassVar[tuple[str, ...]] = ()
     """Tables the stage plans from."""
     sections: ClassVar[tuple[str, ...]] = ()
     """Recipe sections that change this stage's output (hashed into completion markers)."""
     version: ClassVar[str] = "1"
     """Bump when the stage's logic changes its output."""
-    resources: ClassVar[Resources] = Resources()
-    """What one worker needs (`executor.resources` overrides it); see `worker_resources`."""
+    cpus: ClassVar[float] = 1.0
+    """CPU cores one worker needs (`executor.resources.<stage>` overrides it; `executors.jobs`)."""
+    gpus: ClassVar[float] = 0.0
+    """GPUs one worker needs, at least; a `cuda` device gives one (or a share: `executor.workers_per_gpu`)."""
+    memory_gb: ClassVar[float] = 0.0
+    """Host memory one worker needs (0: unknown, or fitted by `fit_memory`)."""
     previous_buckets: int | None = None
     """The bucket count of this stage's previous plan (set by the pipeline before `plan`), for `bucket_count`."""
     in_driver: ClassVar[bool] = False
@@ -85,21 +82,6 @@ class Stage(ABC):
         `self.recipe` that change only speed (batch sizes); raises `SystemicError` with the numbers when
         not even one worker fits."""
         return workers, 0.0, None
-
-    def worker_resources(self, gpus_available: bool) -> Resources:
-        """The stage's resources for this recipe: a GPU when a device is `cuda` (or `auto` where GPUs
-        exist), none when every device is `cpu`, then the recipe's override."""
-        r = self.resources
-        devs = [d.split(":")[0] for d in self.devices()]
-        on_gpu = "cuda" in devs or ("auto" in devs and gpus_available)
-        r = Resources(r.cpus, max(r.gpus, 1.0 / self.recipe.executor.workers_per_gpu) if on_gpu else r.gpus,
-                      r.memory_gb)
-        over = self.recipe.executor.resources.get(self.name)
-        if over is not None:
-            r = Resources(over.cpus if over.cpus is not None else r.cpus,
-                          over.gpus if over.gpus is not None else r.gpus,
-                          over.memory_gb if over.memory_gb is not None else r.memory_gb)
-        return r
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
@@ -126,7 +108,7 @@ class Stage(ABC):
         return table
 
     def config_hash(self) -> str:
-        return frame_hash(self.name, self.version, self.recipe.section_hash(*self.sections))
+        return frame_hash(self.table, self.version, self.recipe.section_hash(*self.sections))
 
 
 def bucket_count(n_items: int, per_partition: int, previous: int | None = None) -> int:

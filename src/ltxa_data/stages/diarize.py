@@ -14,7 +14,8 @@ from .scan import ok_videos
 
 
 class DiarizeStage(Stage):
-    name = "turns"
+    name = "diarize"
+    table = "turns"
     version = "2"
     reads = ("videos",)
     sections = ("diarize",)

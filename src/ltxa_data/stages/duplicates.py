@@ -14,10 +14,10 @@ import numpy as np
 import polars as pl
 
 from ..analysis.fingerprint import DuplicateConfig, Fingerprint, Match, duplicate_pairs
+from ..analysis.fingerprint_store import StoredFingerprints
 from ..schemas import blank_row
 from ..storage import frame_hash
 from .base import Partition, Stage, StageResult, failure
-from .fingerprints import StoredFingerprints
 from .scan import ok_videos
 
 
@@ -43,6 +43,7 @@ def copies_skipped(duplicates: pl.DataFrame) -> dict[str, tuple[str, str]]:
 
 class DuplicatesStage(Stage):
     name = "duplicates"
+    table = "duplicates"
     reads = ("videos", "fingerprints")
     in_driver = True
     sections = ("duplicates",)

@@ -22,7 +22,8 @@ REMAINDER_GRID_S = 0.25
 
 
 class EmbedStage(Stage):
-    name = "voices"
+    name = "embed"
+    table = "voices"
     version = "2"
     reads = ("videos", "turns")
     sections = ("embed",)

@@ -15,6 +15,7 @@ from .base import Partition, Stage, StageResult, failure
 
 class IdentityFacesStage(Stage):
     name = "identity_faces"
+    table = "identity_faces"
     reads = ("targets",)
     in_driver = True
     sections = ("targets",)

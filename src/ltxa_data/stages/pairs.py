@@ -61,6 +61,7 @@ def choose_references(
 
 class PairsStage(Stage):
     name = "pairs"
+    table = "pairs"
     reads = ("videos", "identities", "targets", "references", "duplicates")
     in_driver = True
     sections = ("pairs",)

@@ -83,6 +83,7 @@ def rejection_summary(candidates: int, rejected: Counter[str], cfg: ReferencesCo
 
 class ReferencesStage(SpeakerWindowStage):
     name = "references"
+    table = "references"
     sections = ("references",)
     version = "2"
 

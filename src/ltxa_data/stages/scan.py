@@ -48,7 +48,8 @@ def find_inputs(recipe: Recipe) -> list[tuple[str, str]]:
 
 
 class ScanStage(Stage):
-    name = "videos"
+    name = "scan"
+    table = "videos"
     version = "3"  # 3: width and height are the displayed size (rotation, sample aspect)
     sections = ("scan", "input")
 

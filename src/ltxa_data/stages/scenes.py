@@ -58,6 +58,7 @@ def crosses_cut(start_s: float, last_frame_s: float, cuts: list[float] | None, e
 
 class ScenesStage(Stage):
     name = "scenes"
+    table = "scenes"
     version = "2"
     reads = ("videos",)
     sections = ("scenes",)

@@ -14,10 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import tarfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -29,122 +25,10 @@ from ..analysis.splits import SPLITS
 from ..ltx.encode import CutSample, prefetched
 from ..media import encode_video, encode_wav, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
-from ..storage import atomic_open, frame_hash, table_path
+from ..shard_format import REUSE_DIR, ShardError, ShardWriter, read_members
+from ..storage import frame_hash, table_path
 from .base import Faults, Partition, Stage, StageResult, failure, guarded
 from .scan import ok_videos
-
-TAR_BLOCK = 512
-REUSE_DIR = ".shards-reuse"
-"""Under output.dir: hard links to the tars a running shard stage copies unchanged samples from."""
-
-
-@dataclass
-class Placement:
-    shard: str
-    offset: int
-    nbytes: int
-    members: list[str]
-
-
-class ShardWriter:
-    """Writes `{prefix}-{sub:02d}.tar` files, rolling over past `max_bytes`. Each tar is written
-    under a temporary name and renamed when complete, so a final name is never a partial tar.
-    Member headers are normalised (mtime 0, owner 0) so the same samples give the same bytes."""
-
-    def __init__(self, root: Path, prefix: str, max_bytes: int) -> None:
-        self.root, self.prefix, self.max_bytes = root, prefix, max_bytes
-        self.outputs: list[str] = []
-        self._stack: contextlib.ExitStack | None = None
-        self._tar: tarfile.TarFile | None = None
-        self._count = 0
-
-    def _rel(self) -> str:
-        return f"{self.prefix}-{len(self.outputs):02d}.tar"
-
-    def _open(self) -> None:
-        self._stack = contextlib.ExitStack()
-        f = self._stack.enter_context(atomic_open(self.root / self._rel()))
-        # Closed in _commit: a tar outlives this call, it spans many add() calls.
-        self._tar = tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
-        self._count = 0
-
-    def _commit(self) -> None:
-        assert self._tar is not None and self._stack is not None
-        self._tar.close()
-        self._stack.close()
-        self.outputs.append(self._rel())
-        self._tar = self._stack = None
-
-    def add(self, key: str, members: dict[str, bytes]) -> Placement:
-        size = sum(TAR_BLOCK + -(-len(b) // TAR_BLOCK) * TAR_BLOCK for b in members.values())
-        if self._tar is not None and self._count and self._tar.offset + size > self.max_bytes:
-            self._commit()
-        if self._tar is None:
-            self._open()
-        assert self._tar is not None
-        start = self._tar.offset
-        names = []
-        for ext, data in members.items():
-            info = tarfile.TarInfo(f"{key}.{ext}")
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            self._tar.addfile(info, io.BytesIO(data))
-            names.append(info.name)
-        self._count += 1
-        return Placement(self._rel(), start, self._tar.offset - start, names)
-
-    def close(self) -> list[str]:
-        if self._tar is not None:
-            self._commit()
-        return self.outputs
-
-    def abort(self) -> None:
-        if self._stack is not None:
-            self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
-            self._tar = self._stack = None
-
-
-def read_members(path: Path, offset: int, nbytes: int) -> dict[str, bytes]:
-    """One sample's tar members {name: bytes}, read by byte offset (the shards index); a short read or a
-    broken header raises `tarfile.ReadError`."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        chunk = f.read(nbytes)
-    if len(chunk) != nbytes:
-        raise tarfile.ReadError(f"{path}: {nbytes} bytes at {offset} asked, {len(chunk)} read")
-    out: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(chunk), mode="r:") as tar:
-        for m in tar:
-            data = tar.extractfile(m)
-            if data is not None:
-                out[m.name] = data.read()
-    return out
-
-
-def iter_shard(path: Path, with_data: bool = True) -> Iterator[tuple[str, int, dict[str, tuple[str, bytes]]]]:
-    """(webdataset key, first header offset, {member: (extension, bytes)}) per run of one key's
-    members in a tar, streaming. Without data, members are still read through (a truncated tar
-    fails) but not kept."""
-    key: str | None = None
-    offset, files = 0, {}
-    with tarfile.open(path, "r") as tar:
-        for m in tar:
-            if not m.isfile():
-                continue
-            k, _, ext = m.name.rsplit("/", 1)[-1].partition(".")
-            if k != key:
-                if key is not None:
-                    yield key, offset, files
-                key, offset, files = k, m.offset, {}
-            f = tar.extractfile(m)
-            assert f is not None
-            data = f.read()
-            if len(data) != m.size:
-                raise tarfile.ReadError(f"member {m.name} is truncated")
-            files[m.name] = (ext, data if with_data else b"")
-    if key is not None:
-        yield key, offset, files
 
 
 def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
@@ -183,7 +67,8 @@ def sample_lineage(pair: dict) -> dict:
 
 
 class ShardStage(Stage):
-    name = "shards"
+    name = "shard"
+    table = "shards"
     reads = ("videos", "targets", "references", "pairs")
     sections = ("shard", "targets", "encode")
     version = "9"  # 9: sample_hash, media_hash (unchanged samples are copied, not rendered again)
@@ -300,7 +185,7 @@ class ShardStage(Stage):
         shard, offset, nbytes = reuse[sample["key"]][:3]
         try:
             found = read_members(self.recipe.output_dir / REUSE_DIR / shard, offset, nbytes)
-        except (OSError, tarfile.TarError):
+        except (OSError, ShardError):
             return None
         prefix = f"{sample['key']}."
         if not all(name.startswith(prefix) for name in found):

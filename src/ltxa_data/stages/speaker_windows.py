@@ -67,6 +67,6 @@ class SpeakerWindowStage(Stage):
 
     def no_window(self, video: dict, status: str, reason: str) -> dict:
         """The one row of a video that yields no window, saying why."""
-        key = TABLES[self.name].key[0]
-        return blank_row(self.name, **{key: f"{video['video_id']}-none"}, video_id=video["video_id"],
+        key = TABLES[self.table].key[0]
+        return blank_row(self.table, **{key: f"{video['video_id']}-none"}, video_id=video["video_id"],
                          status=status, error=failure(video["rel_path"], reason))

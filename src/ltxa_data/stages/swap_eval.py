@@ -21,6 +21,7 @@ from .base import Partition, Stage, StageResult, failure
 
 class SwapEvalStage(Stage):
     name = "swap_eval"
+    table = "swap_eval"
     reads = ("pairs", "references")
     in_driver = True
     sections = ("swap_eval",)

@@ -58,6 +58,7 @@ def downscale(frames: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 class TargetsStage(SpeakerWindowStage):
     name = "targets"
+    table = "targets"
     version = "6"  # 6: copies of a clip (duplicates.targets one)
     reads = ("videos", "scenes", "turns", "identities", "duplicates")
     sections = ("targets",)

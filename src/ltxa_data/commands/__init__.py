@@ -1,0 +1,1 @@
+"""Commands that drive the build from above: the take-down (`remove`)."""
