@@ -16,9 +16,9 @@ from ltxa_data.analysis.clustering import agglomerative_labels
 from ltxa_data.analysis.splits import split_of
 from ltxa_data.analysis.windows import covered, single_speaker_windows
 from ltxa_data.executors.local import LocalExecutor
+from ltxa_data.gates import TARGET_GATES, reason_of, record_problems, rejection
 from ltxa_data.ids import child_id, content_fingerprint
-from ltxa_data.recipe import SplitsConfig
-from ltxa_data.reporting.status import reason_of
+from ltxa_data.recipe import SplitsConfig, parse_recipe
 from ltxa_data.schemas import SchemaError, conform, to_table
 from ltxa_data.shard_format import ShardWriter
 from ltxa_data.stages.pairs import choose_references
@@ -103,13 +103,33 @@ def test_schema_checks_reject_bad_rows() -> None:
 
 
 def test_reasons_group_without_file_names_and_details() -> None:
-    from ltxa_data.reporting.report import reason_group
-
-    assert reason_of("a b/c's.mp4: too short: under x=3.5 (0.40 s)") == "too short: under x=3.5"
+    assert reason_of("a b/c's.mp4: too short: under x=3.5 (0.40 s)") == "too short: under x=3.5 (0.40 s)"
     assert reason_of("clip.mkv: no audio track") == "no audio track"
-    a = reason_group("0123456789abcdef-S0-000004000: the face is not the voice's: 0.72 from identity id-7a3 > 0.6")
-    b = reason_group("fedcba9876543210-S1-000001000: the face is not the voice's: 0.65 from identity id-9b1 > 0.6")
+    assert reason_of("dir/clip.mkv: no audio: none", "dir/clip.mkv") == "no audio: none"
+    assert rejection("a b/c's.mp4: too short: under x=3.5 (0.40 s)") == "too short: under x=N"
+    a = rejection("0123456789abcdef-S0-000004000: the face is not the voice's: 0.72 from identity id-7a3 > 0.6")
+    b = rejection("fedcba9876543210-S1-000001000: the face is not the voice's: 0.65 from identity id-9b1 > 0.6")
     assert a == b == "the face is not the voice's: N from identity <id> > N"
+
+
+def test_a_rejection_by_a_gate_groups_under_the_gate_not_its_text() -> None:
+    """A row a gate skipped groups under that gate (its record), whatever its error says; the record's verdict
+    follows from value and threshold, and `record_problems` names a record that is missing, failed, stale or
+    inconsistent."""
+    recipe = parse_recipe({"name": "t", "input": {"paths": ["x"]}, "output": {"dir": "out"}}, base_dir=Path("/tmp"))
+    gate = TARGET_GATES["active_speaker"]
+    low = gate.record(0.4, recipe)
+    assert low == {"name": "active_speaker", "value": 0.4, "threshold": recipe.targets.active_speaker.threshold,
+                   "passed": False}
+    assert rejection("x.mp4: anything at all: 0.40", [TARGET_GATES["speech_ratio"].record(0.9, recipe), low]) == \
+        "the face does not speak with the voice (active_speaker)"
+    assert gate.record(None, recipe)["passed"] is False and gate.record(float("nan"), recipe)["passed"] is False
+    ok = [TARGET_GATES["speech_ratio"].record(0.9, recipe)]
+    assert record_problems(ok, ["speech_ratio"], recipe, "t") == []
+    assert record_problems(ok, ["speech_ratio", "face"], recipe, "t") == ["t: no record of gate face"]
+    assert "kept, but fails" in record_problems([low], [], recipe, "t")[0]
+    assert "says passed=True" in record_problems([{**low, "passed": True}], [], recipe, "t")[0]
+    assert "the recipe says" in record_problems([{**ok[0], "threshold": 0.1}], [], recipe, "t")[0]
 
 
 def test_atomic_open_never_leaves_a_partial_final_file(tmp_path: Path) -> None:

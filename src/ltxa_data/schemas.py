@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .gates import GATES_TYPE, REFERENCE_GATES
+
 STATUSES = ("ok", "skipped", "failed")
 
 
@@ -170,6 +172,9 @@ TARGETS = TableSchema(
         ("skipped_by", _S, "the check that skipped the row: window (no window where one speaker talks), face (no "
          "face or several), crop (the face leaves the centre crop), active_speaker, face_identity, duplicate (a "
          "copy of a clip whose best copy gives the targets: duplicates.targets one)"),
+        ("gates", GATES_TYPE, "every gate the window met, in order: {name, value, threshold, passed} "
+         "(`ltxa_data.gates`: speech_ratio, other_speech, face, crop, active_speaker, sync_offset, dominant_face, "
+         "face_identity); a row skipped by a gate has that gate's failed record last"),
     ),
 )
 
@@ -189,8 +194,7 @@ IDENTITY_FACES = TableSchema(
 MODEL_FIELDS = ("role", "backend", "name", "path", "package", "version", "sha256")
 """A model's lineage (the pairs table's `models`, a sample json's `lineage.models`); see `ltxa_data.lineage`."""
 
-REFERENCE_THRESHOLDS = ("max_other_speech_s", "min_speech_ratio", "min_lufs", "max_lufs", "max_clipped_fraction",
-                        "max_peak_dbfs", "min_snr_db")
+REFERENCE_THRESHOLDS = tuple(REFERENCE_GATES)
 """The recipe's reference thresholds, in the order a candidate window is checked."""
 
 REFERENCES = TableSchema(
@@ -223,6 +227,8 @@ REFERENCES = TableSchema(
         ("rejected_by", pa.struct([(n, _I) for n in REFERENCE_THRESHOLDS]),
          "per threshold, how many of the video's candidate windows it rejected (each counted under the first "
          "it fails, in this order); the same on every row of the video"),
+        ("gates", GATES_TYPE, "the reference gates the kept window passed: {name, value, threshold, passed} "
+         "(`ltxa_data.gates`), measured on the exact audio the shard carries"),
     ),
 )
 

@@ -25,9 +25,6 @@ from functools import cache
 import numpy as np
 import pyloudnorm
 
-from ..recipe import ReferencesConfig
-from ..schemas import REFERENCE_THRESHOLDS
-
 FRAME_S = 0.02
 """Frame length of the SNR estimate and the speech energy."""
 NOISE_QUANTILE = 0.1
@@ -139,30 +136,6 @@ def measure(audio: np.ndarray, sample_rate: int, speech_spans: list[tuple[float,
         snr_db=snr_estimate_db(powers, speech),
         speech_energy_db=max(to_db(energy, power=True), -100.0),
     )
-
-
-THRESHOLDS = REFERENCE_THRESHOLDS
-"""The reference thresholds, in the order a window is checked (it counts under the first it fails)."""
-
-
-def failed_threshold(q: AudioQuality, cfg: ReferencesConfig) -> str | None:
-    """The first audio threshold of the recipe that `q` fails, or None."""
-    if not q.lufs >= cfg.min_lufs:  # -inf (silence) and nan fail too
-        return "min_lufs"
-    if q.lufs > cfg.max_lufs:
-        return "max_lufs"
-    if q.clipped_fraction > cfg.max_clipped_fraction:
-        return "max_clipped_fraction"
-    if q.peak_dbfs > cfg.max_peak_dbfs:
-        return "max_peak_dbfs"
-    if not q.snr_db >= cfg.min_snr_db:
-        return "min_snr_db"
-    return None
-
-
-def describe_threshold(name: str, cfg: ReferencesConfig) -> str:
-    """A threshold as the recipe key and its value, e.g. `min_lufs -45.0`."""
-    return f"{name} {getattr(cfg, name)}"
 
 
 def normalisation_gain(lufs: float, peak: float, target_lufs: float, ceiling_dbfs: float) -> tuple[float, bool]:

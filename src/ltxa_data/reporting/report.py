@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -30,11 +29,11 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..analysis.splits import SPLITS
 from ..errors import SystemicError
+from ..gates import rejection
 from ..recipe import Recipe
 from ..shard_format import read_sample
 from ..storage import table_path
 from .contact_sheet import contact_sheet
-from .status import reason_of
 
 SPLIT_COLOURS = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868"}
 MAX_REFERENCE_PLAYERS = 4
@@ -62,23 +61,16 @@ def _scan(m: Path, name: str, columns: Iterable[str]) -> pl.DataFrame | None:
     return pl.scan_parquet(p).select([c for c in columns if c in have]).collect()
 
 
-_ID = re.compile(r"\b(id|label)-\S+|\b[0-9a-f]{16}(-[^\s:,;]+)?")
-_NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(\.\d+)?")
-
-
-def reason_group(error: str) -> str:
-    """An error as a reason shared by many rows: no file name, no trailing details, no ids, numbers as N."""
-    return _NUMBER.sub("N", _ID.sub("<id>", reason_of(error)))
-
-
 def _reasons(rows: pl.DataFrame, top: int = 6) -> list[tuple[str, int, str]]:
-    """The most frequent reasons among rows that are not ok (`reason_group` of their `error`), with an example."""
-    bad = rows.filter(pl.col("status") != "ok").select(pl.col("error").fill_null("no reason"))
+    """The most frequent rejections among rows that are not ok (`gates.rejection`: the gate that rejected them,
+    else their error's reason), with an example."""
+    bad = rows.filter(pl.col("status") != "ok")
     if bad.height == 0:
         return []
-    grouped = (bad.group_by("error").len().sort("error").with_columns(pl.col("error").map_elements(reason_group,
-                                                                                     return_dtype=pl.String)
-                                                        .alias("reason"))
+    gates = bad["gates"].to_list() if "gates" in bad.columns else [None] * bad.height
+    errors = bad["error"].fill_null("no reason").to_list()
+    reasons = pl.DataFrame({"error": errors, "reason": [rejection(e, g) for e, g in zip(errors, gates, strict=True)]})
+    grouped = (reasons.group_by("error", "reason").len().sort("error")
                .group_by("reason", maintain_order=True)
                .agg(pl.col("len").sum(), pl.col("error").first().alias("example"))
                .sort(["len", "reason"], descending=[True, False]).head(top))
@@ -129,7 +121,7 @@ def funnel(m: Path) -> list[Step]:
     speech = ok_voices.join(ok_ids.select("voice_id"), on="voice_id")["speech_s"].sum()
     steps.append(Step("identities", "identities", ok_ids["identity_id"].n_unique(), _hours(speech),
                       identities.height - ok_ids.height, _reasons(identities)))
-    targets = _scan(m, "targets", ["target_id", "duration_s", "skipped_by", "status", "error"])
+    targets = _scan(m, "targets", ["target_id", "duration_s", "skipped_by", "gates", "status", "error"])
     if targets is None:
         return steps
     ok_targets = targets.filter(pl.col("status") == "ok")

@@ -1,26 +1,18 @@
-"""`ltxa-data status`: per stage, partitions done/total, rows by status, most frequent failure reasons."""
+"""`ltxa-data status`: per stage, partitions done/total, rows by status, most frequent rejections (by the gate
+that rejected them, `gates.rejection`)."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow.parquet as pq
 
+from ..gates import rejection
 from ..recipe import Recipe
 from ..stages import STAGES
-from ..state import StageState
+from ..state import StageState, status_counts
 from ..storage import table_path
-
-# A file name, or an id built from a video id (16 hex digits), before the reason.
-_SUBJECT = re.compile(r"^(?:.*?\.\w{2,5}|[0-9a-f]{16}-[^:\s]+): ")
-_DETAIL = re.compile(r" \([^()]*\)$")
-
-
-def reason_of(error: str) -> str:
-    """An error without its leading file name and trailing (details), so equal reasons group."""
-    return _DETAIL.sub("", _SUBJECT.sub("", error, count=1))
 
 
 @dataclass
@@ -45,9 +37,11 @@ def stage_statuses(recipe: Recipe, top: int = 5) -> list[StageStatus]:
         tp = table_path(recipe.manifests_dir, stage_cls.table)
         if tp.exists():
             st.built = True
-            t = pq.read_table(tp, columns=["status", "error"])
-            st.counts = dict(Counter(t.column("status").to_pylist()))
-            reasons = Counter(reason_of(e) for e in t.column("error").to_pylist() if e)
+            gated = "gates" in pq.read_schema(tp).names
+            t = pq.read_table(tp, columns=["status", "error", *(["gates"] if gated else [])])
+            st.counts = status_counts(t)
+            errors, gates = t.column("error").to_pylist(), t.column("gates").to_pylist() if gated else None
+            reasons = Counter(rejection(e, gates[i] if gates else None) for i, e in enumerate(errors) if e)
             st.reasons = reasons.most_common(top)
         out.append(st)
     return out

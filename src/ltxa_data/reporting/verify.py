@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import json
 from collections import defaultdict
-from dataclasses import fields
 
 import av
 import polars as pl
 import pyarrow.parquet as pq
 import soundfile as sf
 
+from ..gates import REFERENCE_GATES, record_problems
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
 from ..schemas import TABLES, SchemaError, conform
 from ..shard_format import REUSE_DIR, ShardError, iter_sample_jsons, read_shard
@@ -205,31 +205,27 @@ def check_face_crops(targets: pl.DataFrame, required: bool = False) -> list[str]
 
 
 def check_face_gates(targets: pl.DataFrame, recipe: Recipe) -> list[str]:
-    """Every ok target passed the recipe's face gates: an active-speaker score at or above the threshold at
-    an offset within tolerance (and its audio shift that offset, or 0), and a face descriptor that agrees
-    with its identity's dominant face, within the distance."""
-    speaker, identity = recipe.targets.active_speaker, recipe.targets.face_identity
+    """Every ok target carries a passed record of each gate the recipe turns on (`gates.record_problems`: verdicts
+    that follow from their values, thresholds that are the recipe's), and its audio shift is its sync offset, or
+    0."""
+    cfg = recipe.targets
+    required = ["speech_ratio", "other_speech"]
+    if cfg.face.required:
+        required += ["face"] + (["crop"] if cfg.crop == "center" else [])
+        if cfg.active_speaker.check:
+            required += ["active_speaker", "sync_offset"]
+        if cfg.face_identity.check:
+            required += ["dominant_face", "face_identity"]
     problems = []
-    min_score = speaker.threshold
     for t in targets.filter(pl.col("status") == "ok").iter_rows(named=True):
         tid = t["target_id"]
-        if speaker.check:
-            if t["sync_score"] is None or t["sync_offset"] is None:
-                problems.append(f"target {tid}: no active-speaker score")
-            elif t["sync_score"] < min_score or abs(t["sync_offset"]) > speaker.max_offset_frames:
-                problems.append(f"target {tid}: active-speaker score {t['sync_score']} at offset "
-                                f"{t['sync_offset']} does not pass (min {min_score}, offsets ±"
-                                f"{speaker.max_offset_frames})")
-            elif t["audio_shift_s"] not in (0.0, t["sync_offset"] / TARGET_FPS):
-                problems.append(f"target {tid}: audio shifted {t['audio_shift_s']} s, not by its offset")
-            elif t["audio_shift_s"] and not speaker.shift_audio:
-                problems.append(f"target {tid}: audio shifted {t['audio_shift_s']} s though shift_audio is off")
-        if identity.check:
-            if t["face_descriptor"] is None or t["face_agrees"] is None:
-                problems.append(f"target {tid}: no face descriptor or identity agreement")
-            elif not t["face_agrees"] or (t["face_distance"] or 0.0) > identity.max_distance:
-                problems.append(f"target {tid}: face {t['face_distance']} from its identity's dominant face "
-                                f"(max {identity.max_distance})")
+        problems += record_problems(t["gates"], required, recipe, f"target {tid}")
+        if t["sync_offset"] is None:
+            continue
+        if t["audio_shift_s"] not in (0.0, t["sync_offset"] / TARGET_FPS):
+            problems.append(f"target {tid}: audio shifted {t['audio_shift_s']} s, not by its offset")
+        elif t["audio_shift_s"] and not cfg.active_speaker.shift_audio:
+            problems.append(f"target {tid}: audio shifted {t['audio_shift_s']} s though shift_audio is off")
     return problems
 
 
@@ -394,23 +390,17 @@ def check_pairs(pairs: pl.DataFrame, targets: pl.DataFrame, references: pl.DataF
 
 
 def check_references(pairs: pl.DataFrame, references: pl.DataFrame, recipe: Recipe) -> list[str]:
-    """Every reference an ok pair uses meets the recipe's thresholds, and with normalisation its gain
-    keeps the peak at or below the ceiling (and reaches the target loudness unless the ceiling bound it)."""
-    from ..analysis.audio_quality import AudioQuality, describe_threshold, failed_threshold
-
+    """Every reference an ok pair uses is ok and carries a passed record of every reference gate
+    (`gates.record_problems`), and with normalisation its gain keeps the peak at or below the ceiling (and
+    reaches the target loudness unless the ceiling bound it)."""
     cfg = recipe.references
     used = set(pairs.filter(pl.col("status") == "ok")["reference_ids"].explode().drop_nulls().to_list())
     problems = []
     for r in references.filter(pl.col("reference_id").is_in(sorted(used))).sort("reference_id").iter_rows(named=True):
-        measures = [f.name for f in fields(AudioQuality)]
-        if r["status"] != "ok" or any(r[m] is None for m in (*measures, "speech_ratio")):
-            problems.append(f"reference {r['reference_id']}: used by a pair but not ok or not measured")
+        if r["status"] != "ok":
+            problems.append(f"reference {r['reference_id']}: used by a pair but not ok")
             continue
-        failed = failed_threshold(AudioQuality(**{m: r[m] for m in measures}), cfg)
-        if r["speech_ratio"] + 1e-9 < cfg.min_speech_ratio:
-            failed = "min_speech_ratio"
-        if failed:
-            problems.append(f"reference {r['reference_id']}: fails {describe_threshold(failed, cfg)}")
+        problems += record_problems(r["gates"], REFERENCE_GATES, recipe, f"reference {r['reference_id']}")
         if cfg.normalize_lufs is None:
             continue
         if r["gain_db"] is None:

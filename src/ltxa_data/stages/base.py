@@ -4,7 +4,6 @@ worker and `process(partition)` per unit of work, and the pipeline writes what `
 from __future__ import annotations
 
 import hashlib
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -151,11 +150,6 @@ def partitions_by(
         }
         parts.append(Partition(part_key, data, frame_hash(*data.values(), *extra)))
     return parts
-
-
-def failure(subject: str | os.PathLike, reason: str) -> str:
-    """The error text of a row: the file (or item) first, then why."""
-    return f"{subject}: {reason}"
 
 
 class Faults:

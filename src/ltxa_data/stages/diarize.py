@@ -5,11 +5,12 @@ from __future__ import annotations
 import polars as pl
 
 from ..backends import Diarizer, load_diarizer
+from ..gates import failure
 from ..ids import child_id
 from ..media import read_audio
 from ..recipe import AUDIO_SAMPLE_RATE
 from ..schemas import TURNS
-from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
+from .base import Partition, Stage, StageResult, guarded, partitions_by
 from .scan import ok_videos
 
 

@@ -15,9 +15,10 @@ import polars as pl
 
 from ..analysis.fingerprint import DuplicateConfig, Fingerprint, Match, duplicate_pairs
 from ..analysis.fingerprint_store import StoredFingerprints
+from ..gates import failure
 from ..schemas import blank_row
 from ..storage import frame_hash
-from .base import Partition, Stage, StageResult, failure
+from .base import Partition, Stage, StageResult
 from .scan import ok_videos
 
 

@@ -11,9 +11,10 @@ import polars as pl
 from .. import isolation
 from ..backends import SpeakerEmbedder, load_embedder
 from ..errors import SystemicError
+from ..gates import failure
 from ..media import read_audio
 from ..recipe import AUDIO_SAMPLE_RATE
-from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
+from .base import Partition, Stage, StageResult, guarded, partitions_by
 from .scan import ok_videos
 
 # Windows cut before an embedding call: bounds a worker's memory (~200 MB of 3 s windows).

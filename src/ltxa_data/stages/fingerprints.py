@@ -12,9 +12,10 @@ import polars as pl
 
 from ..analysis.fingerprint import VERSION, Fingerprint, video_fingerprint
 from ..analysis.fingerprint_store import write_fingerprints
+from ..gates import failure
 from ..schemas import blank_row
 from ..storage import frame_hash
-from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
+from .base import Partition, Stage, StageResult, guarded, partitions_by
 from .scan import ok_videos
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ..gates import failure
 from ..storage import frame_hash
-from .base import Partition, Stage, StageResult, failure
+from .base import Partition, Stage, StageResult
 
 
 class IdentityFacesStage(Stage):

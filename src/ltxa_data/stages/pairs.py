@@ -11,10 +11,11 @@ import polars as pl
 import pyarrow as pa
 
 from ..analysis.splits import assign_splits, identity_groups
+from ..gates import failure
 from ..ids import unit_interval
 from ..recipe import TARGET_FPS, TARGET_FRAMES
 from ..storage import frame_hash, table_path
-from .base import Partition, Stage, StageResult, failure
+from .base import Partition, Stage, StageResult
 from .duplicates import clip
 from .scan import ok_videos
 

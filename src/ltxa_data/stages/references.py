@@ -2,8 +2,9 @@
 thresholds, with their measures and the gain that normalises them.
 
 Every stride step is a candidate window for each identified speaker of a video. A candidate is
-checked against the thresholds in a fixed order (`audio_quality.THRESHOLDS`: another speaker,
-speech ratio, loudness, clipping, peak, SNR) and counted under the first it fails; the counts of
+checked against the reference gates in a fixed order (`gates.REFERENCE_GATES`: another speaker,
+speech ratio, loudness, clipping, peak, SNR) and counted under the first it fails; a kept window records
+every gate it passed (`gates`); the counts of
 a video are on each of its rows (`candidates`, `rejected_by`) and in the reason of its row when
 none passes. Of the windows that pass, `placement` keeps up to `max_per_video` non-overlapping
 ones per speaker: the earliest (`head`) or those with the most speech energy (`densest`).
@@ -23,18 +24,12 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..analysis.audio_quality import (
-    THRESHOLDS,
-    AudioQuality,
-    describe_threshold,
-    failed_threshold,
-    measure,
-    normalisation_gain,
-)
-from ..analysis.windows import non_overlapping, screen_window
+from ..analysis.audio_quality import AudioQuality, measure, normalisation_gain
+from ..analysis.windows import covered, non_overlapping, screen_window
+from ..gates import REFERENCE_GATES, first_failed
 from ..ids import child_id
 from ..media import read_audio
-from ..recipe import AUDIO_SAMPLE_RATE, ReferencesConfig
+from ..recipe import AUDIO_SAMPLE_RATE, Recipe
 from .speaker_windows import SpeakerWindowStage, speaker_spans
 
 SNR_FOR_FULL_QUALITY_DB = 20.0
@@ -72,11 +67,23 @@ def place(cands: list[Candidate], placement: str, length: float, max_windows: in
     return non_overlapping(sorted(cands, key=key), lambda c: c.start, length, max_windows)
 
 
-def rejection_summary(candidates: int, rejected: Counter[str], cfg: ReferencesConfig) -> str:
+AUDIO_GATES = ("min_lufs", "max_lufs", "max_clipped_fraction", "max_peak_dbfs", "min_snr_db")
+"""The reference gates measured on a window's audio (the others are screened on its turns first)."""
+
+
+def audio_gates(q: AudioQuality, recipe: Recipe) -> list[dict]:
+    """The records of the audio gates for a window's measures."""
+    values = {"min_lufs": q.lufs, "max_lufs": q.lufs, "max_clipped_fraction": q.clipped_fraction,
+              "max_peak_dbfs": q.peak_dbfs, "min_snr_db": q.snr_db}
+    return [REFERENCE_GATES[n].record(values[n], recipe) for n in AUDIO_GATES]
+
+
+def rejection_summary(candidates: int, rejected: Counter[str], recipe: Recipe) -> str:
     """The reason of a video without a reference: how many candidates each threshold rejected."""
+    cfg = recipe.references
     if not candidates:
         return f"shorter than one {cfg.duration_s} s window"
-    parts = [f"{describe_threshold(n, cfg)}: {rejected[n]}" for n in THRESHOLDS if rejected[n]]
+    parts = [f"{n} {g.threshold_of(recipe)}: {rejected[n]}" for n, g in REFERENCE_GATES.items() if rejected[n]]
     return (f"no {cfg.duration_s} s window passes the reference thresholds ({candidates} candidate windows; "
             f"rejected by {', '.join(parts) or 'none'})")
 
@@ -85,7 +92,7 @@ class ReferencesStage(SpeakerWindowStage):
     name = "references"
     table = "references"
     sections = ("references",)
-    version = "2"
+    version = "3"  # 3: gate records (gates)
 
     def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
         cfg = self.recipe.references
@@ -109,9 +116,9 @@ class ReferencesStage(SpeakerWindowStage):
                 a = round(t * AUDIO_SAMPLE_RATE)
                 q = rounded(measure(audio[:, a : a + n_len], AUDIO_SAMPLE_RATE,
                                     relative_spans(own, t, cfg.duration_s)))
-                failed = failed_threshold(q, cfg)
+                failed = first_failed(audio_gates(q, self.recipe))
                 if failed:
-                    rejected[failed] += 1
+                    rejected[failed["name"]] += 1
                     continue
                 passed.append(Candidate(t, ratio, q))
             for c in place(passed, cfg.placement, cfg.duration_s, cfg.max_per_video):
@@ -119,9 +126,13 @@ class ReferencesStage(SpeakerWindowStage):
                 exact = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=c.start,
                                    duration_s=cfg.duration_s)
                 q = rounded(measure(exact, AUDIO_SAMPLE_RATE, relative_spans(own, c.start, cfg.duration_s)))
-                failed = failed_threshold(q, cfg)
+                gates = [REFERENCE_GATES["max_other_speech_s"].record(
+                             covered(others, c.start, c.start + cfg.duration_s), self.recipe),
+                         REFERENCE_GATES["min_speech_ratio"].record(c.speech_ratio, self.recipe),
+                         *audio_gates(q, self.recipe)]
+                failed = first_failed(gates)
                 if failed:
-                    rejected[failed] += 1
+                    rejected[failed["name"]] += 1
                     continue
                 gain, limited = (None, False) if cfg.normalize_lufs is None else normalisation_gain(
                     q.lufs, q.peak_dbfs, cfg.normalize_lufs, cfg.peak_ceiling_dbfs)
@@ -131,9 +142,10 @@ class ReferencesStage(SpeakerWindowStage):
                     duration_s=cfg.duration_s, speech_ratio=c.speech_ratio, lufs=q.lufs, peak_dbfs=q.peak_dbfs,
                     clipped_fraction=q.clipped_fraction, snr_db=q.snr_db, speech_energy_db=q.speech_energy_db,
                     quality=quality_score(c.speech_ratio, q.snr_db),
-                    gain_db=None if gain is None else round(gain, 3), gain_limited=limited,
+                    gain_db=None if gain is None else round(gain, 3), gain_limited=limited, gates=gates,
                     status="ok", error=None))
-        counts = dict(candidates=candidates, rejected_by={n: rejected[n] for n in THRESHOLDS})
+        counts = dict(candidates=candidates, rejected_by={n: rejected[n] for n in REFERENCE_GATES})
         if not rows:
-            return [{**self.no_window(video, "skipped", rejection_summary(candidates, rejected, cfg)), **counts}]
+            return [{**self.no_window(video, "skipped", rejection_summary(candidates, rejected, self.recipe)),
+                     **counts}]
         return [{**r, **counts} for r in rows]

@@ -10,12 +10,13 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from ..gates import failure
 from ..ids import content_fingerprint, short_hash, video_id_of
 from ..media import probe
 from ..recipe import Recipe
 from ..schemas import blank_row
 from ..storage import frame_hash
-from .base import Partition, Stage, StageResult, failure, guarded, hash_buckets
+from .base import Partition, Stage, StageResult, guarded, hash_buckets
 
 _GLOB_CHARS = "*?["
 

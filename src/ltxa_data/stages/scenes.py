@@ -5,9 +5,10 @@ from __future__ import annotations
 import polars as pl
 
 from ..errors import SystemicError
+from ..gates import failure
 from ..media import MediaError
 from ..schemas import blank_row
-from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
+from .base import Partition, Stage, StageResult, guarded, partitions_by
 from .scan import ok_videos
 
 

@@ -22,12 +22,13 @@ from .. import __version__, isolation
 from ..analysis.audio_quality import apply_gain, integrated_lufs, mono_mix, peak_dbfs
 from ..analysis.faces import frame_boxes, latent_face_mask
 from ..analysis.splits import SPLITS
+from ..gates import failure
 from ..ltx.encode import CutSample, prefetched
 from ..media import encode_video, encode_wav, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..shard_format import REUSE_DIR, ShardError, ShardWriter, read_members
 from ..storage import frame_hash, table_path
-from .base import Faults, Partition, Stage, StageResult, failure, guarded
+from .base import Faults, Partition, Stage, StageResult, guarded
 from .scan import ok_videos
 
 

@@ -7,8 +7,9 @@ from abc import abstractmethod
 
 import polars as pl
 
+from ..gates import failure
 from ..schemas import TABLES, blank_row
-from .base import Partition, Stage, StageResult, failure, guarded, partitions_by
+from .base import Partition, Stage, StageResult, guarded, partitions_by
 from .duplicates import copies_skipped
 from .scan import ok_videos
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from ..gates import failure
 from ..ids import unit_interval
 from ..schemas import blank_row
 from ..storage import frame_hash
-from .base import Partition, Stage, StageResult, failure
+from .base import Partition, Stage, StageResult
 
 
 class SwapEvalStage(Stage):

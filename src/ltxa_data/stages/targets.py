@@ -22,11 +22,11 @@ import polars as pl
 import pyarrow as pa
 
 from ..analysis.faces import dominant_face, face_track, faces_outside, sampled_offsets, steady_crop, track_boxes
-from ..analysis.windows import single_speaker_windows
+from ..analysis.windows import covered, single_speaker_windows
+from ..gates import TARGET_GATES, failure
 from ..ids import child_id
 from ..media import crop_frame, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
-from .base import failure
 from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans
 
@@ -59,7 +59,7 @@ def downscale(frames: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 class TargetsStage(SpeakerWindowStage):
     name = "targets"
     table = "targets"
-    version = "6"  # 6: copies of a clip (duplicates.targets one)
+    version = "7"  # 7: gate records (gates); 6: copies of a clip (duplicates.targets one)
     reads = ("videos", "scenes", "turns", "identities", "duplicates")
     sections = ("targets",)
 
@@ -104,6 +104,8 @@ class TargetsStage(SpeakerWindowStage):
         track, why = face_track(offsets, dets, cfg.min_face_ratio, cfg.min_iou)
         n_single = sum(len(d) == 1 for d in dets)
         row = {**row, "face_ratio": n_single / len(dets)}
+        row["gates"] = [*row["gates"], {**TARGET_GATES["face"].record(row["face_ratio"], self.recipe),
+                                        "passed": track is not None}]
         if track is None:
             return {**row, "status": "skipped", "error": failure(video["rel_path"], why), "skipped_by": "face"}
         med = np.median(np.array(track)[:, 1:], axis=0)
@@ -114,6 +116,7 @@ class TargetsStage(SpeakerWindowStage):
             row.update(crop_x=crop[0], crop_y=crop[1], crop_w=crop[2], crop_h=crop[3], crop_pad=list(pad))
         else:
             outside = faces_outside(track, (row["crop_x"], row["crop_y"], row["crop_w"], row["crop_h"]))
+            row["gates"] = [*row["gates"], TARGET_GATES["crop"].record(outside, self.recipe)]
             if outside:
                 return {**row, "status": "skipped", "skipped_by": "crop", "error": failure(
                     video["rel_path"], f"the face leaves the centre crop in {outside}/{len(track)} tracked frames")}
@@ -158,14 +161,17 @@ class TargetsStage(SpeakerWindowStage):
                            / TARGET_FPS, duration_s=(TARGET_FRAMES + 2 * search) / TARGET_FPS)[0]
         res = self.scorer.score(SyncClip(frames, boxes, landmarks, audio, search))
         min_score = cfg.threshold
+        score, offset = (TARGET_GATES[n].record(v, self.recipe) for n, v in (("active_speaker", res.score),
+                                                                          ("sync_offset", abs(res.offset))))
         row = {**row, "sync_score": res.score, "sync_offset": res.offset, "sync_confidence": res.confidence,
-               "mouth_activity": res.activity, "audio_shift_s": 0.0}
+               "mouth_activity": res.activity, "audio_shift_s": 0.0, "gates": [*row["gates"], score]}
         numbers = (f"{self.scorer.name} score {res.score:.2f} at the best offset {res.offset:+d} frames, "
                    f"mouth activity {res.activity:.3f}")
-        if res.score < min_score:
+        if not score["passed"]:
             return {**row, "status": "skipped", "skipped_by": "active_speaker", "error": failure(
                 video["rel_path"], f"the face does not speak with the voice: {numbers} < {min_score:g}")}
-        if abs(res.offset) > cfg.max_offset_frames:
+        row["gates"].append(offset)
+        if not offset["passed"]:
             return {**row, "status": "skipped", "skipped_by": "active_speaker", "error": failure(
                 video["rel_path"], f"face and voice are out of sync: {numbers}, beyond ±{cfg.max_offset_frames}")}
         shift = res.offset / TARGET_FPS
@@ -181,36 +187,39 @@ class TargetsStage(SpeakerWindowStage):
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
         ok = df.filter((pl.col("status") == "ok") & pl.col("face_descriptor").is_not_null())
-        updates = []
+        updates: dict[str, dict] = {}
         for (identity,), group in ok.sort("target_id").group_by(["identity_id"], maintain_order=True):
             desc = np.array(group.get_column("face_descriptor").to_list(), np.float64)
             centre = dominant_face(desc, cfg.max_distance)
-            dist = np.linalg.norm(desc - centre, axis=1)
-            agrees = dist <= cfg.max_distance
-            ambiguous = agrees.sum() < cfg.min_dominant_share * len(desc)
-            for tid, d, a in zip(group.get_column("target_id"), dist, agrees, strict=True):
+            dist = np.linalg.norm(desc - centre, axis=1).round(4)
+            # Decided on the stored (rounded) distances, so that a record's verdict follows from its value.
+            n_agree = int(np.sum(dist <= cfg.max_distance))
+            share = TARGET_GATES["dominant_face"].record(n_agree / len(desc), self.recipe)
+            for tid, d in zip(group.get_column("target_id"), dist, strict=True):
+                records = [share, TARGET_GATES["face_identity"].record(float(d), self.recipe)]
+                agrees = records[1]["passed"]
                 why = None
-                if ambiguous:
-                    why = failure(tid, f"no dominant face for identity {identity}: only {int(agrees.sum())} of "
+                if not share["passed"]:
+                    why = failure(tid, f"no dominant face for identity {identity}: only {n_agree} of "
                                   f"its {len(desc)} targets show one face (within {cfg.max_distance:g}); below "
                                   f"{cfg.min_dominant_share:.0%}")
-                elif not a:
+                elif not agrees:
                     why = failure(tid, f"the face is not the voice's: {d:.2f} from the dominant face of identity "
-                                  f"{identity} ({int(agrees.sum())} of its {len(desc)} targets) > {cfg.max_distance:g}")
-                updates.append({"target_id": tid, "face_distance": round(float(d), 4),
-                                "face_agrees": bool(a and not ambiguous), "why": why})
+                                  f"{identity} ({n_agree} of its {len(desc)} targets) > {cfg.max_distance:g}")
+                updates[tid] = {"face_distance": float(d), "face_agrees": bool(agrees and share["passed"]),
+                                "records": records, "why": why}
         if not updates:
             return table
-        upd = pl.DataFrame(updates, schema={"target_id": pl.String, "face_distance": pl.Float64,
-                                            "face_agrees": pl.Boolean, "why": pl.String})
-        df = df.drop("face_distance", "face_agrees").join(upd, on="target_id", how="left")
-        df = df.with_columns(
-            status=pl.when(pl.col("why").is_not_null()).then(pl.lit("skipped")).otherwise(pl.col("status")),
-            error=pl.when(pl.col("why").is_not_null()).then(pl.col("why")).otherwise(pl.col("error")),
-            skipped_by=pl.when(pl.col("why").is_not_null()).then(pl.lit("face_identity"))
-            .otherwise(pl.col("skipped_by")),
-        ).drop("why")
-        return df.select(table.schema.names).to_arrow()
+        rows = table.to_pylist()
+        for row in rows:
+            u = updates.get(row["target_id"])
+            if u is None:
+                continue
+            row.update(face_distance=u["face_distance"], face_agrees=u["face_agrees"],
+                       gates=[*(row["gates"] or []), *u["records"]])
+            if u["why"]:
+                row.update(status="skipped", error=u["why"], skipped_by="face_identity")
+        return pa.Table.from_pylist(rows, schema=table.schema)
 
     def no_window(self, video: dict, status: str, reason: str) -> dict:
         row = super().no_window(video, status, reason)
@@ -245,8 +254,11 @@ class TargetsStage(SpeakerWindowStage):
                     speech_ratio=w.speech_ratio, crop_mode=cfg.crop, crop_pad=[0, 0, 0, 0], face_ratio=None,
                     face_x=None, face_y=None, face_w=None, face_h=None, face_track=None, sync_score=None,
                     sync_offset=None, sync_confidence=None, mouth_activity=None, audio_shift_s=None,
-                    face_descriptor=None, face_distance=None, face_agrees=None, skipped_by=None, status="ok",
-                    error=None))
+                    face_descriptor=None, face_distance=None, face_agrees=None, skipped_by=None,
+                    gates=[TARGET_GATES["speech_ratio"].record(w.speech_ratio, self.recipe),
+                           TARGET_GATES["other_speech"].record(covered(others, w.start, w.start + TARGET_SECONDS),
+                                                               self.recipe)],
+                    status="ok", error=None))
         rows = sorted(rows, key=lambda r: (-r["speech_ratio"], r["start_frame"]))[:tries]
         if cfg.face.required:
             tracked: list[dict] = []
