@@ -36,18 +36,18 @@ sys.path.insert(0, str(ROOT))
 
 def make_clips(folder: Path, n: int, seconds: float = 6.0) -> list[Path]:
     """n talking-head clips drawn by the corpus painter (mouth moving), 640x360 at 25 fps, with noise audio."""
-    from ltxa_data.corpus.generate import _LOOKS, _MOUTH_LEVELS, _Framing, _ShotArt
+    from ltxa_data.corpus.faces import LOOKS, MOUTH_LEVELS, Framing, ShotArt
     from ltxa_data.media import write_video
 
     rng = np.random.default_rng(0)
     paths = []
     for i in range(n):
-        art = _ShotArt(640, 360, _LOOKS[i % len(_LOOKS)], _Framing((90, 110, 140), (0, 0, 1, 1), (90, 110, 140),
+        art = ShotArt(640, 360, LOOKS[i % len(LOOKS)], Framing((90, 110, 140), (0, 0, 1, 1), (90, 110, 140),
                                                                     320.0, 170.0, 150.0))
         frames = round(seconds * 25)
         audio = (rng.standard_normal((2, round(seconds * 16000))) * 0.05).astype(np.float32)
         path = folder / f"clip_{i:02d}.mp4"
-        write_video(path, (art.frame(int(abs(np.sin(k / 3)) * (_MOUTH_LEVELS - 1))) for k in range(frames)), fps=25,
+        write_video(path, (art.frame(int(abs(np.sin(k / 3)) * (MOUTH_LEVELS - 1))) for k in range(frames)), fps=25,
                     audio=audio, sample_rate=16000, crf=18)
         paths.append(path)
     return paths

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from ltxa_data.analysis.faces import frame_boxes, latent_face_mask, latent_frame_groups, pixel_face_mask, steady_crop
-from ltxa_data.corpus.generate import _LOOKS, _Framing, _ShotArt
+from ltxa_data.corpus.faces import LOOKS, Framing, ShotArt
 from ltxa_data.media import read_frames, write_video
 from ltxa_data.recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
 from ltxa_data.reporting.verify import _check_face_members, check_face_crops
@@ -29,8 +29,8 @@ BG = (90, 110, 140)
 N_FRAMES = 150  # 6 s: one target window from frame 0
 
 
-def _art(look: int, cx: float, fh: float = 150, cy: float = 165) -> _ShotArt:
-    return _ShotArt(W, H, _LOOKS[look], _Framing(BG, (0, 0, 1, 1), BG, cx, cy, fh))
+def _art(look: int, cx: float, fh: float = 150, cy: float = 165) -> ShotArt:
+    return ShotArt(W, H, LOOKS[look], Framing(BG, (0, 0, 1, 1), BG, cx, cy, fh))
 
 
 def _centre(box: list[float] | np.ndarray) -> np.ndarray:
@@ -94,7 +94,7 @@ def test_the_detectors_find_every_look_of_the_corpus_painter(kind: str) -> None:
     from ltxa_data.backends.face_detector import DlibFaceDetector, HaarFaceDetector
 
     detector = DlibFaceDetector("hog") if kind == "dlib_hog" else HaarFaceDetector()
-    for i in range(len(_LOOKS)):
+    for i in range(len(LOOKS)):
         found, false = 0, 0
         for fh in (120.0, 150.0, 170.0):
             for cx in (220.0, 400.0):
@@ -252,7 +252,7 @@ def test_face_members_are_in_the_sample_and_load(clips: dict[str, Path]) -> None
     last = read_frames(clips["moving"], [(TARGET_FRAMES - 1) / TARGET_FPS],
                        crop=tuple(sample["crop"]), size=256)[0].astype(int)
     face_px = pixel_face_mask(boxes[-1:], 256)[0]
-    skin = np.abs(last - np.array(_LOOKS[3].skin)).sum(axis=2) < 40
+    skin = np.abs(last - np.array(LOOKS[3].skin)).sum(axis=2) < 40
     assert skin[face_px].mean() > 3 * skin[~face_px].mean()
 
 

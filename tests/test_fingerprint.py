@@ -151,7 +151,7 @@ def real_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two clips of real speech (pyannote.audio's two-speaker sample: 6.5-18 s and 18-30 s, the same two people
     saying other things) over a real photograph (matplotlib's), and copies of the first."""
     from ltxa_data.cli import pyannote_sample_dir
-    from ltxa_data.corpus.generate import real_photo
+    from ltxa_data.corpus.faces import real_photo
 
     out = tmp_path_factory.mktemp("real")
     wav = pyannote_sample_dir() / "sample.wav"

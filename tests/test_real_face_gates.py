@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from ltxa_data.corpus.generate import TalkingPhoto, real_photo
+from ltxa_data.corpus.faces import TalkingPhoto, real_photo
 from ltxa_data.recipe import TARGET_FPS, Recipe
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from PIL import Image
 from ltxa_data.cli import main
 from ltxa_data.errors import SystemicError
 from ltxa_data.recipe import Recipe, load_recipe
-from ltxa_data.reporting.report import funnel, write_report
+from ltxa_data.reporting.figures import funnel
+from ltxa_data.reporting.report import write_report
 from ltxa_data.shard_format import read_sample, read_shard
 from ltxa_data.storage import read_frame
 
