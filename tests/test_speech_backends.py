@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from ltxa_data.backends import turns_from_tracks
+from ltxa_data.backends.base import turns_from_tracks
 from ltxa_data.cli import main, pyannote_sample_dir
 from ltxa_data.corpus.scoring import read_rttm, score_diarization
 from ltxa_data.errors import SystemicError

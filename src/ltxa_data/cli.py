@@ -7,8 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+from .analysis.splits import SPLITS
 from .errors import SystemicError
-from .recipe import Recipe, RecipeError, load_recipe
+from .recipe import AUDIO_SAMPLE_RATE, TARGET_FRAMES, Recipe, RecipeError, load_recipe
+from .schemas import TABLES
+from .storage import read_frame
 
 DEFAULT_RECIPE = "recipes/demo.yaml"
 
@@ -216,8 +219,6 @@ def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
         score_face_gates,
         score_identities,
     )
-    from .storage import read_frame
-
     m = recipe.manifests_dir
     identities = read_frame(m, "identities", ok_only=True)
     truth_path = Path(args.truth) if args.truth else default_truth(recipe)
@@ -253,8 +254,6 @@ def _score_diarization(args: argparse.Namespace, recipe: Recipe) -> int:
     if audio:
         from .backends import load_diarizer
         from .media import read_audio
-        from .recipe import AUDIO_SAMPLE_RATE
-
         if rttm is None:
             raise FileNotFoundError("--audio needs --rttm, the reference for those files")
         reference = read_rttm(rttm)
@@ -276,8 +275,6 @@ def _score_diarization(args: argparse.Namespace, recipe: Recipe) -> int:
     else:
         from .corpus.generate import load_ground_truth
         from .corpus.scoring import match_recordings
-        from .storage import read_frame
-
         m = recipe.manifests_dir
         videos = read_frame(m, "videos", ok_only=True)
         turns = read_frame(m, "turns", ok_only=True)
@@ -316,7 +313,6 @@ def pyannote_sample_dir() -> Path:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .analysis.splits import SPLITS
     from .ltx.export import (
         DATASET_FILE,
         export_folders,
@@ -324,8 +320,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         export_ltx_trainer_dataset,
         precomputed_samples,
     )
-    from .recipe import TARGET_FRAMES
-
     recipe = load_recipe(Path(args.recipe))
     out = Path(args.out)
     if args.format == "ltx-trainer-dataset":
@@ -404,8 +398,6 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
-    from .schemas import TABLES
-
     for t in TABLES.values():
         print(f"{t.name}  (one row is {t.row}; key {', '.join(t.key)})")
         for name, typ, doc in t.fields:

@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .backends.face_detector import DLIB_FILES, HAAR_CASCADE
+from .backends.model_source import model_source
+from .backends.pyannote_diarizer import SETTING
+from .backends.speechbrain_embedder import SETTING as ECAPA
 from .errors import SystemicError
 from .recipe import Recipe
 from .schemas import MODEL_FIELDS
@@ -96,7 +100,6 @@ class _Models:
 
     def source(self, role: str, backend: str, ref: str, setting: str, package: str) -> None:
         """A model the recipe names by folder or hub id (pyannote, speechbrain)."""
-        from .backends.model_source import model_source
 
         src = model_source(ref, self.recipe.base_dir, setting)
         if src.local_dir is not None:
@@ -129,13 +132,11 @@ def model_lineage(recipe: Recipe) -> list[dict[str, Any]]:
             m.file("diarizer.local_speakers", "resemblyzer", _package_dir("resemblyzer") / "pretrained.pt",
                    "Resemblyzer")
     else:
-        from .backends.pyannote_diarizer import SETTING
 
         m.source("diarizer", "pyannote", diarize.pyannote.model, SETTING, "pyannote.audio")
     if recipe.embed.backend == "resemblyzer":
         m.file("embedder", "resemblyzer", _package_dir("resemblyzer") / "pretrained.pt", "Resemblyzer")
     else:
-        from .backends.speechbrain_embedder import SETTING as ECAPA
 
         m.source("embedder", "speechbrain_ecapa", recipe.embed.speechbrain_ecapa.model, ECAPA, "speechbrain")
     _face_models(recipe, m)
@@ -156,7 +157,6 @@ def _face_models(recipe: Recipe, m: _Models) -> None:
     cfg = recipe.targets
     if not cfg.face.required:
         return
-    from .backends.face_detector import DLIB_FILES, HAAR_CASCADE
 
     folder = recipe.resolve(cfg.face.dlib_models) if cfg.face.dlib_models else None
     dlib_dist = _dist_of("_dlib_pybind11", "dlib")

@@ -20,12 +20,15 @@ from pathlib import Path
 import pyarrow as pa
 from tqdm import tqdm
 
+from . import removals
 from .backends import backend_problems
 from .errors import SystemicError
 from .executors import Executor, make_executor
 from .executors.jobs import judges_host_memory, plan_job
-from .memory import host_memory_available
+from .ltx.conditions import text_encoder_problems
+from .memory import host_memory_available, resolve_device
 from .recipe import Recipe, RecipeError, missing_inputs
+from .reporting.report import write_report
 from .schemas import conform, to_table
 from .stages import STAGE_NAMES, STAGES, unknown_stage
 from .stages.base import Partition, Stage
@@ -87,11 +90,9 @@ class PartitionWorker:
 
 def preflight(recipe: Recipe) -> None:
     """Refuse a build that cannot produce a real result, saying everything that is missing."""
-    from .removals import problems as removal_problems
 
-    problems = backend_problems(recipe) + missing_inputs(recipe) + removal_problems(recipe)
+    problems = backend_problems(recipe) + missing_inputs(recipe) + removals.problems(recipe)
     if recipe.export.text_encoder:  # the export's text encoder: refused now, not after the build
-        from .ltx.conditions import text_encoder_problems
 
         problems += text_encoder_problems(recipe)
     problems += [f"executor.resources.{k}: {unknown_stage(k)}" for k in recipe.executor.resources
@@ -104,7 +105,6 @@ def preflight(recipe: Recipe) -> None:
 
 def _memory_problems(recipe: Recipe) -> list[str]:
     """Whether one worker of each stage fits this machine's memory at all (the shard stage's encoders)."""
-    from .memory import resolve_device
 
     problems = []
     for stage_cls in STAGES:
@@ -179,7 +179,6 @@ def merge_partitions(state: StageState, stage: Stage, keys: list[str]) -> pa.Tab
 def _fell_under_removals(recipe: Recipe, stage: str) -> bool:
     """After `stage`: whether this build found videos that earlier take-downs cover (copies of removed videos,
     a removed person's voice or label) and added them to the removals (`removals.detect`)."""
-    from . import removals
 
     found = removals.detect(recipe, stage)
     added = removals.append(recipe, found) if found else 0
@@ -194,7 +193,6 @@ def _fell_under_removals(recipe: Recipe, stage: str) -> bool:
 def write_build_report(recipe: Recipe) -> Path | None:
     """The HTML report at the end of a full build. The build's work is done and kept whatever happens
     here, so a report that fails says so on stderr (and how to retry) instead of failing the build."""
-    from .reporting.report import write_report
 
     try:
         return write_report(recipe)
@@ -225,9 +223,7 @@ def build(
     try:
         with build_lock(recipe):
             sweep_temp_files(recipe.manifests_dir, recipe.output_dir)
-            from .removals import enforce
-
-            enforce(recipe)
+            removals.enforce(recipe)
             todo = [s for s in stages if not only or s.name in only]
             i = 0
             while i < len(todo):

@@ -44,6 +44,7 @@ import pyarrow as pa
 import scipy.fft
 
 from ..media import probe, read_audio, read_frames
+from .clustering import GraphConfig, knn
 
 __all__ = [
     "FINGERPRINT_FIELDS",
@@ -441,7 +442,6 @@ def candidate_pairs(
     ~11 s; at 1M the inverted file finds 90 % in ~150 s (nprobe 6: 83 % in ~75 s) where exact would take
     ~20 min. `vectors` [windows, VECTOR_DIM] belong to videos `owners` [windows]; `has_sound` [videos].
     Memory: ~2 KiB per window vector at the peak (raw and standardised copies, faiss's, the neighbours)."""
-    from .clustering import GraphConfig, knn
 
     if len(vectors) < 2:
         return np.zeros((0, 2), np.int64)

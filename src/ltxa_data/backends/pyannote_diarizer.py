@@ -15,7 +15,7 @@ import yaml
 
 from ..errors import SystemicError
 from ..recipe import PyannoteConfig
-from . import Turn, turns_from_tracks
+from .base import Turn, turns_from_tracks
 from .model_source import (
     ModelSource,
     hub_access,

@@ -11,7 +11,7 @@ import numpy as np
 from ..analysis.clustering import agglomerative_labels
 from ..errors import SystemicError
 from ..recipe import SileroVadConfig
-from . import SpeakerEmbedder, Turn
+from .base import SpeakerEmbedder, Turn
 
 
 class SileroVadDiarizer:

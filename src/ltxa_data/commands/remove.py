@@ -17,6 +17,7 @@ from ..pipeline import build, write_build_report
 from ..recipe import Recipe, RecipeError
 from ..removals import Facts, Removals, append, embedder_of
 from ..reporting.report import MARKER
+from ..reporting.verify import check_removals
 from ..storage import read_frame, table_path
 
 
@@ -119,7 +120,6 @@ def take_down(recipe: Recipe, requests: list[Request], reason: str, progress: bo
     that nothing derived from them remains (`verify.check_removals`). Killed at any point, running it again
     (or `build`) finishes the job; until then `verify` reports what is left."""
 
-    from .reporting.verify import check_removals
 
     t0 = time.perf_counter()
     before = (read_frame(recipe.manifests_dir, "pairs", ok_only=True).select("key", "reference_ids")

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..backends.face_detector import DlibFaceAnalyzer, DlibFaceDetector, dlib_model_files
+
 MOUTH_LEVELS = 12
 
 
@@ -226,7 +228,6 @@ class TalkingPhoto:
     def __init__(self, photo: Path, width: int = 640, height: int = 360, face_h: float | None = None,
                  rows: tuple[int, int] = (40, 520), cx: float | None = None,
                  backdrop: tuple[int, int, int] = (96, 108, 124)) -> None:
-        from ..backends.face_detector import DlibFaceAnalyzer, DlibFaceDetector, dlib_model_files
 
         img = np.asarray(Image.open(photo).convert("RGB"))
         self.photo = np.ascontiguousarray(img[rows[0]: rows[1]])

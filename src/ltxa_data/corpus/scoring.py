@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from sklearn.metrics import adjusted_rand_score
 
+from ..analysis.labels import main_speaker_labels, video_identities_from_csv
 from ..analysis.windows import covered
 from ..recipe import Recipe
+from ..storage import read_frame
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def true_speaker_of_voices(turns: pl.DataFrame, videos: pl.DataFrame, ground_tru
 
 def score_identities(identities: pl.DataFrame, truth: dict[str, str]) -> IdentityScore:
     """Purity, inverse purity and adjusted Rand index of found identities against true speakers."""
+    from sklearn.metrics import adjusted_rand_score  # scikit-learn loads in seconds: only when scoring
     ok = identities.filter(pl.col("status") == "ok")
     pairs = [(truth[v], i) for v, i in zip(ok["voice_id"], ok["identity_id"], strict=True) if v in truth]
     if not pairs:
@@ -75,7 +77,6 @@ def score_identities(identities: pl.DataFrame, truth: dict[str, str]) -> Identit
 def truth_from_csv(path: Path, voices: pl.DataFrame, videos: pl.DataFrame) -> dict[str, str]:
     """voice_id -> identity from a CSV (`video`, `identity`) naming each video's main speaker, by
     the rule prior labels follow (the voice with the most clean speech)."""
-    from ..analysis.labels import main_speaker_labels, video_identities_from_csv
 
     wanted = video_identities_from_csv(path, videos)
     ok = voices.filter(pl.col("status") == "ok")
@@ -93,7 +94,6 @@ def load_truth(manifests: Path, path: Path) -> tuple[dict[str, str], dict | None
     and the corpus's ground truth itself (None for a CSV, which says nothing about windows)."""
     import json
 
-    from ..storage import read_frame
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no ground truth (pass --truth FILE)")

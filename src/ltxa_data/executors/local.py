@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from . import WorkerFactory
+from .base import WorkerFactory
 from .jobs import Job
 from .supervise import Supervisor, Task, WorkerRuntime, death_cause, hang_cause
 

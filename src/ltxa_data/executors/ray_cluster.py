@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import SystemicError
 from ..recipe import RayConfig
-from . import WorkerFactory
+from .base import WorkerFactory
 from .jobs import Job
 from .supervise import Supervisor, Task, WorkerRuntime, fault_cause, hang_cause
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..backends import load_encoders
 from ..errors import is_out_of_memory
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, Recipe
 from ..storage import cached_file_sha256
@@ -134,7 +135,6 @@ class SampleEncoder:
     """The recipe's LTX-2 encoders, loaded once per worker; `encode` turns cut samples into latent members."""
 
     def __init__(self, recipe: Recipe, checkpoint_sha256: str | None = None) -> None:
-        from ..backends import load_encoders
 
         self.vae = load_encoders(recipe)
         self.batch_size = recipe.encode.batch_size

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ..analysis.fingerprint import FINGERPRINT_FIELDS
 from ..recipe import Recipe, SplitsConfig
+from ..removals import DESCRIPTIONS, SCHEMA
 from ..schemas import TABLES
 
 
@@ -49,8 +51,6 @@ def schema_reference() -> str:
         out += [f"| `{n}` | {typ} | {doc} |" for n, typ, doc in t.fields]
         out.append("| `status` | string | ok / skipped / failed |")
         out.append("| `error` | string | the file (or item) and the reason; set on every row that is not ok |\n")
-    from ..analysis.fingerprint import FINGERPRINT_FIELDS
-    from ..removals import DESCRIPTIONS, SCHEMA
 
     out.append("**`removals.parquet`** (written by `ltxa-data remove`, read by every build): one row is a removed "
                "video. Key: `fingerprint`.\n")

@@ -23,10 +23,14 @@ from typing import Any
 import polars as pl
 
 from .. import __version__
+from ..analysis.splits import identity_groups
 from ..gates import GATES, reason_of
+from ..lineage import recipe_hash
 from ..recipe import TARGET_FPS, TARGET_FRAMES, Recipe
 from ..schemas import empty
 from ..shard_format import sample_json
+from ..stages.pairs import draw_key
+from ..stages.shard import sample_lineage
 from ..storage import table_path
 
 WIDTH = 24
@@ -470,7 +474,6 @@ class _Story:
         self._candidates()
 
     def _candidates(self) -> None:
-        from ..stages.pairs import draw_key
 
         p, t, page, cfg = self.pair, self.target, self.page, self.recipe.pairs
         assert p is not None
@@ -537,7 +540,6 @@ class _Story:
         page.table(["video", "candidates", "outcome"], lines)
 
     def _split(self) -> None:
-        from ..analysis.splits import identity_groups
 
         p, page, cfg = self.pair, self.page, self.recipe.pairs.splits
         assert p is not None
@@ -593,7 +595,6 @@ class _Story:
         page.line(f"{len(checks) - failed} of {len(checks)} pass" + (f"; {failed} FAIL" if failed else ""))
 
     def _lineage(self) -> None:
-        from ..lineage import recipe_hash
 
         p, page = self.pair, self.page
         assert p is not None
@@ -624,7 +625,6 @@ class _Story:
             page.kv("shard json", "not read (no ok shard row, or the tar is missing)")
             return
         recorded = self.meta.get("lineage")
-        from ..stages.shard import sample_lineage
 
         if recorded is None:
             page.kv("shard json", f"{self.key}.json has no lineage (written by an older version)")

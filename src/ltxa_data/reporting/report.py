@@ -25,10 +25,19 @@ import polars as pl
 
 from .. import __version__
 from ..analysis.splits import SPLITS
+from ..corpus.scoring import (
+    default_truth,
+    face_agreement,
+    label_agreement,
+    load_truth,
+    score_face_gates,
+    score_identities,
+)
 from ..errors import SystemicError
 from ..recipe import Recipe
+from ..removals import Removals
 from ..shard_format import read_sample
-from ..storage import table_path
+from ..storage import read_frame, table_path
 from .contact_sheet import contact_sheet
 from .figures import Step, funnel, plots, scan_table, span
 
@@ -204,7 +213,6 @@ def _swap_eval(recipe: Recipe) -> tuple[str, int]:
 def _hygiene(recipe: Recipe) -> str:
     """Duplicate groups (members, representative, match) and take-downs (requests, reasons, videos removed:
     counts only, the report names no removed file)."""
-    from ..removals import Removals
 
     m = recipe.manifests_dir
     dup = scan_table(m, "duplicates", ["video_id", "group_id", "group_size", "representative", "rel_path", "score",
@@ -246,15 +254,6 @@ def _filter_box(table_id: str) -> str:
 
 
 def _identity_quality(recipe: Recipe, truth: Path | None) -> str:
-    from ..corpus.scoring import (
-        default_truth,
-        face_agreement,
-        label_agreement,
-        load_truth,
-        score_face_gates,
-        score_identities,
-    )
-    from ..storage import read_frame
 
     m = recipe.manifests_dir
     if not table_path(m, "identities").exists():

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from ..gates import rejection
 from ..recipe import Recipe
+from ..removals import Removals
 from ..stages import STAGES
 from ..state import StageState, status_counts
 from ..storage import table_path
@@ -64,7 +65,6 @@ def hygiene_lines(recipe: Recipe) -> list[str]:
     """Groups of copies and take-downs, for the status."""
     import polars as pl
 
-    from ..removals import Removals
 
     lines = [""]
     tp = table_path(recipe.manifests_dir, "duplicates")

@@ -9,7 +9,7 @@ import polars as pl
 
 from ..corpus.scoring import score_face_gates, score_identities, true_speaker_of_voices
 from ..recipe import Recipe
-from ..storage import read_frame
+from ..storage import read_frame, table_path
 
 
 def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
@@ -60,7 +60,6 @@ def _copies(m: Path, skipped: int, ground_truth: Path | None) -> list[str]:
     """The groups of copies, and against a generated corpus's planted copies: pairs found and pairs right."""
     from itertools import combinations
 
-    from ..storage import table_path
 
     if not table_path(m, "duplicates").exists():
         return []

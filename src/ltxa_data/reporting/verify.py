@@ -11,10 +11,15 @@ import polars as pl
 import pyarrow.parquet as pq
 import soundfile as sf
 
+from ..analysis.faces import LATENT_CELL, faces_outside, latent_frame_groups
 from ..gates import REFERENCE_GATES, record_problems
+from ..ltx.encode import LATENT_MEMBERS
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
+from ..removals import Removals, embedder_of, removals_path
 from ..schemas import TABLES, SchemaError, conform
 from ..shard_format import REUSE_DIR, ShardError, iter_sample_jsons, read_shard
+from ..stages.duplicates import clip_of, copies_skipped
+from ..stages.scenes import crosses_cut
 from ..storage import table_path
 
 TARGET_SAMPLES = TARGET_FRAMES * AUDIO_SAMPLE_RATE // TARGET_FPS  # 77,440
@@ -77,7 +82,6 @@ def check_removals(recipe: Recipe) -> list[str]:
     import numpy as np
     import pyarrow as pa
 
-    from ..removals import Removals, embedder_of, removals_path
 
     removals = Removals.load(recipe)
     if not removals:
@@ -165,7 +169,6 @@ def check_turns(turns: pl.DataFrame, videos: pl.DataFrame, tolerance_s: float = 
 
 def check_targets_within_shots(targets: pl.DataFrame, scenes: pl.DataFrame) -> list[str]:
     """No target shows frames of two shots; every target's video had its cuts detected."""
-    from ..stages.scenes import crosses_cut
 
     cuts = dict(zip(scenes["video_id"].to_list(), scenes["cut_s"].to_list(), strict=True))
     ok_scenes = set(scenes.filter(pl.col("status") == "ok")["video_id"].to_list())
@@ -181,7 +184,6 @@ def check_targets_within_shots(targets: pl.DataFrame, scenes: pl.DataFrame) -> l
 def check_face_crops(targets: pl.DataFrame, required: bool = False) -> list[str]:
     """Every ok target with a face track (all of them when tracking is `required`) keeps its face in
     its crop: a face crop is square and holds each tracked box; a centre crop holds each box's centre."""
-    from ..analysis.faces import faces_outside
 
     problems = []
     for t in targets.filter(pl.col("status") == "ok").iter_rows(named=True):
@@ -279,7 +281,6 @@ def check_duplicates(pairs: pl.DataFrame, duplicates: pl.DataFrame, targets: pl.
     """Copies of one clip: each group has its size and one representative; no group feeds two splits (as a
     target's or a reference's video); no reference comes from a copy of its target's video; with
     `duplicates.targets: one`, no target comes from a copy that is not its group's representative."""
-    from ..stages.duplicates import clip_of, copies_skipped
 
     problems = []
     ok = duplicates.filter(pl.col("status") == "ok")
@@ -490,7 +491,6 @@ def check_latents(by_ext: dict[str, bytes], recipe: Recipe) -> list[str]:
     `variants` = K; sizes agree with the stored counts; every value finite."""
     import torch
 
-    from ..ltx.encode import LATENT_MEMBERS
     from ..ltx.loader import load_pth
 
     problems = [f"missing .{m}" for m in LATENT_MEMBERS if m not in by_ext]
@@ -545,7 +545,6 @@ def _check_face_members(by_ext: dict[str, bytes], size: int) -> list[str]:
         return ["face_boxes.json and face_mask_latent.npy must come together"]
     import numpy as np
 
-    from ..analysis.faces import LATENT_CELL, latent_frame_groups
 
     problems = []
     boxes = np.asarray(json.loads(by_ext["face_boxes.json"]), float)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..backends import Diarizer, load_diarizer
+from ..backends import load_diarizer
+from ..backends.base import Diarizer
 from ..gates import failure
 from ..ids import child_id
 from ..media import read_audio

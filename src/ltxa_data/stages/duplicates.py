@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from ..analysis.fingerprint import DuplicateConfig, Fingerprint, Match, duplicate_pairs
+from ..analysis.fingerprint import VERSION, DuplicateConfig, Fingerprint, Match, duplicate_pairs
 from ..analysis.fingerprint_store import StoredFingerprints
 from ..gates import failure
+from ..removals import Removals
 from ..schemas import blank_row
 from ..storage import frame_hash
 from .base import Partition, Stage, StageResult
@@ -50,7 +51,6 @@ class DuplicatesStage(Stage):
     sections = ("duplicates",)
 
     def config_hash(self) -> str:
-        from ..analysis.fingerprint import VERSION
 
         return frame_hash(super().config_hash(), VERSION)  # new fingerprints: group them again
 
@@ -60,7 +60,6 @@ class DuplicatesStage(Stage):
         prints = tables["fingerprints"].filter(pl.col("status") == "ok").select(
             "video_id", "file", "row", "has_sound", "steps")
         videos = ok_videos(tables["videos"]).select("video_id", "rel_path", "width", "height", "duration_s")
-        from ..removals import Removals
 
         # Removed videos' fingerprints join the search: a copy of one is removed too (`removals.detect`).
         data = {"prints": prints.join(videos, on="video_id", how="inner").sort("video_id"),

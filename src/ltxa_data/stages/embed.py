@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 
 from .. import isolation
-from ..backends import SpeakerEmbedder, load_embedder
+from ..backends import load_embedder
+from ..backends.base import SpeakerEmbedder
 from ..errors import SystemicError
 from ..gates import failure
 from ..media import read_audio

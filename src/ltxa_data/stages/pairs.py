@@ -13,6 +13,7 @@ import pyarrow as pa
 from ..analysis.splits import assign_splits, identity_groups
 from ..gates import failure
 from ..ids import unit_interval
+from ..lineage import build_lineage
 from ..recipe import TARGET_FPS, TARGET_FRAMES
 from ..storage import frame_hash, table_path
 from .base import Partition, Stage, StageResult
@@ -132,7 +133,6 @@ class PairsStage(Stage):
         """Every row gets this build's model lineage, toolkit version and recipe hash (`lineage`), computed
         once here: the partitions need not rerun when only a model file or a later stage's setting changed,
         and the table still names what this build used."""
-        from ..lineage import build_lineage
 
         lineage = build_lineage(self.recipe)
         every = pa.array([0] * table.num_rows, pa.int64())

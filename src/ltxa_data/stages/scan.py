@@ -14,6 +14,7 @@ from ..gates import failure
 from ..ids import content_fingerprint, short_hash, video_id_of
 from ..media import probe
 from ..recipe import Recipe
+from ..removals import Removals
 from ..schemas import blank_row
 from ..storage import frame_hash
 from .base import Partition, Stage, StageResult, guarded, hash_buckets
@@ -70,7 +71,6 @@ class ScanStage(Stage):
         rx, source_rx = self.recipe.input.label_regex, self.recipe.input.source_regex
         self._label_rx = re.compile(rx) if rx else None
         self._source_rx = re.compile(source_rx) if source_rx else None
-        from ..removals import Removals
 
         removed = Removals.load(self.recipe)
         self._removed_paths, self._removed_prints = removed.paths, removed.fingerprints

@@ -23,8 +23,9 @@ from ..analysis.audio_quality import apply_gain, integrated_lufs, mono_mix, peak
 from ..analysis.faces import frame_boxes, latent_face_mask
 from ..analysis.splits import SPLITS
 from ..gates import failure
-from ..ltx.encode import CutSample, prefetched
+from ..ltx.encode import CutSample, SampleEncoder, checkpoint_digest, prefetched
 from ..media import encode_video, encode_wav, read_audio, read_frames
+from ..memory import GIB, encode_memory, gpu_memory_total, plan_workers
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..shard_format import REUSE_DIR, ShardError, ShardWriter, read_members
 from ..storage import frame_hash, table_path
@@ -85,7 +86,6 @@ class ShardStage(Stage):
         (`memory.encode_memory`) against this machine's memory: fewer workers or a smaller batch."""
         if self.recipe.encode.backend != "ltx":
             return workers, 0.0, None
-        from ..memory import GIB, encode_memory, gpu_memory_total, plan_workers
 
         need = encode_memory(self.recipe, device=device)
         batch = self.recipe.encode.batch_size
@@ -101,7 +101,6 @@ class ShardStage(Stage):
     def setup(self) -> None:
         self.encoder = None
         if self.recipe.encode.backend == "ltx":
-            from ..ltx.encode import SampleEncoder
 
             self.encoder = SampleEncoder(self.recipe)
 
@@ -115,7 +114,6 @@ class ShardStage(Stage):
         # The checkpoint's content, not only its path, decides the latents: a changed file reruns shards.
         digest = None
         if self.recipe.encode.backend == "ltx":
-            from ..ltx.encode import checkpoint_digest
 
             digest = checkpoint_digest(self.recipe)
         # What a sample's bytes depend on, not how samples are laid out in shards (samples_per_shard, sizes).

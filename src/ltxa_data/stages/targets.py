@@ -23,6 +23,8 @@ import pyarrow as pa
 
 from ..analysis.faces import dominant_face, face_track, faces_outside, sampled_offsets, steady_crop, track_boxes
 from ..analysis.windows import covered, single_speaker_windows
+from ..backends import load_active_speaker, load_face_analyzer, load_face_detector
+from ..backends.active_speaker import SyncClip
 from ..gates import TARGET_GATES, failure
 from ..ids import child_id
 from ..media import crop_frame, read_audio, read_frames
@@ -71,15 +73,12 @@ class TargetsStage(SpeakerWindowStage):
         self.detector = self.analyzer = self.scorer = None
         cfg = self.recipe.targets
         if cfg.face.required:
-            from ..backends import load_face_detector
 
             self.detector = load_face_detector(self.recipe)
         if cfg.active_speaker.check or cfg.face_identity.check:
-            from ..backends import load_face_analyzer
 
             self.analyzer = load_face_analyzer(self.recipe)
         if cfg.active_speaker.check:
-            from ..backends import load_active_speaker
 
             self.scorer = load_active_speaker(self.recipe)
 
@@ -152,7 +151,6 @@ class TargetsStage(SpeakerWindowStage):
     def check_speaker(self, video: dict, row: dict, frames: np.ndarray, boxes: np.ndarray,
                       landmarks: np.ndarray) -> dict:
         """The row with its active-speaker score, skipped when below the threshold or out of sync."""
-        from ..backends.active_speaker import SyncClip
 
         cfg = self.recipe.targets.active_speaker
         assert self.scorer is not None
