@@ -373,7 +373,7 @@ class ReferencesConfig(StrictModel):
     min_snr_db: float = Field(default=10.0, description="Reject windows whose SNR estimate is below this (dB): "
                               "the speaker's speech power over the mean power of the quietest 10% of 20 ms "
                               "frames. Speech without any pause reads low (clean, ~15 dB), hence a low "
-                              "default; see `audio_quality.py`.")
+                              "default; see `analysis/audio_quality.py`.")
     normalize_lufs: float | None = Field(default=None, description="Loudness (LUFS, mono mix) each reference wav "
                                          "is brought to when a shard renders it; null leaves levels as they are.")
     peak_ceiling_dbfs: float = Field(default=-1.0, le=0, description="With normalize_lufs: the gain is lowered "
@@ -402,7 +402,7 @@ class SplitsConfig(StrictModel):
 
 class DuplicatesConfig(StrictModel):
     """Copies of one clip among the videos (re-uploads, re-encodes, rescales, crops, trims, another frame
-    rate), found by perceptual fingerprints of picture and sound (`ltxa_data.fingerprint`). A group of copies
+    rate), found by perceptual fingerprints of picture and sound (`ltxa_data.analysis.fingerprint`). A group of copies
     lives in one split, and a target never gets a reference from a copy of its own video."""
 
     detect: bool = Field(default=True, description="Fingerprint every video and group the copies (about one "

@@ -280,7 +280,7 @@ SWAP_EVAL = TableSchema(
 
 FINGERPRINTS = TableSchema(
     "fingerprints", "a video's perceptual fingerprint (picture and sound hashes on its time grid, candidate "
-    "vectors), stored in a memory-mappable Arrow file per partition (`ltxa_data.fingerprint`)",
+    "vectors), stored in a memory-mappable Arrow file per partition (`ltxa_data.analysis.fingerprint`)",
     ("video_id",),
     (
         ("video_id", _S, "the video"),

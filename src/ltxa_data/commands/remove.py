@@ -117,7 +117,7 @@ class TakeDown:
 def take_down(recipe: Recipe, requests: list[Request], reason: str, progress: bool = True) -> TakeDown:
     """Remove what `requests` name: record them (manifest written atomically first), rebuild (only what they
     touched reruns: their partitions, the pairs, the shards that held them or their references), then check
-    that nothing derived from them remains (`verify.check_removals`). Killed at any point, running it again
+    that nothing derived from them remains (`reporting.verify.check_removals`). Killed at any point, running it again
     (or `build`) finishes the job; until then `verify` reports what is left."""
 
 

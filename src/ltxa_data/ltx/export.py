@@ -9,7 +9,7 @@
 ltx-trainer's `PrecomputedDataset(OUT/<split>, ...)` pairs files by identical relative path across
 folders and loads them with `torch.load(weights_only=True)`. The caption is constant, so every key's
 conditions file is a symbolic link to a copy of the one file the user supplies (`export.conditions`) or that
-ltx-core's text encoder computes once per build (`export.text_encoder`, see captions.py):
+ltx-core's text encoder computes once per build (`export.text_encoder`, see `ltx/conditions.py`):
 a single shared `conditions/caption.pt` would pair with nothing. References, `export.references`:
 `first` writes reference 0 as [8, T, 16] (the upstream trainer's shape); `stack` writes the
 [K, 8, T, 16] stack with `variants` = K (the audio-only fork's format); `expand` writes K keys

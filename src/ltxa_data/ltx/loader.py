@@ -1,6 +1,6 @@
 """Feed a build's latent shards to training: a webdataset pipeline for a torch `DataLoader` with workers.
 
-    from ltxa_data.loader import latent_loader
+    from ltxa_data.ltx.loader import latent_loader
     loader = latent_loader("recipes/talking_heads.yaml", split="train", batch_size=4, num_workers=4,
                            epoch=0, start_step=0)
     for batch in loader:  # batch["video_latents"]["latents"]: bf16 [4, 128, 16, 16, 16], ...

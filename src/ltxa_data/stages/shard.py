@@ -6,7 +6,7 @@ A face-tracked target adds `{key}.face_boxes.json` (per-frame face-mask boxes [1
 output pixels: the tracked face grown by `targets.face.mask_scale`, clipped to the frame; the pixel
 mask of frame i is `floor(x) <= col < ceil(x + w)`, `floor(y) <= row < ceil(y + h)`) and
 `{key}.face_mask_latent.npy` (uint8 [16, 16, 16]: latent frame, row, column of 32x32 cells; 1 where
-any pixel of a pixel frame the latent frame covers is face). See `ltxa_data.faces`.
+any pixel of a pixel frame the latent frame covers is face). See `ltxa_data.analysis.faces`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """targets: 121-frame windows on the 25 fps grid where one identified speaker talks, and their crop.
 
-Each candidate window is face-tracked (see `ltxa_data.faces`) unless `targets.face.required` is off:
+Each candidate window is face-tracked (see `ltxa_data.analysis.faces`) unless `targets.face.required` is off:
 a window with no face, or more than one, in most sampled frames is skipped with that reason and the
 next-best window of the video is tried in its place (up to `2 x max_per_video` tries per video).
 `crop: face` puts one steady square around the tracked face; `crop: center` keeps the centred
