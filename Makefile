@@ -15,4 +15,4 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -ra
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ltxa_data.pipeline import build, state_dir
+from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe, load_recipe
 from ltxa_data.schemas import TABLES
+from ltxa_data.state import StageState
 from ltxa_data.storage import table_path
 
 from .conftest import copy_build, recipe_dict, write_recipe
@@ -38,8 +39,8 @@ def _kill_when(recipe_path: Path, ready, timeout: float = 240.0) -> None:
         proc.wait()
 
 
-def _markers(recipe: Recipe, stage: str) -> int:
-    return len(list(state_dir(recipe, stage).glob("part-*.done")))
+def _markers(recipe: Recipe, table: str) -> int:
+    return len(list(StageState(recipe, table).dir.glob("part-*.done")))
 
 
 def _assert_no_partial_tar(recipe: Recipe) -> None:
