@@ -90,7 +90,7 @@ def test_deaths_on_every_item_stop_the_run_naming_the_stage_and_the_remedy(tmp_p
     with pytest.raises(SystemicError) as e:
         build(recipe, only=["scan"], progress=False, stages=(CrashingScan, *STAGES[1:]))
     msg = str(e.value)
-    assert "stage 'videos'" in msg and "signal 9" in msg and "executor.workers" in msg, msg
+    assert "stage 'scan'" in msg and "signal 9" in msg and "executor.workers" in msg, msg
 
 
 def _clean_recipe(folder: Path, hostile: Path, **executor: object) -> Path:
