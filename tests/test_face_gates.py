@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from ltxa_data.analysis.faces import dominant_face
-from ltxa_data.backends.active_speaker import MouthMotionScorer, SyncClip, mouth_opening, speech_envelope
+from ltxa_data.backends.active_speaker import MouthMotionScorer, SyncClip, mouth_opening
 from ltxa_data.corpus.generate import _speech_16k, load_ground_truth
 from ltxa_data.corpus.scoring import score_face_gates, window_truth
 from ltxa_data.recipe import DEFAULT_SYNC_SCORE, TARGET_FRAMES, Recipe
@@ -48,12 +48,18 @@ def speech() -> tuple[np.ndarray, np.ndarray]:
     return x[4000 : 4000 + n], x[-n:]
 
 
+def _loudness_db(audio: np.ndarray, frames: int) -> np.ndarray:
+    """Broadband RMS level (dB) per 25 fps frame, computed here, not by the scorer: no band, window or FFT."""
+    x = audio[: frames * 640].astype(np.float64).reshape(frames, 640)
+    return 20 * np.log10(np.sqrt((x * x).mean(axis=1)) + 1e-9)
+
+
 def _mouth_of(audio: np.ndarray, shift: int = 0) -> np.ndarray:
-    """A mouth that opens with the loudness of `audio`, `shift` frames before the sound (> 0: the sound
-    comes later)."""
-    env = speech_envelope(audio, TARGET_FRAMES + 2 * SEARCH)
-    env = (env - env.min()) / (env.max() - env.min())
-    return 0.3 * env[SEARCH + shift : SEARCH + shift + TARGET_FRAMES] ** 2
+    """A mouth that opens with the loudness of `audio` (0 at 40 dB below its loudest frame, 0.3 eye-corner
+    distances at it), `shift` frames before the sound (> 0: the sound comes later)."""
+    db = _loudness_db(audio, TARGET_FRAMES + 2 * SEARCH)
+    opening = 0.3 * np.clip((db - db.max() + 40) / 40, 0, 1)
+    return opening[SEARCH + shift : SEARCH + shift + TARGET_FRAMES]
 
 
 def test_talking_mouth_scores_high_at_its_offset(speech: tuple[np.ndarray, np.ndarray]) -> None:
