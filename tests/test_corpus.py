@@ -290,7 +290,8 @@ def test_idempotent(corpus: tuple[Path, dict]) -> None:
 
 def test_deterministic_and_regenerates_on_new_config(corpus: tuple[Path, dict],
                                                      tmp_path: Path) -> None:
-    _, gt = corpus
+    out, gt = corpus
+    module_files = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
     small = CorpusConfig(speakers=2, clips_per_speaker=1, two_speaker_clips=0, scene_cut_clips=0,
                          short_clips=1, seed=CFG.seed)
     other = tmp_path / "other"
@@ -311,11 +312,14 @@ def test_deterministic_and_regenerates_on_new_config(corpus: tuple[Path, dict],
     assert CorpusConfig.model_validate(now["config"]) == changed
     assert now["clips"] != first["clips"]
     listed = {c["path"] for c in now["clips"]}
+    assert set(paths) - listed, "the new config drops some old clips, so their removal is checked"
     mp4s = {p.relative_to(other).as_posix() for p in other.rglob("*.mp4")}
     assert mp4s == listed
     assert not list(other.rglob("*.tmp"))
     assert json.loads((other / "ground_truth.json").read_text(encoding="utf-8")) == now
-    assert gt["clips"]  # the module corpus is untouched by this test
+    # The module corpus on disk is untouched by this test: same files, sizes and times, same ground truth.
+    assert {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()} == module_files
+    assert gt["clips"] and load_ground_truth(out) == gt and all((out / c["path"]).is_file() for c in gt["clips"])
 
 
 def test_make_bad_inputs(corpus: tuple[Path, dict], tmp_path: Path) -> None:
