@@ -271,6 +271,8 @@ def test_a_face_crop_build_verifies_and_says_why_windows_were_skipped(built: Rec
     ok = face.filter(pl.col("status") == "ok")
     assert len(ok) > 0 and ok["face_track"].null_count() == 0
     skipped = face.filter(pl.col("status") == "skipped")
+    assert skipped.height > 0, "the corpus's listener, still and dub clips skip windows: their reasons are checked"
+    assert skipped["skipped_by"].null_count() == 0 and skipped["error"].null_count() == 0
     expected = {"face": ("sampled frames",), "window": ("window", "shorter than"),
                 "active_speaker": ("with the voice", "out of sync"), "face_identity": ("dominant face",)}
     wrong = [(by, r) for by, r in zip(skipped["skipped_by"], skipped["error"], strict=True)
