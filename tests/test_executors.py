@@ -142,7 +142,9 @@ def test_crashes_cost_their_file_and_gpu_slots_hold_on_ray(tmp_path: Path, hosti
                 env=_offline_env(), cwd=REPO, timeout=300)
     gpu, cpu = (load_recipe(path.parent / f"{kind}.yaml") for kind in ("gpu", "cpu"))
     by_pid = _devices_by_worker(gpu)
+    assert len(by_pid) >= 2, f"one actor per GPU of the cluster: {by_pid}"
     assert all(len(d) == 1 and d <= {"0", "1"} for d in by_pid.values()), by_pid
+    assert set().union(*by_pid.values()) == {"0", "1"}, f"both cards are used: {by_pid}"
     assert set().union(*_devices_by_worker(cpu).values()) == {""}, "Ray unsets it for CPU actors; we clear it"
 
 
