@@ -227,9 +227,9 @@ def test_explain_tells_the_whole_story_with_the_manifests_numbers(built: Recipe)
     assert video["fingerprint"] in text
     assert re.search(rf"speech ratio:\s+{re.escape(num(target['speech_ratio']))}\s+>= {num(cfg.min_speech_ratio)}",
                      text)
-    assert re.search(rf"active speaker \(mouth_motion\):\s+{re.escape(num(target['sync_score']))}\s+>= "
+    assert re.search(rf"active-speaker score \(mouth_motion\):\s+{re.escape(num(target['sync_score']))}\s+>= "
                      rf"{num(cfg.active_speaker.threshold)}", text)
-    assert re.search(rf"face distance:\s+{re.escape(num(target['face_distance']))}\s+<= "
+    assert re.search(rf"dominant face:\s+{re.escape(num(target['face_distance']))}\s+<= "
                      rf"{num(cfg.face_identity.max_distance)}", text)
     assert re.search(rf"clean speech:\s+{re.escape(num(voice['speech_s']))}\s+>= {num(built.embed.min_speech_s)}",
                      text)

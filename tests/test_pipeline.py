@@ -152,7 +152,7 @@ def test_changing_one_setting_reruns_only_the_stages_it_affects(built: Recipe, t
     recipe = copy_build(built, tmp_path / "crf", shard={"video_crf": 30})
     ran = {r.stage: r.ran for r in build(recipe, progress=False)}
     assert ran["shard"] > 0
-    assert all(v == 0 for k, v in ran.items() if k != "shards"), ran
+    assert all(v == 0 for k, v in ran.items() if k != "shard"), ran
     assert verify_build(recipe) == []
 
     recipe = copy_build(built, tmp_path / "refs", references={"max_per_video": 1}, shard={"video_crf": 30})
@@ -220,10 +220,12 @@ def test_verify_names_violations(built: Recipe, tmp_path: Path) -> None:
 def test_status_reports_partitions_and_rows(built: Recipe, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", str(built.base_dir / "recipe.yaml")]) == 0
     out = capsys.readouterr().out
-    videos_line = next(ln for ln in out.splitlines() if ln.startswith("videos"))
+    videos_line = next(ln for ln in out.splitlines() if ln.startswith("scan "))
+    assert videos_line.split()[1] == "videos", "each stage is named with the table it writes"
     n_videos = frames(built, "videos", ok=False).height
     assert f"{n_videos}" in videos_line and "/" in videos_line
-    assert "shorter than a 4.84 s target" in out, "skip reasons are listed"
+    assert "shorter than a N s target" in out, "skip reasons are listed, grouped (numbers as N) as the report does"
+    assert "the face does not speak with the voice (active_speaker)" in out, "gate rejections group under their gate"
 
 
 def test_notebook_runs_on_a_build(built: Recipe, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -289,11 +289,15 @@ def test_normalised_k_references_build_verifies_and_carries_its_gains(built: Rec
     assert checked >= 2 * pairs.height
     assert reached > 0, "some shard references are not gain-limited, so their measured loudness is checked"
 
-    # check_references catches a used reference below a threshold, or a gain that breaks the ceiling.
+    # check_references catches a used reference whose gate record fails (or says it passed at a value that does
+    # not), or a gain that breaks the ceiling.
     used = pairs["reference_ids"][0][0]
-    bad_snr = refs.with_columns(pl.when(pl.col("reference_id") == used).then(0.0).otherwise(pl.col("snr_db"))
-                                .alias("snr_db"))
-    assert any("min_snr_db" in p and used in p for p in check_references(pairs, bad_snr, recipe))
+    for record in ({"value": 0.0}, {"value": 0.0, "passed": False}):
+        rows = [{**r, "gates": [{**g, **record} if g["name"] == "min_snr_db" else g for g in r["gates"]]}
+                if r["reference_id"] == used else r for r in refs.to_dicts()]
+        bad_snr = pl.DataFrame(rows, schema=refs.schema)
+        assert any("min_snr_db" in p and "SNR (dB) 0 < " in p and used in p
+                   for p in check_references(pairs, bad_snr, recipe)), record
     bad_gain = refs.with_columns(pl.when(pl.col("reference_id") == used).then(30.0).otherwise(pl.col("gain_db"))
                                  .alias("gain_db"))
     assert any("above the ceiling" in p and used in p for p in check_references(pairs, bad_gain, recipe))

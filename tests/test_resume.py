@@ -81,20 +81,20 @@ def test_sigkill_mid_stage_then_rerun_equals_uninterrupted_build(built: Recipe, 
 def test_a_kill_between_table_and_marker_never_lets_old_settings_reuse_the_new_table(
     built: Recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ltxa_data.pipeline as pipeline
+    import ltxa_data.state as state
 
     recipe = copy_build(built, tmp_path / "revert", pairs={"seed": 99})
-    real = pipeline.write_json_atomic
+    real = state.write_json_atomic
 
     def killed_before_marker(path: Path, obj: object) -> None:
         if path.name.startswith("part-") and "/pairs/" in path.as_posix():
             raise KeyboardInterrupt("killed")
         real(path, obj)
 
-    monkeypatch.setattr(pipeline, "write_json_atomic", killed_before_marker)
+    monkeypatch.setattr(state, "write_json_atomic", killed_before_marker)
     with pytest.raises(KeyboardInterrupt):
         build(recipe, progress=False)
-    monkeypatch.setattr(pipeline, "write_json_atomic", real)
+    monkeypatch.setattr(state, "write_json_atomic", real)
 
     # Back to the original settings, which the killed run's old pairs marker was written for.
     recipe = load_recipe(write_recipe(tmp_path / "revert", recipe_dict(Path(built.input.paths[0]))))

@@ -59,8 +59,9 @@ class Gate:
                 "passed": self.passes(value, threshold)}
 
     def describe(self, record: Mapping[str, Any]) -> str:
-        """`active-speaker score 1.2 < 2 (targets.active_speaker.min_score)`."""
-        op = self.op if record["passed"] else {">=": "<", "<=": ">"}[self.op]
+        """`active-speaker score 1.2 < 2 (targets.active_speaker.min_score)`: the comparison its value and
+        threshold make."""
+        op = self.op if self.passes(record["value"], record["threshold"]) else {">=": "<", "<=": ">"}[self.op]
         return f"{self.measure} {_num(record['value'])} {op} {_num(record['threshold'])} ({self.setting})"
 
 

@@ -103,7 +103,7 @@ class TargetsStage(SpeakerWindowStage):
         track, why = face_track(offsets, dets, cfg.min_face_ratio, cfg.min_iou)
         n_single = sum(len(d) == 1 for d in dets)
         row = {**row, "face_ratio": n_single / len(dets)}
-        row["gates"] = [*row["gates"], {**TARGET_GATES["face"].record(row["face_ratio"], self.recipe),
+        row["gates"] = [*(row.get("gates") or []), {**TARGET_GATES["face"].record(row["face_ratio"], self.recipe),
                                         "passed": track is not None}]
         if track is None:
             return {**row, "status": "skipped", "error": failure(video["rel_path"], why), "skipped_by": "face"}
@@ -115,7 +115,7 @@ class TargetsStage(SpeakerWindowStage):
             row.update(crop_x=crop[0], crop_y=crop[1], crop_w=crop[2], crop_h=crop[3], crop_pad=list(pad))
         else:
             outside = faces_outside(track, (row["crop_x"], row["crop_y"], row["crop_w"], row["crop_h"]))
-            row["gates"] = [*row["gates"], TARGET_GATES["crop"].record(outside, self.recipe)]
+            row["gates"] = [*(row.get("gates") or []), TARGET_GATES["crop"].record(outside, self.recipe)]
             if outside:
                 return {**row, "status": "skipped", "skipped_by": "crop", "error": failure(
                     video["rel_path"], f"the face leaves the centre crop in {outside}/{len(track)} tracked frames")}
@@ -162,7 +162,7 @@ class TargetsStage(SpeakerWindowStage):
         score, offset = (TARGET_GATES[n].record(v, self.recipe) for n, v in (("active_speaker", res.score),
                                                                           ("sync_offset", abs(res.offset))))
         row = {**row, "sync_score": res.score, "sync_offset": res.offset, "sync_confidence": res.confidence,
-               "mouth_activity": res.activity, "audio_shift_s": 0.0, "gates": [*row["gates"], score]}
+               "mouth_activity": res.activity, "audio_shift_s": 0.0, "gates": [*(row.get("gates") or []), score]}
         numbers = (f"{self.scorer.name} score {res.score:.2f} at the best offset {res.offset:+d} frames, "
                    f"mouth activity {res.activity:.3f}")
         if not score["passed"]:
