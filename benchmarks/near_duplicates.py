@@ -1,5 +1,6 @@
-"""Near-duplicate detection (`ltxa_data.analysis.fingerprint`): copies of generated talking-head clips found, look-alikes
-rejected, fingerprint cost against FFmpeg's plain decode, and the candidate search at 100k and 1M videos.
+"""Near-duplicate detection (`ltxa_data.analysis.fingerprint`): copies of generated talking-head clips found,
+look-alikes rejected, fingerprint cost against FFmpeg's plain decode, and the candidate search at 100k and 1M
+videos.
 
     python benchmarks/near_duplicates.py                        # media part, then 100k and 1M fingerprints
     python benchmarks/near_duplicates.py --sizes 100000         # the 1M search takes minutes

@@ -412,11 +412,11 @@ def main() -> None:
     samples = (shards.select("key").join(targets, left_on="key", right_on="target_id").join(vcols, on="video_id")
                .sort("key"))
     processed = {
-        "videos": total_s, "fingerprints": total_s, "scenes": total_s, "turns": total_s,
-        "voices": sum(dur[v] for v in with_turns if v in dur),
+        "scan": total_s, "fingerprints": total_s, "scenes": total_s, "diarize": total_s,
+        "embed": sum(dur[v] for v in with_turns if v in dur),
         "targets": analysed.height * TARGET_S,
         "references": sum(dur[v] for v in identified if v in dur),
-        "shards": samples.height * TARGET_S,
+        "shard": samples.height * TARGET_S,
     }
 
     # Anchors: after the build, one core each.
@@ -447,16 +447,16 @@ def main() -> None:
     win_s, cut_s, enc_s = len(win_rows) * TARGET_S, len(cut_rows) * TARGET_S, len(enc_rows) * TARGET_S
     cut_rate, enc_rate = rate(cut_s, cut_t), rate(enc_s, enc_t)
     anchors = {
-        "videos": ("ffmpeg decode", rate(dec_s, dec_t)),
+        "scan": ("ffmpeg decode", rate(dec_s, dec_t)),
         "fingerprints": ("ffmpeg decode", rate(dec_s, dec_t)),
         "scenes": ("ffmpeg decode", rate(dec_s, dec_t)),
-        "turns": ("diarizer forward", rate(d_s, d_t)),
-        "voices": ("embedder forward", rate(e_s, e_t)),
+        "diarize": ("diarizer forward", rate(d_s, d_t)),
+        "embed": ("embedder forward", rate(e_s, e_t)),
         "targets": ("ffmpeg decode+fps+scale<=640 of its windows", rate(win_s, win_t)),
-        "shards": ("ffmpeg cut (decode+fps+crop+scale)", cut_rate),
+        "shard": ("ffmpeg cut (decode+fps+crop+scale)", cut_rate),
     }
     both = 1 / (1 / cut_rate + 1 / enc_rate) if cut_rate and enc_rate else None  # cut, then encode, one core
-    extra = [("shards", "x264 alone", enc_rate), ("shards", "ffmpeg cut + x264", both)]
+    extra = [("shard", "x264 alone", enc_rate), ("shard", "ffmpeg cut + x264", both)]
 
     rows = []
     for r in reports:
@@ -465,9 +465,9 @@ def main() -> None:
         name, anchor = anchors.get(r.stage, ("", None))
         rows.append(dict(stage=r.stage, video_s=vs, wall_s=r.seconds, ours=ours, anchor=name, anchor_rate=anchor,
                          ratio=ours / anchor if ours and anchor else None, counts=r.counts))
-        if r.stage == "shards":
+        if r.stage == "shard":
             for _, ename, erate in extra:
-                rows.append(dict(stage="shards", video_s=vs, wall_s=r.seconds, ours=ours, anchor=ename,
+                rows.append(dict(stage="shard", video_s=vs, wall_s=r.seconds, ours=ours, anchor=ename,
                                  anchor_rate=erate, ratio=ours / erate if ours and erate else None, counts=r.counts))
 
     def f(x: float | None, spec: str) -> str:

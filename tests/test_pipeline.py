@@ -158,7 +158,7 @@ def test_changing_one_setting_reruns_only_the_stages_it_affects(built: Recipe, t
     recipe = copy_build(built, tmp_path / "refs", references={"max_per_video": 1}, shard={"video_crf": 30})
     ran = {r.stage: r.ran for r in build(recipe, progress=False)}
     assert ran["references"] > 0
-    for untouched in ("videos", "turns", "voices", "identities", "targets"):
+    for untouched in ("scan", "diarize", "embed", "identify", "targets"):
         assert ran[untouched] == 0, (untouched, ran)
     assert frames(recipe, "references").group_by("voice_id").len()["len"].max() == 1
     assert verify_build(recipe) == []

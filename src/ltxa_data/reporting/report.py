@@ -37,6 +37,7 @@ from ..errors import SystemicError
 from ..recipe import Recipe
 from ..removals import Removals
 from ..shard_format import read_sample
+from ..stages import TABLE_OF
 from ..storage import read_frame, table_path
 from .contact_sheet import contact_sheet
 from .figures import Step, funnel, plots, scan_table, span
@@ -174,11 +175,11 @@ def _rejected(recipe: Recipe) -> tuple[list[tuple[str, str, str, str]], int]:
         return [], 0
     names = (videos.filter(pl.col("status") == "ok").unique("video_id", keep="first")
              .select("video_id", pl.coalesce("rel_path", "path").alias("file")))
-    frames.append(videos.filter(pl.col("status") != "ok").select(pl.lit("videos").alias("stage"),
+    frames.append(videos.filter(pl.col("status") != "ok").select(pl.lit("scan").alias("stage"),
                                                                  pl.coalesce("rel_path", "path").alias("file"),
                                                                  "status", "error"))
-    for stage in ("turns", "voices", "targets", "references", "shards"):
-        rows = scan_table(m, stage, ["video_id", "key", "status", "error"])
+    for stage in ("diarize", "embed", "targets", "references", "shard"):
+        rows = scan_table(m, TABLE_OF[stage], ["video_id", "key", "status", "error"])
         if rows is None:
             continue
         failed = rows.filter(pl.col("status") == "failed")
