@@ -46,6 +46,10 @@ class Gate:
     fails: str
     """What a failure means, in words: the reason rejections group under."""
     tolerance: float = 0.0
+    column: str | None = None
+    """The row's column that holds the measured value too (verify checks that the two agree)."""
+    absolute: bool = False
+    """The value is the column's magnitude (a signed offset)."""
 
     def passes(self, value: float | None, threshold: float) -> bool:
         if value is None or math.isnan(value):
@@ -84,24 +88,24 @@ def _declare(*gates: Gate) -> dict[str, Gate]:
 
 TARGET_GATES = _declare(
     Gate("speech_ratio", "targets", "speech ratio", ">=", "targets.min_speech_ratio",
-         _setting("targets.min_speech_ratio"), "the speaker talks too little", 1e-9),
+         _setting("targets.min_speech_ratio"), "the speaker talks too little", 1e-6, "speech_ratio"),
     Gate("other_speech", "targets", "others' speech (s)", "<=", "targets.max_other_speech_s",
          _setting("targets.max_other_speech_s"), "someone else talks", 1e-9),
     Gate("face", "targets", "share of sampled frames with exactly one face", ">=", "targets.face.min_face_ratio",
-         _setting("targets.face.min_face_ratio"), "no face, or several", 1e-9),
+         _setting("targets.face.min_face_ratio"), "no face, or several", 1e-9, "face_ratio"),
     Gate("crop", "targets", "tracked frames whose face leaves the centre crop", "<=", "targets.crop center",
          lambda _: 0.0, "the face leaves the centre crop"),
     Gate("active_speaker", "targets", "active-speaker score", ">=", "targets.active_speaker.min_score",
-         lambda r: r.targets.active_speaker.threshold, "the face does not speak with the voice"),
+         lambda r: r.targets.active_speaker.threshold, "the face does not speak with the voice", 0.0, "sync_score"),
     Gate("sync_offset", "targets", "sync offset (frames, either way)", "<=",
          "targets.active_speaker.max_offset_frames", _setting("targets.active_speaker.max_offset_frames"),
-         "face and voice are out of sync"),
+         "face and voice are out of sync", 0.0, "sync_offset", absolute=True),
     Gate("dominant_face", "targets", "share of the identity's targets showing its dominant face", ">=",
          "targets.face_identity.min_dominant_share", _setting("targets.face_identity.min_dominant_share"),
          "the identity has no dominant face", 1e-9),
     Gate("face_identity", "targets", "face distance to the identity's dominant face", "<=",
          "targets.face_identity.max_distance", _setting("targets.face_identity.max_distance"),
-         "the face is not the voice's"),
+         "the face is not the voice's", 0.0, "face_distance"),
 )
 """The target gates, in the order a window meets them."""
 
@@ -109,17 +113,17 @@ REFERENCE_GATES = _declare(
     Gate("max_other_speech_s", "references", "others' speech (s)", "<=", "references.max_other_speech_s",
          _setting("references.max_other_speech_s"), "someone else talks", 1e-9),
     Gate("min_speech_ratio", "references", "speech ratio", ">=", "references.min_speech_ratio",
-         _setting("references.min_speech_ratio"), "the speaker talks too little", 1e-9),
+         _setting("references.min_speech_ratio"), "the speaker talks too little", 1e-6, "speech_ratio"),
     Gate("min_lufs", "references", "loudness (LUFS)", ">=", "references.min_lufs", _setting("references.min_lufs"),
-         "too quiet"),
+         "too quiet", 0.0, "lufs"),
     Gate("max_lufs", "references", "loudness (LUFS)", "<=", "references.max_lufs", _setting("references.max_lufs"),
-         "too loud"),
+         "too loud", 0.0, "lufs"),
     Gate("max_clipped_fraction", "references", "clipped fraction", "<=", "references.max_clipped_fraction",
-         _setting("references.max_clipped_fraction"), "clipped"),
+         _setting("references.max_clipped_fraction"), "clipped", 0.0, "clipped_fraction"),
     Gate("max_peak_dbfs", "references", "sample peak (dBFS)", "<=", "references.max_peak_dbfs",
-         _setting("references.max_peak_dbfs"), "peaks too high"),
+         _setting("references.max_peak_dbfs"), "peaks too high", 0.0, "peak_dbfs"),
     Gate("min_snr_db", "references", "SNR (dB)", ">=", "references.min_snr_db", _setting("references.min_snr_db"),
-         "too noisy"),
+         "too noisy", 0.0, "snr_db"),
 )
 """The reference gates, in the order a candidate window meets them (it counts under the first it fails)."""
 
@@ -132,13 +136,17 @@ def first_failed(records: Iterable[Mapping[str, Any]] | None) -> Mapping[str, An
 
 
 def describe(record: Mapping[str, Any]) -> str:
-    return GATES[record["name"]].describe(record)
+    gate = GATES.get(record["name"])
+    if gate is None:  # a record of a gate this version does not declare
+        return f"gate {record['name']}: {_num(record['value'])} against {_num(record['threshold'])}"
+    return gate.describe(record)
 
 
 def record_problems(records: list[Mapping[str, Any]] | None, required: Iterable[str], recipe: Recipe,
-                    subject: str) -> list[str]:
+                    subject: str, row: Mapping[str, Any] | None = None) -> list[str]:
     """What is wrong with a kept row's gate records: a required gate without a record, a record that did not
-    pass, whose verdict does not follow from its value and threshold, or whose threshold is not the recipe's."""
+    pass, whose verdict does not follow from its value and threshold, whose threshold is not the recipe's, or
+    (given the row) whose value is not what the row's own column says."""
     by_name = {r["name"]: r for r in records or ()}
     problems = [f"{subject}: no record of gate {name}" for name in required if name not in by_name]
     for name, r in by_name.items():
@@ -146,6 +154,8 @@ def record_problems(records: list[Mapping[str, Any]] | None, required: Iterable[
         if gate is None:
             problems.append(f"{subject}: a record of an unknown gate {name!r}")
             continue
+        if row is not None and gate.column is not None:
+            problems += _column_problems(gate, r, row.get(gate.column), subject)
         want = float(gate.threshold_of(recipe))
         if r["threshold"] != want:
             problems.append(f"{subject}: gate {name} was decided at {r['threshold']}, the recipe says {want} "
@@ -155,6 +165,16 @@ def record_problems(records: list[Mapping[str, Any]] | None, required: Iterable[
         elif not r["passed"]:
             problems.append(f"{subject}: kept, but fails {gate.describe(r)}")
     return problems
+
+
+def _column_problems(gate: Gate, record: Mapping[str, Any], column: float | None, subject: str) -> list[str]:
+    if column is None:
+        return [f"{subject}: gate {gate.name} recorded {_num(record['value'])}, but {gate.column} is empty"]
+    value = abs(column) if gate.absolute else column
+    # Columns may be stored rounded (distances to 4 decimals): within that, they agree.
+    if record["value"] is None or abs(value - record["value"]) > 1e-4 * max(1.0, abs(value)):
+        return [f"{subject}: gate {gate.name} recorded {_num(record['value'])}, {gate.column} says {column}"]
+    return []
 
 
 # ------------------------------------------------------------------------------------------- rejections
@@ -189,7 +209,8 @@ def rejection(error: str | None, gates: list[Mapping[str, Any]] | None = None) -
     without the subject, trailing (details), ids and numbers (numbers as N)."""
     failed = first_failed(gates)
     if failed is not None:
-        return f"{GATES[failed['name']].fails} ({failed['name']})"
+        gate = GATES.get(failed["name"])
+        return f"{gate.fails if gate else 'a gate this version does not declare'} ({failed['name']})"
     return _reason_group(error or "no reason")
 
 

@@ -174,7 +174,7 @@ TARGETS = TableSchema(
          "copy of a clip whose best copy gives the targets: duplicates.targets one)"),
         ("gates", GATES_TYPE, "every gate the window met, in order: {name, value, threshold, passed} "
          "(`ltxa_data.gates`: speech_ratio, other_speech, face, crop, active_speaker, sync_offset, dominant_face, "
-         "face_identity); a row skipped by a gate has that gate's failed record last"),
+         "face_identity); in a row a gate skipped, the first record that did not pass is that gate's"),
     ),
 )
 

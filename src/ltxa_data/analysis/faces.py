@@ -52,7 +52,7 @@ def face_track(offsets: list[int], detections: list[np.ndarray], min_face_ratio:
     n = len(detections)
     counts = [len(d) for d in detections]
     single = [i for i, c in enumerate(counts) if c == 1]
-    if len(single) < min_face_ratio * n:
+    if len(single) / n < min_face_ratio - 1e-9:  # the `face` gate's comparison (`gates.TARGET_GATES`)
         several, none = sum(c >= 2 for c in counts), sum(c == 0 for c in counts)
         if several >= none:
             return None, f"more than one face in {several}/{n} sampled frames"

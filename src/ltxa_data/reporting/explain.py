@@ -155,9 +155,10 @@ class _Page:
 
     def gate(self, subject: str, record: dict, suffix: str = "", indent: int = 2) -> None:
         """A gate's record (`gates`), as the stage that decided it wrote it."""
-        gate = GATES[record["name"]]
-        self.check(subject, gate.measure + suffix, record["value"], gate.op, record["threshold"], record["passed"],
-                   gate.setting, indent)
+        gate = GATES.get(record["name"])
+        measure, op, setting = (gate.measure, gate.op, gate.setting) if gate else (record["name"], "vs", "?")
+        self.check(subject, measure + suffix, record["value"], op, record["threshold"], record["passed"], setting,
+                   indent)
 
     def table(self, header: list[str], rows: Iterable[Iterable[Any]], indent: int = 4) -> None:
         rows = [[str(c) for c in r] for r in rows]
@@ -324,10 +325,6 @@ class _Story:
         page.kv("frames", f"{t['start_frame']}-{t['start_frame'] + t['num_frames'] - 1} on the 25 fps grid "
                 f"({_span(t['start_s'], t['start_s'] + t['duration_s'])})")
         page.kv("speaker", f"{t['voice_id']} -> identity {t['identity_id']}")
-        records = {r["name"]: r for r in t.get("gates") or []}
-        for name in ("speech_ratio", "other_speech"):
-            if name in records:
-                page.gate("target", records[name])
         crop = f"{t['crop_mode']} crop x {t['crop_x']}, y {t['crop_y']}, {t['crop_w']}x{t['crop_h']} source pixels"
         if any(t["crop_pad"] or []):
             crop += f", padded {t['crop_pad']} (left, top, right, bottom; targets.face.pad {cfg.face.pad})"
@@ -336,21 +333,15 @@ class _Story:
             page.kv("face (median box)", f"x {_n(t['face_x'], 1)}, y {_n(t['face_y'], 1)}, "
                     f"{_n(t['face_w'], 1)}x{_n(t['face_h'], 1)}, {len(t['face_track'] or [])} tracked frames "
                     f"(targets.face.detector {cfg.face.detector})")
-        for name in ("face", "crop"):
-            if name in records:
-                page.gate("target", records[name])
-        speaker = cfg.active_speaker
-        for name in ("active_speaker", "sync_offset"):
-            if name in records:
-                page.gate("target", records[name], f" ({speaker.backend})" if name == "active_speaker" else "")
         if t["sync_score"] is not None:
             page.kv("sync details", f"offset {t['sync_offset']:+d} frames, confidence {_n(t['sync_confidence'])}, "
                     f"mouth activity {_n(t['mouth_activity'])}, audio shifted {_s(t['audio_shift_s'])}")
         elif cfg.face.required:
             page.kv("active speaker", "not scored (targets.active_speaker.check off, or skipped before)")
-        for name in ("dominant_face", "face_identity"):
-            if name in records:
-                page.gate("target", records[name])
+        page.line("gates, in the order the window met them (`gates`):")
+        backend = f" ({cfg.active_speaker.backend})"
+        for record in t.get("gates") or []:
+            page.gate("target", record, backend if record["name"] == "active_speaker" else "")
         if t["status"] != "ok":
             page.kv("verdict", f"{t['status']} by {t['skipped_by'] or '-'}: "
                     f"{_reason(t['error'], self.video['rel_path'] if self.video else None)}")

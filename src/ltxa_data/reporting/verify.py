@@ -208,8 +208,8 @@ def check_face_crops(targets: pl.DataFrame, required: bool = False) -> list[str]
 
 def check_face_gates(targets: pl.DataFrame, recipe: Recipe) -> list[str]:
     """Every ok target carries a passed record of each gate the recipe turns on (`gates.record_problems`: verdicts
-    that follow from their values, thresholds that are the recipe's), and its audio shift is its sync offset, or
-    0."""
+    that follow from their values, thresholds that are the recipe's, values that are the row's own columns), a
+    face that agrees with its identity's when that gate is on, and an audio shift that is its sync offset, or 0."""
     cfg = recipe.targets
     required = ["speech_ratio", "other_speech"]
     if cfg.face.required:
@@ -221,7 +221,9 @@ def check_face_gates(targets: pl.DataFrame, recipe: Recipe) -> list[str]:
     problems = []
     for t in targets.filter(pl.col("status") == "ok").iter_rows(named=True):
         tid = t["target_id"]
-        problems += record_problems(t["gates"], required, recipe, f"target {tid}")
+        problems += record_problems(t["gates"], required, recipe, f"target {tid}", t)
+        if cfg.face_identity.check and (t["face_agrees"] is not True or t["face_descriptor"] is None):
+            problems.append(f"target {tid}: no face descriptor, or a face that does not agree with its identity's")
         if t["sync_offset"] is None:
             continue
         if t["audio_shift_s"] not in (0.0, t["sync_offset"] / TARGET_FPS):
@@ -401,7 +403,7 @@ def check_references(pairs: pl.DataFrame, references: pl.DataFrame, recipe: Reci
         if r["status"] != "ok":
             problems.append(f"reference {r['reference_id']}: used by a pair but not ok")
             continue
-        problems += record_problems(r["gates"], REFERENCE_GATES, recipe, f"reference {r['reference_id']}")
+        problems += record_problems(r["gates"], REFERENCE_GATES, recipe, f"reference {r['reference_id']}", r)
         if cfg.normalize_lufs is None:
             continue
         if r["gain_db"] is None:

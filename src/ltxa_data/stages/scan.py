@@ -126,14 +126,16 @@ class ScanStage(Stage):
         """Exact duplicates (same content at two paths): the first path stays ok, the others are skipped."""
         rows = table.to_pylist()
         first: dict[str, str] = {}
+        skipped = False
         for r in sorted(rows, key=lambda r: r["path"]):
             if r["status"] != "ok":
                 continue
             if r["video_id"] in first:
                 r.update(status="skipped", error=failure(r["rel_path"], f"duplicate content of {first[r['video_id']]}"))
+                skipped = True
             else:
                 first[r["video_id"]] = r["path"]
-        if not any(r["status"] == "skipped" and "duplicate content" in (r["error"] or "") for r in rows):
+        if not skipped:
             return table
         return pa.Table.from_pylist(rows, schema=table.schema)
 

@@ -185,17 +185,16 @@ class TargetsStage(SpeakerWindowStage):
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
         ok = df.filter((pl.col("status") == "ok") & pl.col("face_descriptor").is_not_null())
-        updates: dict[str, dict] = {}
+        updates: list[dict] = []
         for (identity,), group in ok.sort("target_id").group_by(["identity_id"], maintain_order=True):
             desc = np.array(group.get_column("face_descriptor").to_list(), np.float64)
             centre = dominant_face(desc, cfg.max_distance)
-            dist = np.linalg.norm(desc - centre, axis=1).round(4)
-            # Decided on the stored (rounded) distances, so that a record's verdict follows from its value.
+            dist = np.linalg.norm(desc - centre, axis=1)
             n_agree = int(np.sum(dist <= cfg.max_distance))
             share = TARGET_GATES["dominant_face"].record(n_agree / len(desc), self.recipe)
             for tid, d in zip(group.get_column("target_id"), dist, strict=True):
-                records = [share, TARGET_GATES["face_identity"].record(float(d), self.recipe)]
-                agrees = records[1]["passed"]
+                identity_gate = TARGET_GATES["face_identity"].record(float(d), self.recipe)
+                agrees = identity_gate["passed"]
                 why = None
                 if not share["passed"]:
                     why = failure(tid, f"no dominant face for identity {identity}: only {n_agree} of "
@@ -204,20 +203,26 @@ class TargetsStage(SpeakerWindowStage):
                 elif not agrees:
                     why = failure(tid, f"the face is not the voice's: {d:.2f} from the dominant face of identity "
                                   f"{identity} ({n_agree} of its {len(desc)} targets) > {cfg.max_distance:g}")
-                updates[tid] = {"face_distance": float(d), "face_agrees": bool(agrees and share["passed"]),
-                                "records": records, "why": why}
+                # A share too small skips the target by itself: its failed record is the last.
+                records = [share] if not share["passed"] else [share, identity_gate]
+                updates.append({"target_id": tid, "face_distance": round(float(d), 4),
+                                "face_agrees": bool(agrees and share["passed"]), "why": why, "add": records})
         if not updates:
             return table
-        rows = table.to_pylist()
-        for row in rows:
-            u = updates.get(row["target_id"])
-            if u is None:
-                continue
-            row.update(face_distance=u["face_distance"], face_agrees=u["face_agrees"],
-                       gates=[*(row["gates"] or []), *u["records"]])
-            if u["why"]:
-                row.update(status="skipped", error=u["why"], skipped_by="face_identity")
-        return pa.Table.from_pylist(rows, schema=table.schema)
+        record = pl.Struct({"name": pl.String, "value": pl.Float64, "threshold": pl.Float64, "passed": pl.Boolean})
+        upd = pl.DataFrame(updates, schema={"target_id": pl.String, "face_distance": pl.Float64,
+                                            "face_agrees": pl.Boolean, "why": pl.String, "add": pl.List(record)})
+        df = df.drop("face_distance", "face_agrees").join(upd, on="target_id", how="left")
+        df = df.with_columns(
+            gates=pl.when(pl.col("add").is_not_null())
+            .then(pl.concat_list([pl.col("gates").fill_null(pl.lit([], dtype=pl.List(record))), pl.col("add")]))
+            .otherwise(pl.col("gates")),
+            status=pl.when(pl.col("why").is_not_null()).then(pl.lit("skipped")).otherwise(pl.col("status")),
+            error=pl.when(pl.col("why").is_not_null()).then(pl.col("why")).otherwise(pl.col("error")),
+            skipped_by=pl.when(pl.col("why").is_not_null()).then(pl.lit("face_identity"))
+            .otherwise(pl.col("skipped_by")),
+        ).drop("why", "add")
+        return df.select(table.schema.names).to_arrow()
 
     def no_window(self, video: dict, status: str, reason: str) -> dict:
         row = super().no_window(video, status, reason)
