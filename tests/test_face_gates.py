@@ -171,7 +171,7 @@ def test_verify_flags_targets_that_did_not_pass(built: Recipe, tmp_path: Path) -
     targets = read_frame(built.manifests_dir, "targets")
     assert check_face_gates(targets, built) == []
     ok = targets.filter(pl.col("status") == "ok").sort("target_id").to_dicts()
-    assert len(ok) >= 4
+    assert len(ok) >= 6
 
     def tampered(row: dict, name: str, **record: object) -> dict:
         """The row with its record of gate `name` changed (or dropped, with no fields given)."""
@@ -181,13 +181,17 @@ def test_verify_flags_targets_that_did_not_pass(built: Recipe, tmp_path: Path) -
     rows = [tampered(ok[0], "active_speaker", value=0.5),  # a verdict that does not follow from its value
             tampered(ok[1], "face_identity", value=0.9, passed=False),  # kept, although it failed
             tampered(ok[2], "sync_offset"),  # a gate the recipe turns on, without a record
-            tampered(ok[3], "speech_ratio", threshold=0.01)]  # decided under another setting
+            tampered(ok[3], "speech_ratio", threshold=0.01),  # decided under another setting
+            {**ok[4], "sync_score": 0.0},  # a record that is not what the row's own column says
+            {**ok[5], "face_agrees": False}]  # a face that does not agree, whatever the records say
     problems = check_face_gates(pl.DataFrame(rows, schema=targets.schema), built)
-    assert len(problems) == 4, problems
+    assert len(problems) == 6, problems
     assert "gate active_speaker says passed=True for active-speaker score 0.5 < " in problems[0]
     assert "kept, but fails face distance to the identity's dominant face 0.9 > 0.6" in problems[1]
     assert problems[2].endswith("no record of gate sync_offset")
     assert "gate speech_ratio was decided at 0.01, the recipe says" in problems[3]
+    assert "gate active_speaker recorded " in problems[4] and "sync_score says 0.0" in problems[4]
+    assert "does not agree with its identity's" in problems[5]
     assert verify_build(built, check_media=False) == []
     sample = json.loads(json.dumps(targets.filter(pl.col("status") == "ok").row(0, named=True), default=str))
     assert sample["face_descriptor"] is not None and len(sample["face_descriptor"]) == 128
