@@ -185,13 +185,16 @@ def test_verify_flags_targets_that_did_not_pass(built: Recipe, tmp_path: Path) -
             {**ok[4], "sync_score": 0.0},  # a record that is not what the row's own column says
             {**ok[5], "face_agrees": False}]  # a face that does not agree, whatever the records say
     problems = check_face_gates(pl.DataFrame(rows, schema=targets.schema), built)
-    assert len(problems) == 6, problems
-    assert "gate active_speaker says passed=True for active-speaker score 0.5 < " in problems[0]
-    assert "kept, but fails face distance to the identity's dominant face 0.9 > 0.6" in problems[1]
-    assert problems[2].endswith("no record of gate sync_offset")
-    assert "gate speech_ratio was decided at 0.01, the recipe says" in problems[3]
-    assert "gate active_speaker recorded " in problems[4] and "sync_score says 0.0" in problems[4]
-    assert "does not agree with its identity's" in problems[5]
+    each = [[p for p in problems if p.startswith(f"target {r['target_id']}:")] for r in rows]
+    assert sum(map(len, each)) == len(problems) == 8, problems
+    assert any("gate active_speaker says passed=True for active-speaker score 0.5 < " in p for p in each[0])
+    assert any("gate active_speaker recorded 0.5, sync_score says" in p for p in each[0]), "nor is it the column's"
+    assert any("kept, but fails face distance to the identity's dominant face 0.9 > 0.6" in p for p in each[1])
+    assert any("gate face_identity recorded 0.9, face_distance says" in p for p in each[1])
+    assert each[2] == [f"target {rows[2]['target_id']}: no record of gate sync_offset"]
+    assert len(each[3]) == 1 and "gate speech_ratio was decided at 0.01, the recipe says" in each[3][0]
+    assert len(each[4]) == 1 and "gate active_speaker recorded " in each[4][0] and "sync_score says 0.0" in each[4][0]
+    assert len(each[5]) == 1 and "does not agree with its identity's" in each[5][0]
     assert verify_build(built, check_media=False) == []
     sample = json.loads(json.dumps(targets.filter(pl.col("status") == "ok").row(0, named=True), default=str))
     assert sample["face_descriptor"] is not None and len(sample["face_descriptor"]) == 128
