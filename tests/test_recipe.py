@@ -90,6 +90,33 @@ def test_production_recipe_is_refused_saying_what_is_missing(tmp_path: Path, cap
     assert not (tmp_path / "out" / "manifests" / "videos.parquet").exists(), "refused builds write nothing"
 
 
+def test_no_shipped_recipe_selects_an_option_unfit_for_real_footage() -> None:
+    """Every recipe in recipes/ loads and makes no choice the recipe reference marks as unfit for real footage;
+    each such mark is in the reference (the field's description) and is caught when chosen."""
+    from ltxa_data.backends import UNFIT_FOR_REAL_FOOTAGE, unfit_choices
+    from ltxa_data.recipe import Recipe, load_recipe
+
+    shipped = sorted((ROOT / "recipes").glob("*.yaml"))
+    assert {p.name for p in shipped} >= {"demo.yaml", "talking_heads.yaml"}
+    for path in shipped:
+        assert unfit_choices(load_recipe(path)) == [], path.name
+    production = load_recipe(ROOT / "recipes" / "talking_heads.yaml")
+    assert production.targets.face.detector == "dlib_hog"
+    for (field, value) in UNFIT_FOR_REAL_FOOTAGE:
+        *path, name = field.split(".")
+        model: type = Recipe
+        for part in path:
+            model = model.model_fields[part].annotation  # type: ignore[assignment]
+        assert f"`{value}`" in model.model_fields[name].description and "unfit for real footage" in \
+            model.model_fields[name].description, field
+        chosen = production.model_copy(deep=True)
+        target = chosen
+        for part in path:
+            target = getattr(target, part)
+        object.__setattr__(target, name, value)
+        assert [c.split(":")[0] for c in unfit_choices(chosen)] == [field]
+
+
 def test_readme_documents_every_recipe_key_and_column_and_the_two_commands() -> None:
     from ltxa_data.reporting.docs import recipe_reference, render, schema_reference
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .recipe import Recipe
+from .recipe import Recipe, setting
 
 GATE_RECORD = pa.struct([("name", pa.string()), ("value", pa.float64()), ("threshold", pa.float64()),
                          ("passed", pa.bool_())])
@@ -74,12 +74,7 @@ def _num(x: float | None) -> str:
 
 
 def _setting(path: str) -> Callable[[Recipe], float]:
-    def get(recipe: Recipe) -> float:
-        obj: Any = recipe
-        for part in path.split("."):
-            obj = getattr(obj, part)
-        return obj
-    return get
+    return lambda recipe: setting(recipe, path)
 
 
 def _declare(*gates: Gate) -> dict[str, Gate]:

@@ -226,7 +226,8 @@ class FaceConfig(StrictModel):
     detector: Literal["dlib_hog", "dlib_cnn", "haar", "yunet"] = Field(
         default="dlib_hog", description="`dlib_hog`: dlib's HOG frontal-face detector (offline, weights from the "
         "package registry); `dlib_cnn`: dlib's CNN (MMOD) detector, slower on a CPU, finds more turned and small "
-        "faces; `haar`: OpenCV's bundled frontal-face cascade (drawn faces only); `yunet`: OpenCV's "
+        "faces; `haar`: OpenCV's bundled frontal-face cascade (drawn faces only: unfit for real footage); `yunet`: "
+        "OpenCV's "
         "FaceDetectorYN with `yunet_model`. Landmarks and face descriptors come from dlib whatever the detector.")
     dlib_models: str | None = Field(default=None, description="Folder holding dlib's "
                                     "shape_predictor_68_face_landmarks.dat, dlib_face_recognition_resnet_model_v1.dat "
@@ -681,3 +682,11 @@ def missing_inputs(recipe: Recipe) -> list[str]:
         elif not p.exists():
             out.append(f"input.paths[{i}]: path does not exist: {p}")
     return out
+
+
+def setting(recipe: Recipe, field: str) -> Any:
+    """A recipe field's value by its dotted name (`targets.face.detector`)."""
+    obj: Any = recipe
+    for part in field.split("."):
+        obj = getattr(obj, part)
+    return obj

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SystemicError
-from ..recipe import Recipe
+from ..recipe import Recipe, setting
 from .base import Diarizer, SpeakerEmbedder
 from .face_detector import FaceDetector
 
@@ -17,6 +17,20 @@ if TYPE_CHECKING:
     from .active_speaker import ActiveSpeakerScorer
     from .face_detector import DlibFaceAnalyzer
     from .ltx_vae import LtxVaeEncoders
+
+
+UNFIT_FOR_REAL_FOOTAGE: dict[tuple[str, str], str] = {
+    ("targets.face.detector", "haar"): "OpenCV's Haar cascade finds drawn faces: on 7 real photographs it found 62% "
+    "of the faces, dlib's HOG 86% (benchmarks/faces_real.py); use dlib_hog",
+}
+"""Choices the recipe reference marks as unfit for real footage (field, value): why. No shipped recipe for real
+footage makes one (a test loads them all)."""
+
+
+def unfit_choices(recipe: Recipe) -> list[str]:
+    """The recipe's choices that are unfit for real footage, each with why (`UNFIT_FOR_REAL_FOOTAGE`)."""
+    return [f"{field}: {value}: {why}" for (field, value), why in UNFIT_FOR_REAL_FOOTAGE.items()
+            if setting(recipe, field) == value]
 
 
 # Production backends that later versions add; a recipe naming one is refused with this reason.
