@@ -72,10 +72,8 @@ AUDIO_GATES = ("min_lufs", "max_lufs", "max_clipped_fraction", "max_peak_dbfs", 
 
 
 def audio_gates(q: AudioQuality, recipe: Recipe) -> list[dict]:
-    """The records of the audio gates for a window's measures."""
-    values = {"min_lufs": q.lufs, "max_lufs": q.lufs, "max_clipped_fraction": q.clipped_fraction,
-              "max_peak_dbfs": q.peak_dbfs, "min_snr_db": q.snr_db}
-    return [REFERENCE_GATES[n].record(values[n], recipe) for n in AUDIO_GATES]
+    """The records of the audio gates for a window's measures (each gate's `column` names its measure)."""
+    return [REFERENCE_GATES[n].record(getattr(q, str(REFERENCE_GATES[n].column)), recipe) for n in AUDIO_GATES]
 
 
 def rejection_summary(candidates: int, rejected: Counter[str], recipe: Recipe) -> str:
