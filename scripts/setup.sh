@@ -47,6 +47,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade "pip>=24"
 # torch is pinned in constraints.txt: an unpinned torch pulls several GB of CUDA wheels.
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,speech,encode,ray]"
+# The burned-in text detector's ONNX model ships in rapidocr-onnxruntime, which requires opencv-python (a clash
+# with opencv-python-headless); only its model file is used, so it installs without its dependencies.
+.venv/bin/python -m pip install -q -c constraints.txt --no-deps rapidocr-onnxruntime
 # Every Linux torchaudio wheel is a CUDA build whose native libraries need libc10_cuda.so. With a
 # CPU-only torch, delete them: pyannote and ECAPA use only torchaudio's pure-Python code.
 .venv/bin/python - <<'PY'

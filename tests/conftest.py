@@ -20,9 +20,17 @@ SMALL_CORPUS = CorpusConfig(seed=1, speakers=4, clips_per_speaker=3, two_speaker
                             short_clips=1, copy_clips=2)
 
 
+DEMO_RECIPE = yaml.safe_load((Path(__file__).parents[1] / "recipes" / "demo.yaml").read_text())
+"""The demo recipe: its picture and speech-quality thresholds suit the generated corpus's drawn faces and espeak
+voices (the defaults are set for real footage)."""
+
+
 def recipe_dict(corpus: Path, **sections: dict[str, Any]) -> dict[str, Any]:
-    """A test recipe: small partitions so that every stage runs several of them on 2 workers."""
+    """A test recipe: small partitions so that every stage runs several of them on 2 workers, and the demo's
+    material-quality thresholds."""
     data: dict[str, Any] = {
+        "targets": {k: DEMO_RECIPE["targets"][k] for k in ("picture", "speech_quality")},
+        "references": {"speech_quality": DEMO_RECIPE["references"]["speech_quality"]},
         "name": "test",
         "input": {"paths": [str(corpus)]},
         "output": {"dir": "out"},

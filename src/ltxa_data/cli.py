@@ -218,6 +218,7 @@ def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
         load_truth,
         score_face_gates,
         score_identities,
+        score_quality_gates,
     )
     m = recipe.manifests_dir
     identities = read_frame(m, "identities", ok_only=True)
@@ -233,8 +234,11 @@ def _score_identities(args: argparse.Namespace, recipe: Recipe) -> int:
     for line in face_agreement(read_frame(m, "targets")):
         print(line)
     if gt is not None:
-        for gate in score_face_gates(read_frame(m, "targets"), read_frame(m, "videos", ok_only=True), gt):
+        videos = read_frame(m, "videos", ok_only=True)
+        for gate in score_face_gates(read_frame(m, "targets"), videos, gt):
             print(f"vs ground truth, {gate.line()}")
+        for line in score_quality_gates(read_frame(m, "targets"), read_frame(m, "references"), videos, gt):
+            print(line)
     return 0
 
 

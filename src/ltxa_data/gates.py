@@ -50,6 +50,8 @@ class Gate:
     """The row's column that holds the measured value too (verify checks that the two agree)."""
     absolute: bool = False
     """The value is the column's magnitude (a signed offset)."""
+    applies: Callable[[Recipe], bool] = lambda _: True
+    """Whether the recipe turns the gate on: every kept row then carries its record."""
 
     def passes(self, value: float | None, threshold: float) -> bool:
         if value is None or math.isnan(value):
@@ -81,26 +83,70 @@ def _declare(*gates: Gate) -> dict[str, Gate]:
     return {g.name: g for g in gates}
 
 
+def _faces(recipe: Recipe) -> bool:
+    return recipe.targets.face.required
+
+
+def _picture(recipe: Recipe) -> bool:
+    return recipe.targets.face.required and recipe.targets.picture.check
+
+
+def _learned(section: str, personalized: bool = False) -> Callable[[Recipe], bool]:
+    def on(recipe: Recipe) -> bool:
+        cfg = setting(recipe, f"{section}.speech_quality")
+        return cfg.backend == "dnsmos" and (cfg.personalized or not personalized)
+    return on
+
+
+def _speech_gates(section: str, prefix: str) -> list[Gate]:
+    """The learned speech-quality floors of a section (`targets` or `references`), columns `dnsmos_*`."""
+    q = f"{section}.speech_quality"
+    return [Gate(f"{prefix}{m}", section, f"DNSMOS {label}", ">=", f"{q}.min_{m}", _setting(f"{q}.min_{m}"), fails,
+                 0.0, f"dnsmos_{m}", applies=_learned(section, m == "povrl"))
+            for m, label, fails in (("ovrl", "OVRL", "poor speech quality"), ("sig", "SIG", "distorted speech"),
+                                    ("bak", "BAK", "noise or music behind the voice"),
+                                    ("povrl", "personalized OVRL", "another voice under the speaker"))]
+
+
 TARGET_GATES = _declare(
     Gate("speech_ratio", "targets", "speech ratio", ">=", "targets.min_speech_ratio",
          _setting("targets.min_speech_ratio"), "the speaker talks too little", 1e-6, "speech_ratio"),
     Gate("other_speech", "targets", "others' speech (s)", "<=", "targets.max_other_speech_s",
          _setting("targets.max_other_speech_s"), "someone else talks", 1e-9),
     Gate("face", "targets", "share of sampled frames with exactly one face", ">=", "targets.face.min_face_ratio",
-         _setting("targets.face.min_face_ratio"), "no face, or several", 1e-9, "face_ratio"),
+         _setting("targets.face.min_face_ratio"), "no face, or several", 1e-9, "face_ratio", applies=_faces),
     Gate("crop", "targets", "tracked frames whose face leaves the centre crop", "<=", "targets.crop center",
-         lambda _: 0.0, "the face leaves the centre crop"),
+         lambda _: 0.0, "the face leaves the centre crop",
+         applies=lambda r: r.targets.face.required and r.targets.crop == "center"),
+    Gate("upscale", "targets", "enlargement of the source by the output", "<=", "targets.picture.max_upscale",
+         _setting("targets.picture.max_upscale"), "the face is too small in the source", 0.0, "upscale",
+         applies=_picture),
+    Gate("sharpness", "targets", "face sharpness", ">=", "targets.picture.min_sharpness",
+         _setting("targets.picture.min_sharpness"), "the face is out of focus", 0.0, "face_sharpness",
+         applies=_picture),
+    *(Gate(axis, "targets", f"head {axis} (degrees, either way)", "<=", f"targets.picture.max_{axis}_deg",
+           _setting(f"targets.picture.max_{axis}_deg"), f"the head is turned too far ({axis})", 0.0, f"head_{axis}",
+           absolute=True, applies=_picture) for axis in ("yaw", "pitch", "roll")),
+    Gate("burned_text", "targets", "share of searched frames with overlay text", "<=",
+         "targets.picture.max_text_fraction", _setting("targets.picture.max_text_fraction"),
+         "burned-in text (subtitles, captions)", 1e-9, "text_fraction",
+         applies=lambda r: _picture(r) and r.targets.picture.text != "off"),
     Gate("active_speaker", "targets", "active-speaker score", ">=", "targets.active_speaker.min_score",
-         lambda r: r.targets.active_speaker.threshold, "the face does not speak with the voice", 0.0, "sync_score"),
+         lambda r: r.targets.active_speaker.threshold, "the face does not speak with the voice", 0.0, "sync_score",
+         applies=lambda r: r.targets.face.required and r.targets.active_speaker.check),
     Gate("sync_offset", "targets", "sync offset (frames, either way)", "<=",
          "targets.active_speaker.max_offset_frames", _setting("targets.active_speaker.max_offset_frames"),
-         "face and voice are out of sync", 0.0, "sync_offset", absolute=True),
+         "face and voice are out of sync", 0.0, "sync_offset", absolute=True,
+         applies=lambda r: r.targets.face.required and r.targets.active_speaker.check),
+    *_speech_gates("targets", "speech_"),
     Gate("dominant_face", "targets", "share of the identity's targets showing its dominant face", ">=",
          "targets.face_identity.min_dominant_share", _setting("targets.face_identity.min_dominant_share"),
-         "the identity has no dominant face", 1e-9),
+         "the identity has no dominant face", 1e-9,
+         applies=lambda r: r.targets.face.required and r.targets.face_identity.check),
     Gate("face_identity", "targets", "face distance to the identity's dominant face", "<=",
          "targets.face_identity.max_distance", _setting("targets.face_identity.max_distance"),
-         "the face is not the voice's", 0.0, "face_distance"),
+         "the face is not the voice's", 0.0, "face_distance",
+         applies=lambda r: r.targets.face.required and r.targets.face_identity.check),
 )
 """The target gates, in the order a window meets them."""
 
@@ -119,8 +165,15 @@ REFERENCE_GATES = _declare(
          _setting("references.max_peak_dbfs"), "peaks too high", 0.0, "peak_dbfs"),
     Gate("min_snr_db", "references", "SNR (dB)", ">=", "references.min_snr_db", _setting("references.min_snr_db"),
          "too noisy", 0.0, "snr_db"),
+    *_speech_gates("references", "min_"),
 )
 """The reference gates, in the order a candidate window meets them (it counts under the first it fails)."""
+
+
+def required_gates(gates: Mapping[str, Gate], recipe: Recipe) -> list[str]:
+    """The gates the recipe turns on, in order: every kept row carries a passed record of each."""
+    return [name for name, g in gates.items() if g.applies(recipe)]
+
 
 GATES: dict[str, Gate] = {**TARGET_GATES, **REFERENCE_GATES}
 

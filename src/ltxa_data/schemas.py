@@ -127,6 +127,13 @@ IDENTITIES = TableSchema(
     ),
 )
 
+def _dnsmos_columns(what: str) -> tuple[tuple[str, pa.DataType, str], ...]:
+    return tuple((f"dnsmos_{m}", _F, f"DNSMOS {label} of {what}, 1-5 (null when the backend is `snr`)")
+                 for m, label in (("sig", "P.835 SIG (the speech signal)"), ("bak", "P.835 BAK (the background)"),
+                                  ("ovrl", "P.835 OVRL (overall)"), ("povrl", "personalized OVRL (also drops "
+                                                                              "under another voice)")))
+
+
 TARGETS = TableSchema(
     "targets", "a 121-frame window: video, identity, start frame, crop box, face track, active-speaker score, "
     "face descriptor",
@@ -169,12 +176,21 @@ TARGETS = TableSchema(
          "targets.face_identity.frames frames of the track"),
         ("face_distance", _F, "descriptor distance to the identity's dominant face"),
         ("face_agrees", _B, "the face is the identity's dominant face (within targets.face_identity.max_distance)"),
-        ("skipped_by", _S, "the check that skipped the row: window (no window where one speaker talks), face (no "
-         "face or several), crop (the face leaves the centre crop), active_speaker, face_identity, duplicate (a "
-         "copy of a clip whose best copy gives the targets: duplicates.targets one)"),
+        ("upscale", _F, "picture: how much the output enlarges the source around the face (output side over the "
+         "crop's side in source pixels; see `analysis/picture.py`)"),
+        ("face_sharpness", _F, "picture: sharpness of the face over the window (`analysis/picture.py`)"),
+        ("head_yaw", _F, "picture: head turn, degrees (from the 68 landmarks; the window's extreme)"),
+        ("head_pitch", _F, "picture: head tilt up or down, degrees"),
+        ("head_roll", _F, "picture: in-plane head tilt, degrees"),
+        ("text_fraction", _F, "picture: share of the searched frames showing overlay text (subtitles, captions) "
+         "inside the crop"),
+        *_dnsmos_columns("the target's audio (4.84 s)"),
+        ("skipped_by", _S, "the check that skipped the row: window (no window where one speaker talks), duplicate (a "
+         "copy of a clip whose best copy gives the targets: duplicates.targets one), or the failed gate's name "
+         "(`gates`)"),
         ("gates", GATES_TYPE, "every gate the window met, in order: {name, value, threshold, passed} "
-         "(`ltxa_data.gates`: speech_ratio, other_speech, face, crop, active_speaker, sync_offset, dominant_face, "
-         "face_identity); in a row a gate skipped, the first record that did not pass is that gate's"),
+         "(`ltxa_data.gates.TARGET_GATES`); in a row a gate skipped, the first record that did not pass is that "
+         "gate's"),
     ),
 )
 
@@ -217,7 +233,9 @@ REFERENCES = TableSchema(
                        "20 ms frames (noise floored at -100 dBFS; reads low for speech without pauses)"),
         ("speech_energy_db", _F, "the speaker's speech power averaged over the whole window, pauses and "
                                  "other frames counted as silence (dBFS): what `placement: densest` ranks by"),
-        ("quality", _F, "preference score of pairs: speech_ratio x min(max(snr_db, 0), 20) / 20"),
+        *_dnsmos_columns("the window as the shard carries it (after its gain)"),
+        ("quality", _F, "preference score of pairs, 0-1: with DNSMOS, (dnsmos_ovrl - 1) / (FULL_QUALITY_OVRL - 1) "
+         "capped at 1; with `snr`, speech_ratio x min(max(snr_db, 0), 20) / 20 (`stages/references.py`)"),
         ("gain_db", _F, "planned gain to references.normalize_lufs under the peak ceiling (null: no "
                         "normalisation)"),
         ("gain_limited", _B, "the peak ceiling bound the gain (the reference ends up quieter than the target "

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .active_speaker import ActiveSpeakerScorer
     from .face_detector import DlibFaceAnalyzer
     from .ltx_vae import LtxVaeEncoders
+    from .speech_quality import SpeechQualityScorer
+    from .text_detector import TextDetector
 
 
 UNFIT_FOR_REAL_FOOTAGE: dict[tuple[str, str], str] = {
@@ -68,7 +70,31 @@ def backend_problems(recipe: Recipe) -> list[str]:
         problems += _encoder_problems(recipe)
     if recipe.targets.face.required:
         problems += _face_problems(recipe)
-    return problems
+    return problems + _quality_problems(recipe)
+
+
+def _quality_problems(recipe: Recipe) -> list[str]:
+    """The learned speech-quality models and the text detector the recipe needs exist (nothing is loaded)."""
+    checks = []
+    for section in ("references", "targets"):
+        cfg = setting(recipe, f"{section}.speech_quality")
+        if cfg.backend == "dnsmos":
+            from .speech_quality import dnsmos_files
+
+            model = recipe.resolve(cfg.model) if cfg.model else None
+            checks.append(lambda model=model, cfg=cfg: dnsmos_files(model, cfg.personalized))
+    picture = recipe.targets.picture
+    if recipe.targets.face.required and picture.check and picture.text != "off":
+        from .text_detector import text_model_file
+
+        checks.append(lambda: text_model_file(recipe.resolve(picture.text_model) if picture.text_model else None))
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except SystemicError as e:
+            problems.append(str(e))
+    return sorted(set(problems), key=problems.index)
 
 
 def _face_problems(recipe: Recipe) -> list[str]:
@@ -159,6 +185,26 @@ def load_active_speaker(recipe: Recipe) -> ActiveSpeakerScorer:
     from .active_speaker import MouthMotionScorer
 
     return MouthMotionScorer(cfg.min_activity)
+
+
+def load_speech_quality(recipe: Recipe, section: str) -> SpeechQualityScorer | None:
+    """The learned speech-quality scorer of a section (`references` or `targets`), loaded; None for `snr`."""
+    cfg = setting(recipe, f"{section}.speech_quality")
+    if cfg.backend == "snr":
+        return None
+    from .speech_quality import Dnsmos
+
+    return Dnsmos(recipe.resolve(cfg.model) if cfg.model else None, cfg.personalized, cfg.threads)
+
+
+def load_text_detector(recipe: Recipe) -> TextDetector | None:
+    """The burned-in text detector of the picture gates, loaded; None when they or it are off."""
+    cfg = recipe.targets.picture
+    if not (recipe.targets.face.required and cfg.check) or cfg.text == "off":
+        return None
+    from .text_detector import PpOcrTextDetector
+
+    return PpOcrTextDetector(recipe.resolve(cfg.text_model) if cfg.text_model else None)
 
 
 def _yunet_model(recipe: Recipe) -> Path:

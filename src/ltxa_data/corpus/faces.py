@@ -50,6 +50,8 @@ class Framing:
     cx: float
     cy: float
     face_h: float
+    turn: float = 0.0
+    """Sideways shift of the features, in face widths (> 0: the head turns to its left, a three-quarter view)."""
 
 
 @dataclass
@@ -105,7 +107,7 @@ class ShotArt:
         self.face_w = fr.face_h * look.width_ratio
         self.base = self._draw_base(w, h)
         fw, fh = self.face_w, fr.face_h
-        self.mouth_c = (fr.cx, fr.cy + 0.27 * fh)
+        self.mouth_c = (fr.cx + fr.turn * fw, fr.cy + 0.27 * fh)
         self.mouth_w, self.mouth_h = 0.36 * fw, 0.15 * fh
         self._frames: dict[int, np.ndarray] = {}
 
@@ -138,6 +140,7 @@ class ShotArt:
     def _draw_base(self, w: int, h: int) -> Image.Image:
         fr, lk = self.fr, self.look
         fh, fw, cx, cy = fr.face_h, self.face_w, fr.cx, fr.cy
+        shift, far = fr.turn * fw, (1 if fr.turn > 0 else -1) if fr.turn else 0
         img = Image.new("RGB", (w, h), fr.bg)
         d = ImageDraw.Draw(img)
         d.rectangle(fr.panel, fill=fr.panel_rgb)
@@ -150,6 +153,8 @@ class ShotArt:
         d.rectangle([cx - 0.17 * fw, cy + 0.3 * fh, cx + 0.17 * fw, cy + 0.6 * fh], fill=skin_dark)
         # ears, face
         for sx in (-1, 1):
+            if sx == far:  # a turned head hides its far ear
+                continue
             ex = cx + sx * 0.5 * fw
             d.ellipse([ex - 0.08 * fw, cy - 0.1 * fh, ex + 0.08 * fw, cy + 0.1 * fh], fill=skin_dark)
         d.ellipse([cx - fw / 2, cy - fh / 2, cx + fw / 2, cy + fh / 2], fill=lk.skin)
@@ -161,18 +166,22 @@ class ShotArt:
         socket = tuple(int(c * 0.45) for c in lk.skin)
         sclera = tuple(int(0.55 * c + 0.45 * 235) for c in lk.skin)
         for sx in (-1, 1):
-            ex = cx + sx * lk.eye_spacing * fw / 2
-            d.ellipse([ex - 1.5 * r, ey - 1.1 * r, ex + 1.5 * r, ey + 1.0 * r], fill=socket)
-            d.ellipse([ex - r, ey - 0.55 * r, ex + r, ey + 0.55 * r], fill=sclera)
-            d.ellipse([ex - pr, ey - pr * 0.9, ex + pr, ey + pr * 0.9], fill=tuple(int(c * 0.35) for c in lk.iris))
-            d.line([(ex - 1.2 * r, ey - 1.6 * r), (ex + 1.2 * r, ey - 1.8 * r * (1 if sx > 0 else 0.9))],
+            # A turned head's far eye is foreshortened and nearer the middle.
+            k = 0.55 if sx == far else 1.0
+            ex = cx + shift + sx * lk.eye_spacing * fw / 2 * (0.75 if sx == far else 1.0)
+            d.ellipse([ex - 1.5 * r * k, ey - 1.1 * r, ex + 1.5 * r * k, ey + 1.0 * r], fill=socket)
+            d.ellipse([ex - r * k, ey - 0.55 * r, ex + r * k, ey + 0.55 * r], fill=sclera)
+            d.ellipse([ex - pr * k, ey - pr * 0.9, ex + pr * k, ey + pr * 0.9],
+                      fill=tuple(int(c * 0.35) for c in lk.iris))
+            d.line([(ex - 1.2 * r * k, ey - 1.6 * r), (ex + 1.2 * r * k, ey - 1.8 * r * (1 if sx > 0 else 0.9))],
                    fill=tuple(int(c * 0.6) for c in lk.hair), width=max(3, round(fh / 28)))
-        # nose: a lit bridge and dark nostrils
+        # nose: a lit bridge and dark nostrils (a turned nose stands out further than the eyes move)
         light = tuple(min(255, int(c * 1.12 + 12)) for c in lk.skin)
-        d.polygon([(cx, cy - 0.06 * fh), (cx - 0.05 * fw, cy + 0.12 * fh), (cx + 0.05 * fw, cy + 0.12 * fh)],
-                  fill=light)
+        nose = cx + 1.4 * shift
+        d.polygon([(cx + shift, cy - 0.06 * fh), (nose - 0.05 * fw, cy + 0.12 * fh),
+                   (nose + 0.05 * fw, cy + 0.12 * fh)], fill=light)
         for sx in (-1, 1):
-            nx = cx + sx * 0.035 * fw
+            nx = nose + sx * 0.035 * fw
             d.ellipse([nx - 0.025 * fw, cy + 0.11 * fh, nx + 0.025 * fw, cy + 0.14 * fh], fill=skin_dark)
         return img
 

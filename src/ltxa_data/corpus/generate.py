@@ -26,6 +26,7 @@ from ..media import write_video
 from ..recipe import CorpusConfig
 from .faces import LOOKS, MOUTH_LEVELS, PHOTO_FACE, Framing, Shot, ShotArt, TalkingPhoto, real_photo
 from .speech import ESPEAK_SR, SENTENCES, VOICES, Plan, Speech, espeak, plan_corpus
+from .spoil import burn_subtitle, defocus, reverberate, subtitle_lines, with_music
 
 __all__ = ["SENTENCES", "VOICES", "generate_corpus", "load_ground_truth", "make_bad_inputs"]
 
@@ -33,7 +34,7 @@ __all__ = ["SENTENCES", "VOICES", "generate_corpus", "load_ground_truth", "make_
 GROUND_TRUTH = "ground_truth.json"
 
 
-GT_VERSION = 4
+GT_VERSION = 5
 
 
 def _frame_rms(x: np.ndarray, sr: int, n_frames: int, fps: float) -> np.ndarray:
@@ -97,7 +98,12 @@ def _render(plan: Plan, out_dir: Path, names: list[str]) -> dict[str, Any]:
         tracks[u.speaker][off : off + len(y)] += y
         segments.append({"speaker": u.speaker, "start": round(off / sr, 4),
                          "end": round((off + len(y)) / sr, 4), "text": u.text})
+    seed = zlib.crc32(plan.rel.encode())
+    if plan.kind == "reverb":
+        tracks = {sp: reverberate(x, sr, seed) for sp, x in tracks.items()}
     mix = np.sum(list(tracks.values()), axis=0)
+    if plan.kind == "music":
+        mix = with_music(mix, sr, seed)
     scale = 10 ** (plan.gain_dbfs / 20) / max(float(np.max(np.abs(mix))), 1e-9)
     audio = np.stack([mix * (scale * g) for g in plan.channel_gains]).astype(np.float32)
 
@@ -113,7 +119,16 @@ def _render(plan: Plan, out_dir: Path, names: list[str]) -> dict[str, Any]:
         for i in range(plan.n_frames):
             while j + 1 < len(starts) and i >= starts[j + 1]:
                 j += 1
-            yield arts[j].frame(int(mouths[j][i]))
+            yield spoiled(arts[j].frame(int(mouths[j][i])), i, plan.shots[j].framing)
+
+    def spoiled(frame: np.ndarray, i: int, fr: Framing) -> np.ndarray:
+        if plan.kind == "blur":
+            return defocus(frame, fr.face_h)
+        if plan.kind == "subtitle":
+            line = subtitle_at(plan, float(i / fps))
+            return burn_subtitle(frame, line, fr.cx, fr.cy + SUBTITLE_Y * fr.face_h, SUBTITLE_H * fr.face_h,
+                                 min(0.9 * 2 * min(fr.cx, plan.width - fr.cx), 1.6 * fr.face_h))
+        return frame
 
     dest = out_dir / plan.rel
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +159,20 @@ def _render(plan: Plan, out_dir: Path, names: list[str]) -> dict[str, Any]:
         "cuts": [sh["start"] for sh in shots[1:]],
         "shots": shots,
     }
+
+
+SUBTITLE_Y, SUBTITLE_H = 0.62, 0.1
+"""Subtitles sit under the chin (centre `SUBTITLE_Y` face heights below the face centre), `SUBTITLE_H` face heights
+tall: inside a face crop, where a target would carry them."""
+
+
+def subtitle_at(plan: Plan, t: float) -> str:
+    """The subtitle line on screen at `t` s: the line of the sentence being spoken (or the next one) that its
+    progress has reached."""
+    u = next((u for u in plan.utts if u.end > t), plan.utts[-1])
+    lines = subtitle_lines(u.text)
+    k = int(np.clip((t - u.start) / max(u.end - u.start, 1e-6), 0, 0.999) * len(lines))
+    return lines[k]
 
 
 def _config_json(cfg: CorpusConfig) -> Any:

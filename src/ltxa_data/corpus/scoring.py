@@ -301,3 +301,51 @@ def score_face_gates(targets: pl.DataFrame, videos: pl.DataFrame, ground_truth: 
                 c[2] += 1
                 c[3] += not kept
     return [GateScore(g, *c) for g, c in counts.items()]
+
+
+QUALITY_GATES: dict[str, tuple[str, ...]] = {
+    "reverb": ("speech_ovrl", "speech_sig", "speech_bak", "speech_povrl"),
+    "music": ("speech_ovrl", "speech_sig", "speech_bak", "speech_povrl"),
+    "subtitle": ("burned_text",),
+    "blur": ("sharpness",),
+    "tiny": ("upscale",),
+    "turned": ("yaw", "pitch", "roll"),
+}
+"""The gates that should remove the targets of each spoiled kind of clip (`corpus.speech.QUALITY_KINDS`)."""
+_CLEAN_KINDS = ("single", "cut", "dialog")
+
+
+def score_quality_gates(targets: pl.DataFrame, references: pl.DataFrame, videos: pl.DataFrame,
+                        ground_truth: dict) -> list[str]:
+    """The material-quality gates against a generated corpus: per spoiled kind of clip, its target windows kept
+    and removed (by which gate, and whether it is the gate meant to), its references kept; for the clean clips,
+    the windows the quality gates removed (false rejections)."""
+    kind_of = {c["path"]: c["kind"] for c in ground_truth["clips"] if not c.get("copy_of")}
+    rel = dict(zip(videos["video_id"], videos["rel_path"], strict=True))
+    quality = {g for gates in QUALITY_GATES.values() for g in gates}
+
+    def kind(df: pl.DataFrame) -> pl.DataFrame:
+        return df.with_columns(kind=pl.col("video_id").replace_strict(rel, default="").replace_strict(
+            kind_of, default=None))
+
+    windows = kind(targets.filter(~pl.col("target_id").str.ends_with("-none")))
+    refs = kind(references.filter(pl.col("status") == "ok"))
+    lines = []
+    for k, meant in QUALITY_GATES.items():
+        w = windows.filter(pl.col("kind") == k)
+        if not w.height:
+            continue
+        by = w.filter(pl.col("skipped_by").is_not_null())["skipped_by"].value_counts(sort=True).rows()
+        right = sum(n for g, n in by if g in meant)
+        lines.append(f"{k} clips: {w.filter(pl.col('status') == 'ok').height}/{w.height} windows kept, {right} "
+                     f"removed by {'/'.join(meant)}" + (f" (all removals: {', '.join(f'{g} {n}' for g, n in by)})"
+                                                        if by else "")
+                     + f"; {refs.filter(pl.col('kind') == k).height} reference(s) kept")
+    clean = windows.filter(pl.col("kind").is_in(_CLEAN_KINDS))
+    wrong = clean.filter(pl.col("skipped_by").is_in(sorted(quality)))["skipped_by"].value_counts(sort=True).rows()
+    if lines:
+        lines.append(f"clean clips: {clean.filter(pl.col('status') == 'ok').height}/{clean.height} windows kept, "
+                     f"{sum(n for _, n in wrong)} removed by a quality gate"
+                     + (f" ({', '.join(f'{g} {n}' for g, n in wrong)})" if wrong else "")
+                     + f"; {refs.filter(pl.col('kind').is_in(_CLEAN_KINDS)).height} reference(s) kept")
+    return [f"vs ground truth, material quality: {line}" for line in lines]

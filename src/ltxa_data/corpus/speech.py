@@ -6,7 +6,7 @@ from __future__ import annotations
 import colorsys
 import math
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -124,6 +124,15 @@ _SCAN = 12  # unused sentences tried (synthesized) when looking for one that fit
 
 
 _TURN_MIN_S = 5.5
+
+
+QUALITY_KINDS = ("reverb", "music", "subtitle", "blur", "tiny", "turned")
+"""Clips of a speaker's own face and voice whose material is spoiled one way (`CorpusConfig`): each should give
+no target (and the sound-spoiled ones no reference)."""
+TINY_SIZE, TINY_FACE = (456, 256), 0.3
+"""A wide shot at the smallest size the scan accepts: the face is 0.3 of the frame's height (77 px)."""
+TURN = 0.25
+"""How far a turned head's features move sideways, in face widths (a three-quarter view)."""
 
 
 def espeak(voice_args: str, text: str, rate: int, wav: Path) -> np.ndarray:
@@ -317,12 +326,18 @@ def plan_corpus(cfg: CorpusConfig, speech: Speech, rng: np.random.Generator) -> 
             main = perm[(j + k) % n_spk]
             specs.append((kind, main, perm[(j + k + 1 + n_spk // 2) % n_spk] if kind == "listener" else None))
 
+    # The material-quality cases: a clean face and voice of the clip's own speaker, spoiled one way each.
+    for j, kind in enumerate(QUALITY_KINDS):
+        for k in range(getattr(cfg, "tiny_face_clips" if kind == "tiny" else f"{kind}_clips")):
+            specs.append((kind, perm[(j + k + 2) % n_spk], None))
+
     n = len(specs)
     o_fps, o_sr, o_ch, o_size = (int(x) for x in rng.integers(0, 12, size=4))
     ntsc = int(rng.integers(0, n)) if n >= 12 else -1
     counters: dict[tuple[str, str], int] = {}
     prefix = {"single": "clip", "dialog": "dialog", "cut": "cut", "short": "short", "listener": "listener",
-              "still": "still", "dub": "dub", "lipsync": "lipsync", "phone": "phone"}
+              "still": "still", "dub": "dub", "lipsync": "lipsync", "phone": "phone",
+              **{q: q for q in QUALITY_KINDS}}
     rotations = (90, 270, 180)
     plans: list[Plan] = []
     for i, (kind, main, partner) in enumerate(specs):
@@ -331,7 +346,7 @@ def plan_corpus(cfg: CorpusConfig, speech: Speech, rng: np.random.Generator) -> 
         fps = _NTSC if i == ntsc else _FPS_CHOICES[(i + o_fps) % 3]
         sr = _SAMPLE_RATES[(i + i // 3 + o_sr) % 3]
         channels = 1 + (i + i // 4 + o_ch) % 2
-        w, h = _SIZES[(i + o_size) % 4] if kind != "phone" else (360, 640)
+        w, h = {"phone": (360, 640), "tiny": TINY_SIZE}.get(kind, _SIZES[(i + o_size) % 4])
         gains = [1.0, float(rng.uniform(0.7, 1.0))]
         if channels == 2 and rng.uniform() < 0.5:
             gains.reverse()
@@ -341,7 +356,9 @@ def plan_corpus(cfg: CorpusConfig, speech: Speech, rng: np.random.Generator) -> 
                      channels=channels, width=w, height=h, gain_dbfs=float(rng.uniform(-9.0, -1.0)),
                      channel_gains=gains[:channels])
         look = LOOKS[names.index(main)]
-        fr = framing(rng, w, h, look)
+        fr = framing(rng, w, h, look, scale=TINY_FACE if kind == "tiny" else None)
+        if kind == "turned":
+            fr = replace(fr, turn=TURN)
         lo, hi = cfg.clip_seconds
         if kind == "dialog":
             assert partner is not None

@@ -32,6 +32,7 @@ from ..corpus.scoring import (
     load_truth,
     score_face_gates,
     score_identities,
+    score_quality_gates,
 )
 from ..errors import SystemicError
 from ..recipe import Recipe
@@ -276,8 +277,9 @@ def _identity_quality(recipe: Recipe, truth: Path | None) -> str:
                 ("found identities merging several true ones", s.merged_identities)]
         out = f"<p>Against the ground truth in <code>{_e(path)}</code>:</p>" + _table(["measure", "value"], rows)
         if gt is not None:
-            lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(targets,
-                                                                             read_frame(m, "videos", ok_only=True), gt)]
+            videos = read_frame(m, "videos", ok_only=True)
+            lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(targets, videos, gt)]
+            lines += score_quality_gates(targets, read_frame(m, "references"), videos, gt)
     else:
         out = ("<p>No ground truth for this build (a generated corpus's <code>ground_truth.json</code>, or "
                "<code>ltxa-data report --truth FILE.csv</code> with columns video, identity).</p>")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from ..corpus.scoring import score_face_gates, score_identities, true_speaker_of_voices
+from ..corpus.scoring import score_face_gates, score_identities, score_quality_gates, true_speaker_of_voices
+from ..gates import TARGET_GATES
 from ..recipe import Recipe
 from ..storage import read_frame, table_path
 
@@ -39,10 +40,9 @@ def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
                         if recipe.references.normalize_lufs is not None else ""))
     skipped = all_targets.filter(pl.col("skipped_by").is_not_null()).group_by("skipped_by").len()
     removed = dict(zip(skipped["skipped_by"], skipped["len"], strict=True))
-    lines.append(f"target windows removed: {removed.get('face', 0)} no single face, {removed.get('crop', 0)} face "
-                 f"outside the crop, {removed.get('active_speaker', 0)} by the active-speaker check (face not "
-                 f"speaking with the voice), {removed.get('face_identity', 0)} by the face-identity check (not the "
-                 f"voice's face); {all_targets['sync_score'].is_not_null().sum()} windows scored")
+    lines.append("target windows removed, by gate: " + (", ".join(
+        f"{name} {removed[name]}" for name in TARGET_GATES if removed.get(name)) or "none")
+                 + f"; {all_targets['sync_score'].is_not_null().sum()} windows scored for active speaker")
     lines += _copies(m, removed.get("duplicate", 0), ground_truth)
     if ground_truth is not None and ground_truth.exists():
         gt = json.loads(ground_truth.read_text())
@@ -53,6 +53,7 @@ def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
                      f"true; {s.split_identities} split, {s.merged_identities} merged)")
         lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(all_targets, videos, gt) if g.positives
                   or g.negatives]
+        lines += score_quality_gates(all_targets, every_ref, videos, gt)
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 
 from ..analysis.faces import LATENT_CELL, faces_outside, latent_frame_groups
-from ..gates import REFERENCE_GATES, record_problems
+from ..gates import REFERENCE_GATES, TARGET_GATES, record_problems, required_gates
 from ..ltx.encode import LATENT_MEMBERS
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
 from ..removals import Removals, embedder_of, removals_path
@@ -211,13 +211,7 @@ def check_face_gates(targets: pl.DataFrame, recipe: Recipe) -> list[str]:
     that follow from their values, thresholds that are the recipe's, values that are the row's own columns), a
     face that agrees with its identity's when that gate is on, and an audio shift that is its sync offset, or 0."""
     cfg = recipe.targets
-    required = ["speech_ratio", "other_speech"]
-    if cfg.face.required:
-        required += ["face"] + (["crop"] if cfg.crop == "center" else [])
-        if cfg.active_speaker.check:
-            required += ["active_speaker", "sync_offset"]
-        if cfg.face_identity.check:
-            required += ["dominant_face", "face_identity"]
+    required = required_gates(TARGET_GATES, recipe)
     problems = []
     for t in targets.filter(pl.col("status") == "ok").iter_rows(named=True):
         tid = t["target_id"]
@@ -397,13 +391,14 @@ def check_references(pairs: pl.DataFrame, references: pl.DataFrame, recipe: Reci
     (`gates.record_problems`), and with normalisation its gain keeps the peak at or below the ceiling (and
     reaches the target loudness unless the ceiling bound it)."""
     cfg = recipe.references
+    required = required_gates(REFERENCE_GATES, recipe)
     used = set(pairs.filter(pl.col("status") == "ok")["reference_ids"].explode().drop_nulls().to_list())
     problems = []
     for r in references.filter(pl.col("reference_id").is_in(sorted(used))).sort("reference_id").iter_rows(named=True):
         if r["status"] != "ok":
             problems.append(f"reference {r['reference_id']}: used by a pair but not ok")
             continue
-        problems += record_problems(r["gates"], REFERENCE_GATES, recipe, f"reference {r['reference_id']}", r)
+        problems += record_problems(r["gates"], required, recipe, f"reference {r['reference_id']}", r)
         if cfg.normalize_lufs is None:
             continue
         if r["gain_db"] is None:

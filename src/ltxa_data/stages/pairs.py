@@ -21,33 +21,44 @@ from .duplicates import clip
 from .scan import ok_videos
 
 
-def draw_key(target_id: str, candidate: tuple, seed: int, quality_weight: float = 0.0) -> float:
-    """A candidate reference's key in `choose_references`' weighted draw: log(u) / w, with u seeded per
-    target and reference and w = quality ** quality_weight; larger is drawn earlier."""
-    w = max(candidate[2] if len(candidate) > 2 else 1.0, 1e-3) ** quality_weight
+def quality_of(candidate: tuple) -> float:
+    return candidate[2] if len(candidate) > 2 else 1.0
+
+
+def band_of(quality: float, width: float) -> int:
+    """A quality's band counted from the top (0: within `width` of 1); 0 for every quality when width is 0."""
+    return math.floor((1.0 - quality) / width + 1e-9) if width > 0 else 0
+
+
+def draw_key(target_id: str, candidate: tuple, seed: int, quality_weight: float = 0.0,
+             quality_band: float = 0.0) -> tuple[int, float]:
+    """A candidate reference's key in `choose_references`' draw, larger first: (minus its quality band, log(u) / w)
+    with u seeded per target and reference and w = quality ** quality_weight."""
+    w = max(quality_of(candidate), 1e-3) ** quality_weight
     u = unit_interval("ref", seed, target_id, candidate[0])
-    return math.log(u) / w if u > 0 else -math.inf
+    return -band_of(quality_of(candidate), quality_band), math.log(u) / w if u > 0 else -math.inf
 
 
 def choose_references(
     target_id: str, target_video: str, candidates: list[tuple], k: int, seed: int, quality_weight: float = 0.0,
-    clips: Mapping[str, str] | None = None,
+    clips: Mapping[str, str] | None = None, quality_band: float = 0.0,
 ) -> list[tuple[str, str]]:
     """Up to `k` (reference_id, video_id) from other clips than the target's, best quality first. A clip is
     a video, or its group of copies in `clips` (video_id -> group, `stages.duplicates.clip_of`).
 
     `candidates` are (reference_id, video_id) or (reference_id, video_id, quality) with quality in
-    [0, 1] (1 when absent). They are drawn without replacement with weight quality ** quality_weight
-    (Efraimidis-Spirakis keys from a pseudo-random number seeded per target and reference, so the
-    draw is deterministic), one per video first so the references spread over as many videos as
-    possible (copies of one clip count as one video); the chosen ones are returned best quality first."""
-    def key(c: tuple) -> float:  # log(u) / w: larger is drawn earlier; a heavier weight pulls it toward 0
-        return draw_key(target_id, c, seed, quality_weight)
+    [0, 1] (1 when absent). A better quality band (`quality_band` wide, counted from 1) always wins over a worse;
+    within a band they are drawn without replacement with weight quality ** quality_weight (Efraimidis-Spirakis
+    keys from a pseudo-random number seeded per target and reference, so the draw is deterministic), one per
+    video first so the references spread over as many videos as possible (copies of one clip count as one
+    video); the chosen ones are returned best quality first."""
+    def key(c: tuple) -> tuple[int, float]:  # larger is drawn earlier
+        return draw_key(target_id, c, seed, quality_weight, quality_band)
 
     clips = clips or {}
     own = clip(target_video, clips)
     others = [c for c in candidates if clip(c[1], clips) != own]
-    ranked = sorted(others, key=lambda c: (-key(c), c[0]))
+    ranked = sorted(others, key=lambda c: (tuple(-x for x in key(c)), c[0]))
     chosen: list[tuple] = []
     used_clips: set[str] = set()
     for c in ranked:  # first pass: one per clip
@@ -57,7 +68,7 @@ def choose_references(
     for c in ranked:
         if len(chosen) < k and c not in chosen:
             chosen.append(c)
-    chosen.sort(key=lambda c: (-(c[2] if len(c) > 2 else 1.0), -key(c)))
+    chosen.sort(key=lambda c: (-quality_of(c), tuple(-x for x in key(c))))
     return [(c[0], c[1]) for c in chosen]
 
 
@@ -67,7 +78,7 @@ class PairsStage(Stage):
     reads = ("videos", "identities", "targets", "references", "duplicates")
     in_driver = True
     sections = ("pairs",)
-    version = "6"  # 6: copies of one clip are one clip (duplicates)
+    version = "7"  # 7: quality bands; 6: copies of one clip are one clip (duplicates)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         targets = tables["targets"].filter(pl.col("status") == "ok").select("target_id", "video_id", "identity_id")
@@ -110,7 +121,7 @@ class PairsStage(Stage):
             # With sources known, a reference comes from another source, not only another video.
             candidates = [c for c in by_identity.get(t["identity_id"], []) if own is None or source.get(c[1]) != own]
             chosen = choose_references(t["target_id"], t["video_id"], candidates, cfg.references_per_target,
-                                       cfg.seed, cfg.quality_weight, clips)
+                                       cfg.seed, cfg.quality_weight, clips, cfg.quality_band)
             row = dict(key=t["target_id"], target_id=t["target_id"], reference_ids=[c[0] for c in chosen],
                        identity_id=t["identity_id"], target_video_id=t["video_id"],
                        reference_video_ids=[c[1] for c in chosen], split=split[t["identity_id"]],

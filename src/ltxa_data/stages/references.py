@@ -13,6 +13,12 @@ Candidates are screened on one decode of the whole track; each kept window is th
 exactly as the shard stage will cut it (a seek can move the resampler's phase) and measured on
 those samples, so the recorded values are those of the audio the shard carries.
 
+With a learned speech-quality backend (`references.speech_quality.backend: dnsmos`), up to
+`max_scored_per_video` placed windows per speaker are scored in one batch, on the audio as the shard carries
+it (after its gain); the DNSMOS floors are gates like the others, and of the windows that pass, the first
+`max_per_video` in placement order are kept. A reference's `quality` (what pairs prefer) is then its DNSMOS
+OVRL on a 0-1 scale, `(ovrl - 1) / (FULL_QUALITY_OVRL - 1)` capped at 1; with `snr`, speech ratio x SNR.
+
 The choice of which reference goes with which target (same identity, different video) is made
 by the pairs stage (`stages/pairs.py`, `choose_references`)."""
 
@@ -24,16 +30,20 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..analysis.audio_quality import AudioQuality, measure, normalisation_gain
+from ..analysis.audio_quality import AudioQuality, apply_gain, measure, mono_mix, normalisation_gain
 from ..analysis.windows import covered, non_overlapping, screen_window
-from ..gates import REFERENCE_GATES, first_failed
+from ..backends import load_speech_quality
+from ..gates import REFERENCE_GATES, first_failed, required_gates
 from ..ids import child_id
 from ..media import read_audio
 from ..recipe import AUDIO_SAMPLE_RATE, Recipe
 from .speaker_windows import SpeakerWindowStage, speaker_spans
+from .target_quality import scores_columns
 
 SNR_FOR_FULL_QUALITY_DB = 20.0
 """SNR at and above which a reference's quality is limited only by its speech ratio."""
+FULL_QUALITY_OVRL = 3.3
+"""DNSMOS OVRL at and above which a reference's quality is 1 (clean real speech reads about 3.1-3.3)."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,11 @@ def rounded(q: AudioQuality) -> AudioQuality:
                         speech_energy_db=round(q.speech_energy_db, 3))
 
 
-def quality_score(speech_ratio: float, snr_db: float) -> float:
-    """The preference score pairs use: speech ratio x SNR (0 dB -> 0, >= 20 dB -> 1)."""
+def quality_score(speech_ratio: float, snr_db: float, ovrl: float | None = None) -> float:
+    """The preference score pairs use, 0-1: with a DNSMOS OVRL, (ovrl - 1) / (FULL_QUALITY_OVRL - 1) capped at
+    1; else speech ratio x SNR (0 dB -> 0, >= 20 dB -> 1)."""
+    if ovrl is not None:
+        return round(min(max((ovrl - 1.0) / (FULL_QUALITY_OVRL - 1.0), 0.0), 1.0), 4)
     return round(speech_ratio * min(max(snr_db, 0.0), SNR_FOR_FULL_QUALITY_DB) / SNR_FOR_FULL_QUALITY_DB, 4)
 
 
@@ -60,14 +73,21 @@ def relative_spans(own: list[tuple[float, float]], start: float, length: float) 
     return [(max(s, start) - start, min(e, start + length) - start) for s, e in own if e > start and s < start + length]
 
 
+def preference(placement: str, start: float, speech_energy_db: float) -> tuple[float, float]:
+    """A window's rank in `placement` order (smaller first): earliest (`head`) or most speech energy
+    (`densest`)."""
+    return (start, 0.0) if placement == "head" else (-speech_energy_db, start)
+
+
 def place(cands: list[Candidate], placement: str, length: float, max_windows: int) -> list[Candidate]:
-    """Up to `max_windows` non-overlapping candidates, earliest first (`head`) or most speech energy
-    first (`densest`); returned by start."""
-    key = (lambda c: c.start) if placement == "head" else (lambda c: (-c.quality.speech_energy_db, c.start))
-    return non_overlapping(sorted(cands, key=key), lambda c: c.start, length, max_windows)
+    """Up to `max_windows` non-overlapping candidates in `placement` order; returned by start."""
+    return non_overlapping(sorted(cands, key=lambda c: preference(placement, c.start, c.quality.speech_energy_db)),
+                           lambda c: c.start, length, max_windows)
 
 
 AUDIO_GATES = ("min_lufs", "max_lufs", "max_clipped_fraction", "max_peak_dbfs", "min_snr_db")
+LEARNED_GATES = ("min_ovrl", "min_sig", "min_bak", "min_povrl")
+"""The reference gates of the learned speech-quality score (those the recipe turns on are recorded)."""
 """The reference gates measured on a window's audio (the others are screened on its turns first)."""
 
 
@@ -90,7 +110,11 @@ class ReferencesStage(SpeakerWindowStage):
     name = "references"
     table = "references"
     sections = ("references",)
-    version = "3"  # 3: gate records (gates)
+    version = "4"  # 4: learned speech quality (dnsmos_*); 3: gate records (gates)
+
+    def setup(self) -> None:
+        self.speech = load_speech_quality(self.recipe, "references")
+        self.learned_gates = [n for n in required_gates(REFERENCE_GATES, self.recipe) if n in LEARNED_GATES]
 
     def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
         cfg = self.recipe.references
@@ -119,7 +143,9 @@ class ReferencesStage(SpeakerWindowStage):
                     rejected[failed["name"]] += 1
                     continue
                 passed.append(Candidate(t, ratio, q))
-            for c in place(passed, cfg.placement, cfg.duration_s, cfg.max_per_video):
+            limit = cfg.max_per_video if self.speech is None else cfg.max_scored_per_video
+            placed = []
+            for c in place(passed, cfg.placement, cfg.duration_s, limit):
                 # The exact samples the shard will carry (same call as its renderer).
                 exact = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=c.start,
                                    duration_s=cfg.duration_s)
@@ -134,14 +160,28 @@ class ReferencesStage(SpeakerWindowStage):
                     continue
                 gain, limited = (None, False) if cfg.normalize_lufs is None else normalisation_gain(
                     q.lufs, q.peak_dbfs, cfg.normalize_lufs, cfg.peak_ceiling_dbfs)
-                rows.append(dict(
+                placed.append((c, q, gain, limited, gates, mono_mix(apply_gain(exact, gain or 0.0))))
+            scores = self.speech.score([p[5] for p in placed]) if self.speech is not None and placed else []
+            kept = []
+            for k, (c, q, gain, limited, gates, _) in enumerate(placed):
+                s = scores[k] if scores else None
+                learned = {} if s is None else scores_columns(s)
+                gates = gates + [g.record(learned[str(g.column)], self.recipe) for n, g in REFERENCE_GATES.items()
+                                 if n in self.learned_gates]
+                failed = first_failed(gates)
+                if failed:
+                    rejected[failed["name"]] += 1
+                    continue
+                kept.append(dict(
                     reference_id=child_id(video["video_id"], ident["speaker"], c.start), video_id=video["video_id"],
                     voice_id=ident["voice_id"], identity_id=ident["identity_id"], start_s=c.start,
                     duration_s=cfg.duration_s, speech_ratio=c.speech_ratio, lufs=q.lufs, peak_dbfs=q.peak_dbfs,
                     clipped_fraction=q.clipped_fraction, snr_db=q.snr_db, speech_energy_db=q.speech_energy_db,
-                    quality=quality_score(c.speech_ratio, q.snr_db),
+                    **learned, quality=quality_score(c.speech_ratio, q.snr_db, learned.get("dnsmos_ovrl")),
                     gain_db=None if gain is None else round(gain, 3), gain_limited=limited, gates=gates,
                     status="ok", error=None))
+            kept.sort(key=lambda r: preference(cfg.placement, r["start_s"], r["speech_energy_db"]))
+            rows += sorted(kept[: cfg.max_per_video], key=lambda r: r["start_s"])
         counts = dict(candidates=candidates, rejected_by={n: rejected[n] for n in REFERENCE_GATES})
         if not rows:
             return [{**self.no_window(video, "skipped", rejection_summary(candidates, rejected, self.recipe)),

