@@ -113,7 +113,7 @@ def test_gates_the_recipe_turns_off_are_not_required() -> None:
     assert {"upscale", "sharpness", "yaw", "burned_text", "speech_povrl"} <= set(required_gates(TARGET_GATES, on))
     no_text = parse_recipe({**base, "targets": {"picture": {"text": "off"}}})
     assert "burned_text" not in required_gates(TARGET_GATES, no_text)
-    with pytest.raises(Exception, match="picture.check needs face.required"):
+    with pytest.raises(Exception, match=r"picture\.check needs face\.required"):
         parse_recipe({**base, "targets": {"face": {"required": False}, "active_speaker": {"check": False},
                                           "face_identity": {"check": False}}})
 

@@ -66,7 +66,8 @@ def text_model_file(model: Path | None) -> Path:
 
 class PpOcrTextDetector:
     """PP-OCRv4's text detector on onnxruntime (CPU, `threads` intra-op threads). Frames are resized so their
-    longer side is `side` (a multiple of 32); text lines a few pixels high at that size are still found."""
+    longer side is `side` (a multiple of 32); at 512, text of an 18-px font is found, in about 70 ms a frame on
+    one thread (benchmarks/overlay_text_real.py)."""
 
     name = "ppocr"
 
@@ -87,6 +88,7 @@ class PpOcrTextDetector:
         self.side = side
 
     def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        """Text boxes (x, y, w, h, score) [n, 5] per RGB uint8 frame of `frames` [N, H, W, 3], in its pixels."""
         if len(frames) == 0:
             return []
         h, w = frames.shape[1:3]

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import StrictModel
-from .quality import SpeechQualityConfig
+from .quality import ReferenceSpeechQuality
 
 
 class ReferencesConfig(StrictModel):
@@ -44,7 +44,7 @@ class ReferencesConfig(StrictModel):
     peak_ceiling_dbfs: float = Field(default=-1.0, le=0, description="With normalize_lufs: the gain is lowered "
                                      "so that no sample exceeds this (dBFS); the references table says when "
                                      "it did (`gain_limited`).")
-    speech_quality: SpeechQualityConfig = Field(default=SpeechQualityConfig(), description="The learned "
+    speech_quality: ReferenceSpeechQuality = Field(default=ReferenceSpeechQuality(), description="The learned "
                                                 "speech-quality score of each reference window and its floors.")
     max_scored_per_video: int = Field(default=16, ge=1, description="With a learned score: at most this many windows "
                                       "per speaker and video (those that pass every other threshold, in `placement` "

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from .base import StrictModel
-from .quality import PictureConfig, SpeechQualityConfig
+from .quality import PictureConfig, TargetSpeechQuality
 
 
 class FaceConfig(StrictModel):
@@ -122,7 +122,7 @@ class TargetsConfig(StrictModel):
     active_speaker: ActiveSpeakerConfig = ActiveSpeakerConfig()
     face_identity: FaceIdentityConfig = FaceIdentityConfig()
     picture: PictureConfig = PictureConfig()
-    speech_quality: SpeechQualityConfig = Field(default=SpeechQualityConfig(), description="The learned "
+    speech_quality: TargetSpeechQuality = Field(default=TargetSpeechQuality(), description="The learned "
                                                 "speech-quality score of each target's audio (the model generates "
                                                 "it too) and its floors; `snr`: not scored.")
     min_speech_ratio: float = Field(default=0.6, ge=0, le=1,

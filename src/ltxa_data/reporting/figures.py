@@ -3,16 +3,17 @@ manifests (polars, only the columns they need)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
 from ..analysis.splits import SPLITS
-from ..gates import rejection
+from ..gates import REFERENCE_GATES, TARGET_GATES, Gate, rejection
 from ..recipe import Recipe
 from ..storage import table_path
 
@@ -200,7 +201,7 @@ def plots(recipe: Recipe, dest: Path, steps: list[Step]) -> list[tuple[str, str,
     targets = scan_table(m, "targets", ["target_id", "duration_s", "speech_ratio", "sync_score", "face_distance",
                                    "skipped_by", "status", "identity_id"])
     references = scan_table(m, "references", ["reference_id", "speech_ratio", "lufs", "gain_db", "snr_db", "peak_dbfs",
-                                         "status"])
+                                         "status", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_povrl"])
     pairs = scan_table(m, "pairs", ["key", "target_id", "reference_ids", "identity_id", "split", "status"])
     ok_targets = targets.filter(pl.col("status") == "ok") if targets is not None else None
     ok_refs = references.filter(pl.col("status") == "ok") if references is not None else None
@@ -247,6 +248,8 @@ def plots(recipe: Recipe, dest: Path, steps: list[Step]) -> list[tuple[str, str,
         out.append(("Active speaker and face identity", _save(fig, dest / "active_speaker.png"),
                     "Scores of every target window the gates measured; dashed: the recipe's thresholds."))
 
+    out += _quality_figures(recipe, dest, used)
+
     ok_pairs = pairs.filter(pl.col("status") == "ok") if pairs is not None else None
     if ok_pairs is not None and ok_pairs.height and targets is not None:
         ok_pairs = ok_pairs.join(targets.select("target_id", pl.col("duration_s").alias("s")), on="target_id",
@@ -285,4 +288,60 @@ def plots(recipe: Recipe, dest: Path, steps: list[Step]) -> list[tuple[str, str,
             _empty(axes[1], "pairs")
         out.append(("Identities", _save(fig, dest / "identities.png"), "Samples per identity (coloured by split) and "
                     "how target time spreads over identities."))
+    return out
+
+
+QUALITY_TARGET_GATES = ("upscale", "sharpness", "yaw", "pitch", "roll", "burned_text", "speech_ovrl", "speech_sig",
+                        "speech_bak", "speech_povrl")
+QUALITY_REFERENCE_GATES = ("min_ovrl", "min_sig", "min_bak", "min_povrl")
+
+
+def _threshold(gate: Gate, recipe: Recipe) -> dict[str, float]:
+    t = float(gate.threshold_of(recipe))
+    return {f"{gate.op} {t:g}": t}
+
+
+def _gate_grid(gates: list[Gate], draw: Callable[[Any, Gate], None]) -> Any:
+    """A figure of one panel per gate, three to a row, each drawn by `draw(ax, gate)`."""
+    from matplotlib.figure import Figure
+
+    cols = min(3, len(gates))
+    rows = -(-len(gates) // cols)
+    fig = Figure(figsize=(3.6 * cols, 2.9 * rows), dpi=100, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax, gate in zip(axes, gates, strict=False):
+        draw(ax, gate)
+    for ax in axes[len(gates):]:
+        ax.axis("off")
+    return fig
+
+
+def _quality_figures(recipe: Recipe, dest: Path, used: pl.DataFrame | None) -> list[tuple[str, str, str]]:
+    """Per material-quality gate the recipe turns on: the values of the windows kept and of those the gate removed
+    (targets) or of every kept window and those in pairs (references), with the threshold."""
+    m = recipe.manifests_dir
+    out = []
+    gates = [TARGET_GATES[n] for n in QUALITY_TARGET_GATES if TARGET_GATES[n].applies(recipe)]
+    targets = scan_table(m, "targets", ["status", "skipped_by", *{str(g.column) for g in gates}]) if gates else None
+    if targets is not None and targets.height:
+        def target(ax: Any, gate: Gate) -> None:
+            col = pl.col(str(gate.column)).abs() if gate.absolute else pl.col(str(gate.column))
+            vals = targets.with_columns(col.alias("v"))
+            _hist(ax, {"kept": _values(vals.filter(pl.col("status") == "ok"), "v"),
+                       f"removed ({gate.name})": _values(vals.filter(pl.col("skipped_by") == gate.name), "v")},
+                  gate.measure, "windows", bins=25, lines=_threshold(gate, recipe))
+        out.append(("Target picture and speech quality", _save(_gate_grid(gates, target), dest / "target_quality.png"),
+                    "Each picture and speech-quality gate of the target windows: the values of the windows kept and "
+                    "of those the gate removed (a window is measured up to the first gate it fails); dashed: the "
+                    "recipe's threshold."))
+    gates = [REFERENCE_GATES[n] for n in QUALITY_REFERENCE_GATES if REFERENCE_GATES[n].applies(recipe)]
+    refs = scan_table(m, "references", ["status", *{str(g.column) for g in gates}]) if gates else None
+    if refs is not None and refs.height:
+        def reference(ax: Any, gate: Gate) -> None:
+            _hist(ax, {"every kept window": _values(refs.filter(pl.col("status") == "ok"), str(gate.column)),
+                       "references in pairs": _values(used, str(gate.column))},
+                  gate.measure, "references", bins=25, lines=_threshold(gate, recipe))
+        out.append(("Reference speech quality", _save(_gate_grid(gates, reference), dest / "reference_quality.png"),
+                    "DNSMOS scores of the reference windows that passed every floor, and of those chosen for pairs "
+                    "(the draw prefers the best quality band); dashed: the floors."))
     return out
