@@ -101,6 +101,9 @@ def test_reference_draw_bands_prefer_clean_clips_always() -> None:
     assert {"d1", "d2"} & set(without)  # the weighted draw alone lets degraded clips through
     # Two references: one per clip first, so the second comes from the other clean clip.
     assert {r for r, _ in choose_references("t", "vT", cands, 2, 0, 4.0, quality_band=0.25)} == {"c1", "c2"}
+    # ...but a better band wins over spreading: two windows of one clean clip rather than a degraded clip's.
+    one_clean = [("a1", "vA", 0.95), ("a2", "vA", 0.9), ("d1", "vD", 0.2)]
+    assert {r for r, _ in choose_references("t", "vT", one_clean, 2, 0, 4.0, quality_band=0.25)} == {"a1", "a2"}
 
 
 def test_gates_the_recipe_turns_off_are_not_required() -> None:
@@ -113,7 +116,7 @@ def test_gates_the_recipe_turns_off_are_not_required() -> None:
     assert {"upscale", "sharpness", "yaw", "burned_text", "speech_povrl"} <= set(required_gates(TARGET_GATES, on))
     no_text = parse_recipe({**base, "targets": {"picture": {"text": "off"}}})
     assert "burned_text" not in required_gates(TARGET_GATES, no_text)
-    with pytest.raises(Exception, match=r"picture\.check needs face\.required"):
+    with pytest.raises(Exception, match=r"picture\.check need face\.required"):
         parse_recipe({**base, "targets": {"face": {"required": False}, "active_speaker": {"check": False},
                                           "face_identity": {"check": False}}})
 

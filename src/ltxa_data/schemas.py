@@ -187,7 +187,7 @@ TARGETS = TableSchema(
         *_dnsmos_columns("the target's audio (4.84 s)"),
         ("skipped_by", _S, "the check that skipped the row: window (no window where one speaker talks), duplicate (a "
          "copy of a clip whose best copy gives the targets: duplicates.targets one), or the failed gate's name "
-         "(`gates`)"),
+         "(`gates`; a sync offset counts under active_speaker, a dominant-face share under face_identity)"),
         ("gates", GATES_TYPE, "every gate the window met, in order: {name, value, threshold, passed} "
          "(`ltxa_data.gates.TARGET_GATES`); in a row a gate skipped, the first record that did not pass is that "
          "gate's"),

@@ -257,14 +257,17 @@ class DuplicatesConfig(StrictModel):
 class PairsConfig(StrictModel):
     seed: int = Field(default=0, description="Seeds reference choice and split assignment.")
     references_per_target: int = Field(default=1, ge=1, description="Distinct references chosen per target.")
-    quality_weight: float = Field(default=4.0, ge=0, description="How strongly reference choice prefers quality: "
-                                  "a target's references are drawn (seeded, without replacement, one per video "
-                                  "first) with weight `quality` ** quality_weight; 0 draws uniformly. At 4, a "
-                                  "reference of quality 0.5 is drawn 1/16 as often as one of quality 1.")
+    quality_weight: float = Field(default=4.0, ge=0, description="How strongly reference choice prefers quality "
+                                  "within a quality band (`quality_band`): a target's references are drawn (seeded, "
+                                  "without replacement, one per video first) with weight `quality` ** "
+                                  "quality_weight; 0 draws uniformly. At 4, a reference of quality 0.5 is drawn 1/16 "
+                                  "as often as one of quality 1.")
     quality_band: float = Field(default=0.25, ge=0, le=1, description="References are ranked in bands of this "
-                                "width of `quality`, counted from 1 (0.25 with DNSMOS: 0.58 OVRL, so clean real "
-                                "speech, OVRL >= 2.75, is one band): a better band always wins, and quality_weight "
-                                "draws within a band; 0: no bands.")
+                                "width of `quality`, counted from 1 (with DNSMOS 0.25 is 0.58 OVRL: clean real speech, "
+                                "OVRL >= 2.75, is one band, so behind the default floors every kept reference is; "
+                                "with `snr`, a speech ratio x SNR score): a better band always wins, even over "
+                                "spreading a target's references over clips, and quality_weight draws within a "
+                                "band; 0: no bands.")
     splits: SplitsConfig = Field(default=SplitsConfig(), description="Fractions of identities per split "
                                  "(train, val, test); they add up to 1.")
 

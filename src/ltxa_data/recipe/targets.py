@@ -143,9 +143,10 @@ class TargetsConfig(StrictModel):
     def _faces_for_face_crops(self) -> TargetsConfig:
         if self.crop == "face" and not self.face.required:
             raise ValueError("crop: face needs face.required: true (the crop follows the tracked face)")
-        if not self.face.required and (self.active_speaker.check or self.face_identity.check):
-            raise ValueError("active_speaker.check and face_identity.check need face.required: true (they look at "
-                             "the tracked face); turn them off too")
-        if not self.face.required and self.picture.check:
-            raise ValueError("picture.check needs face.required: true (it measures the tracked face); turn it off too")
+        on = [name for name, check in (("active_speaker.check", self.active_speaker.check),
+                                       ("face_identity.check", self.face_identity.check),
+                                       ("picture.check", self.picture.check)) if check]
+        if not self.face.required and on:
+            raise ValueError(f"{', '.join(on)} need face.required: true (they look at the tracked face); with "
+                             "face.required: false set them to false too")
         return self

@@ -31,6 +31,7 @@ from ..schemas import empty
 from ..shard_format import sample_json
 from ..stages.pairs import draw_key
 from ..stages.shard import sample_lineage
+from ..stages.targets import window_tries
 from ..storage import table_path
 
 WIDTH = 24
@@ -351,7 +352,7 @@ class _Story:
         t, page, cfg = self.target, self.page, self.recipe.targets
         rows = _frame(self.m, "targets", (pl.col("video_id") == t["video_id"]) & (pl.col("target_id") != t["target_id"])
                       ).sort("start_frame", nulls_last=True).to_dicts()
-        tries = 2 * cfg.max_per_video if cfg.face.required else cfg.max_per_video
+        tries = window_tries(self.recipe)
         page.line(f"windows are stepped every {cfg.stride_frames} frames, ranked by speech ratio, and tried in that "
                   f"order (at most {tries}) until {cfg.max_per_video} pass (targets.max_per_video)")
         if not rows:
@@ -434,16 +435,19 @@ class _Story:
         assert p is not None
         page.section("Why these references")
         page.line(f"rule: references of identity {p['identity_id']} from other clips (a video with its copies)"
-                  f"{' and other sources (input.source_regex)' if recipe.input.source_regex else ''}, drawn without "
-                  f"replacement with weight quality ** {cfg.quality_weight:g} (pairs.quality_weight), seeded by "
-                  f"pairs.seed {cfg.seed}, one per clip first; {cfg.references_per_target} per target "
+                  f"{' and other sources (input.source_regex)' if recipe.input.source_regex else ''}, the best "
+                  f"quality band first (bands {cfg.quality_band:g} wide, pairs.quality_band), drawn within a band "
+                  f"without replacement with weight quality ** {cfg.quality_weight:g} (pairs.quality_weight), seeded "
+                  f"by pairs.seed {cfg.seed}, one per clip first; {cfg.references_per_target} per target "
                   "(pairs.references_per_target), best quality first")
         json_refs = (self.meta or {}).get("references", [])
         for i, r in enumerate(self.refs):
             page.line(f"reference {i}: {r['reference_id']}")
             page.kv("window", f"{_span(r['start_s'], r['start_s'] + r['duration_s'])} of "
                     f"{self._rel(r['video_id'])}", indent=4)
-            page.kv("quality", f"{_n(r['quality'])} (speech ratio x min(SNR, 20 dB) / 20)", indent=4)
+            page.kv("quality", f"{_n(r['quality'])} ("
+                    + ("speech ratio x min(SNR, 20 dB) / 20" if r.get("dnsmos_ovrl") is None else
+                       f"DNSMOS OVRL {_n(r['dnsmos_ovrl'])}: (OVRL - 1) / (3.3 - 1), at most 1") + ")", indent=4)
             subject = f"reference {i}"
             for record in r.get("gates") or []:
                 page.gate(subject, record, indent=4)
@@ -483,8 +487,8 @@ class _Story:
         eligible = [c for c in cands if self._clip(c["video_id"]) != mine and (own is None or sources.get(c["video_id"])
                                                                                != own)]
         keyed = {c["reference_id"]: draw_key(t["target_id"], (c["reference_id"], c["video_id"], c["quality"]),
-                                             cfg.seed, cfg.quality_weight) for c in eligible}
-        ranked = sorted(eligible, key=lambda c: (-keyed[c["reference_id"]], c["reference_id"]))
+                                             cfg.seed, cfg.quality_weight, cfg.quality_band) for c in eligible}
+        ranked = sorted(eligible, key=lambda c: (tuple(-x for x in keyed[c["reference_id"]]), c["reference_id"]))
         rank = {c["reference_id"]: i + 1 for i, c in enumerate(ranked)}
         rows = []
         for c in sorted(cands, key=lambda c: (c["reference_id"] not in chosen, -c["quality"], c["reference_id"])):

@@ -47,11 +47,11 @@ def choose_references(
     a video, or its group of copies in `clips` (video_id -> group, `stages.duplicates.clip_of`).
 
     `candidates` are (reference_id, video_id) or (reference_id, video_id, quality) with quality in
-    [0, 1] (1 when absent). A better quality band (`quality_band` wide, counted from 1) always wins over a worse;
-    within a band they are drawn without replacement with weight quality ** quality_weight (Efraimidis-Spirakis
-    keys from a pseudo-random number seeded per target and reference, so the draw is deterministic), one per
-    video first so the references spread over as many videos as possible (copies of one clip count as one
-    video); the chosen ones are returned best quality first."""
+    [0, 1] (1 when absent). A better quality band (`quality_band` wide, counted from 1) always wins over a worse,
+    even when that means two references from one clip; within a band they are drawn without replacement with
+    weight quality ** quality_weight (Efraimidis-Spirakis keys from a pseudo-random number seeded per target and
+    reference, so the draw is deterministic), one per video first so the references spread over as many videos
+    as possible (copies of one clip count as one video); the chosen ones are returned best quality first."""
     def key(c: tuple) -> tuple[int, float]:  # larger is drawn earlier
         return draw_key(target_id, c, seed, quality_weight, quality_band)
 
@@ -61,13 +61,15 @@ def choose_references(
     ranked = sorted(others, key=lambda c: (tuple(-x for x in key(c)), c[0]))
     chosen: list[tuple] = []
     used_clips: set[str] = set()
-    for c in ranked:  # first pass: one per clip
-        if len(chosen) < k and clip(c[1], clips) not in used_clips:
-            chosen.append(c)
-            used_clips.add(clip(c[1], clips))
-    for c in ranked:
-        if len(chosen) < k and c not in chosen:
-            chosen.append(c)
+    for band in sorted({key(c)[0] for c in ranked}, reverse=True):  # the best band first, always
+        members = [c for c in ranked if key(c)[0] == band]
+        for c in members:  # first pass: one per clip
+            if len(chosen) < k and clip(c[1], clips) not in used_clips:
+                chosen.append(c)
+                used_clips.add(clip(c[1], clips))
+        for c in members:
+            if len(chosen) < k and c not in chosen:
+                chosen.append(c)
     chosen.sort(key=lambda c: (-quality_of(c), tuple(-x for x in key(c))))
     return [(c[0], c[1]) for c in chosen]
 

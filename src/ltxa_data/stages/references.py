@@ -38,7 +38,7 @@ from ..ids import child_id
 from ..media import read_audio
 from ..recipe import AUDIO_SAMPLE_RATE, Recipe
 from .speaker_windows import SpeakerWindowStage, speaker_spans
-from .target_quality import scores_columns
+from .target_quality import DNSMOS_COLUMNS, scores_columns
 
 SNR_FOR_FULL_QUALITY_DB = 20.0
 """SNR at and above which a reference's quality is limited only by its speech ratio."""
@@ -86,9 +86,9 @@ def place(cands: list[Candidate], placement: str, length: float, max_windows: in
 
 
 AUDIO_GATES = ("min_lufs", "max_lufs", "max_clipped_fraction", "max_peak_dbfs", "min_snr_db")
+"""The reference gates measured on a window's audio (the others are screened on its turns first)."""
 LEARNED_GATES = ("min_ovrl", "min_sig", "min_bak", "min_povrl")
 """The reference gates of the learned speech-quality score (those the recipe turns on are recorded)."""
-"""The reference gates measured on a window's audio (the others are screened on its turns first)."""
 
 
 def audio_gates(q: AudioQuality, recipe: Recipe) -> list[dict]:
@@ -143,9 +143,10 @@ class ReferencesStage(SpeakerWindowStage):
                     rejected[failed["name"]] += 1
                     continue
                 passed.append(Candidate(t, ratio, q))
-            limit = cfg.max_per_video if self.speech is None else cfg.max_scored_per_video
-            placed = []
-            for c in place(passed, cfg.placement, cfg.duration_s, limit):
+            limit = cfg.max_per_video if self.speech is None else max(cfg.max_scored_per_video, cfg.max_per_video)
+            placed = []  # in placement order: the first max_per_video that pass every gate are kept
+            for c in sorted(place(passed, cfg.placement, cfg.duration_s, limit),
+                            key=lambda c: preference(cfg.placement, c.start, c.quality.speech_energy_db)):
                 # The exact samples the shard will carry (same call as its renderer).
                 exact = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=c.start,
                                    duration_s=cfg.duration_s)
@@ -165,7 +166,7 @@ class ReferencesStage(SpeakerWindowStage):
             kept = []
             for k, (c, q, gain, limited, gates, _) in enumerate(placed):
                 s = scores[k] if scores else None
-                learned = {} if s is None else scores_columns(s)
+                learned = dict.fromkeys(DNSMOS_COLUMNS) if s is None else scores_columns(s)
                 gates = gates + [g.record(learned[str(g.column)], self.recipe) for n, g in REFERENCE_GATES.items()
                                  if n in self.learned_gates]
                 failed = first_failed(gates)
@@ -180,7 +181,6 @@ class ReferencesStage(SpeakerWindowStage):
                     **learned, quality=quality_score(c.speech_ratio, q.snr_db, learned.get("dnsmos_ovrl")),
                     gain_db=None if gain is None else round(gain, 3), gain_limited=limited, gates=gates,
                     status="ok", error=None))
-            kept.sort(key=lambda r: preference(cfg.placement, r["start_s"], r["speech_energy_db"]))
             rows += sorted(kept[: cfg.max_per_video], key=lambda r: r["start_s"])
         counts = dict(candidates=candidates, rejected_by={n: rejected[n] for n in REFERENCE_GATES})
         if not rows:

@@ -7,6 +7,7 @@ stage appends the records and skips the window at the first that fails.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,42 +17,51 @@ from ..analysis.picture import face_sharpness, head_pose, pose_extremes, upscale
 from ..backends.speech_quality import SpeechQualityScorer, SpeechScores
 from ..backends.text_detector import TextDetector
 from ..gates import TARGET_GATES
-from ..media import crop_frame
 from ..recipe import TARGET_FRAMES, Recipe
 
+DNSMOS_COLUMNS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_povrl")
 SPEECH_GATES = ("speech_ovrl", "speech_sig", "speech_bak", "speech_povrl")
 TEXT_SIDE = 512
 """Side of the crop the text detector searches (the overlay rule is relative to it; 512 is the usual target)."""
 
 
-def picture_gates(recipe: Recipe, faces: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, frames: np.ndarray,
-                  work: float, crop: tuple[int, int, int, int], text: TextDetector | None,
-                  pad: str = "black") -> tuple[dict[str, Any], list[dict]]:
+def text_frames(recipe: Recipe) -> list[int]:
+    """The frames of a window the text detector searches: `targets.picture.text_frames`, evenly spaced, first
+    and last included (one: the middle)."""
+    n = recipe.targets.picture.text_frames
+    if n == 1:
+        return [TARGET_FRAMES // 2]
+    return [int(i) for i in np.linspace(0, TARGET_FRAMES - 1, n).round()]
+
+
+def picture_gates(recipe: Recipe, faces: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray,
+                  crop: tuple[int, int, int, int], text: TextDetector | None,
+                  shown: np.ndarray | None) -> tuple[dict[str, Any], list[dict]]:
     """The picture measures of a window and their gate records.
 
     `faces`: the window's analysis squares around the tracked face [F, S, S, 3], `boxes` [F, 4] and `landmarks`
-    [F, 68, 2] in their pixels; `frames`: the window's frames at `work` x the source's displayed size; `crop`:
-    the target's crop box in source pixels."""
-    cfg = recipe.targets.picture
+    [F, 68, 2] in their pixels; `crop`: the target's crop box in source pixels; `shown`: the `text_frames` of the
+    window cut as the shard cuts them, at `TEXT_SIDE` (searched by `text`). A measure that cannot be made (no
+    landmark fit in any frame) is recorded as none, which fails its gate."""
     pose = pose_extremes(head_pose(landmarks, faces.shape[1]))
     measures: dict[str, Any] = dict(
-        upscale=round(upscale_factor(crop[2], recipe.targets.size), 4),
-        face_sharpness=round(face_sharpness(faces, boxes), 4),
-        head_yaw=round(pose["yaw"], 2), head_pitch=round(pose["pitch"], 2), head_roll=round(pose["roll"], 2),
+        upscale=_stored(upscale_factor(crop[2], recipe.targets.size), 4),
+        face_sharpness=_stored(face_sharpness(faces, boxes), 4),
+        head_yaw=_stored(pose["yaw"], 2), head_pitch=_stored(pose["pitch"], 2), head_roll=_stored(pose["roll"], 2),
         text_fraction=None)
-    if text is not None:
-        picks = np.linspace(0, TARGET_FRAMES - 1, cfg.text_frames).round().astype(int) if cfg.text_frames > 1 \
-            else np.array([TARGET_FRAMES // 2])
-        box = tuple(round(v * work) for v in crop)
-        side = TEXT_SIDE
-        shown = np.stack([crop_frame(frames[i], box, side, pad) for i in picks])  # type: ignore[arg-type]
-        measures["text_fraction"] = round(overlay_fraction(text.detect(shown), side, side), 4)
-    records = [TARGET_GATES[name].record(measures[str(TARGET_GATES[name].column)] if not TARGET_GATES[name].absolute
-                                         else abs(measures[str(TARGET_GATES[name].column)]), recipe)
-               for name in ("upscale", "sharpness", "yaw", "pitch", "roll")]
-    if text is not None:
-        records.append(TARGET_GATES["burned_text"].record(measures["text_fraction"], recipe))
+    if text is not None and shown is not None:
+        measures["text_fraction"] = round(overlay_fraction(text.detect(shown), TEXT_SIDE, TEXT_SIDE), 4)
+    records = []
+    for name in ("upscale", "sharpness", "yaw", "pitch", "roll", *(("burned_text",) if text is not None else ())):
+        gate = TARGET_GATES[name]
+        value = measures[str(gate.column)]
+        records.append(gate.record(None if value is None else abs(value) if gate.absolute else value, recipe))
     return measures, records
+
+
+def _stored(value: float, digits: int) -> float | None:
+    """A measure as stored: rounded (gates read the stored value), None when it could not be made (NaN)."""
+    return None if value is None or math.isnan(value) else round(float(value), digits)
 
 
 def scores_columns(s: SpeechScores) -> dict[str, float | None]:

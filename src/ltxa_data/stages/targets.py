@@ -34,10 +34,10 @@ from ..backends.active_speaker import SyncClip
 from ..gates import TARGET_GATES, failure, first_failed
 from ..ids import child_id
 from ..media import crop_frame, read_audio, read_frames
-from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
+from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
 from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans
-from .target_quality import picture_gates, speech_gates
+from .target_quality import TEXT_SIDE, picture_gates, speech_gates, text_frames
 
 TARGET_SECONDS = TARGET_FRAMES / TARGET_FPS
 ANALYSIS_SIDE = 224
@@ -63,6 +63,14 @@ def downscale(frames: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
         return frames, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]), scale
+
+
+def window_tries(recipe: Recipe) -> int:
+    """Windows tried per video: without gates that read the window every kept window is ok; with them, skipped
+    windows make room for the next ones (up to twice `max_per_video`)."""
+    cfg = recipe.targets
+    gated = cfg.face.required or cfg.speech_quality.backend != "snr"
+    return 2 * cfg.max_per_video if gated else cfg.max_per_video
 
 
 class TargetsStage(SpeakerWindowStage):
@@ -145,8 +153,9 @@ class TargetsStage(SpeakerWindowStage):
         if failed is None:
             return row
         gate = TARGET_GATES[failed["name"]]
-        return {**row, "status": "skipped", "skipped_by": gate.name,
-                "error": failure(video["rel_path"], f"{gate.fails}: {gate.describe(failed)}")}
+        why = f"{gate.fails}: {gate.describe(failed)}" if failed["value"] is not None else \
+            f"{gate.measure} could not be measured ({gate.setting})"
+        return {**row, "status": "skipped", "skipped_by": gate.name, "error": failure(video["rel_path"], why)}
 
     def check_face(self, video: dict, row: dict, track: list[list[float]], frames: np.ndarray,
                    work: float) -> dict:
@@ -165,8 +174,11 @@ class TargetsStage(SpeakerWindowStage):
         landmarks = np.stack([self.analyzer.landmarks(f, b[None])[0] for f, b in zip(faces, boxes, strict=True)])
         if cfg.picture.check:
             crop = (row["crop_x"], row["crop_y"], row["crop_w"], row["crop_h"])
-            measures, records = picture_gates(self.recipe, faces, boxes, landmarks, frames, work, crop, self.text,
-                                              cfg.face.pad)
+            # The text is searched in the crop as the shard cuts it (source pixels), not in the working frames.
+            shown = None if self.text is None else read_frames(
+                video["path"], [(row["start_frame"] + i) / TARGET_FPS for i in text_frames(self.recipe)], crop=crop,
+                size=TEXT_SIDE, pad=cfg.face.pad)
+            measures, records = picture_gates(self.recipe, faces, boxes, landmarks, crop, self.text, shown)
             row = self.gated(video, {**row, **measures}, records)
             if row["status"] != "ok":
                 return row
@@ -272,9 +284,7 @@ class TargetsStage(SpeakerWindowStage):
             return [self.no_window(video, "skipped", f"shorter than a {TARGET_SECONDS:.2f} s target "
                                    f"({video['duration_s']:.2f} s)")]
         crop = center_square(video["width"], video["height"])
-        # Without gates that read the window every kept window is ok; with them, skipped windows make room for
-        # the next ones.
-        tries = 2 * cfg.max_per_video if cfg.face.required or self.speech is not None else cfg.max_per_video
+        tries = window_tries(self.recipe)
         rows = []
         for ident in identities.sort("speaker").iter_rows(named=True):
             own, others = speaker_spans(turns, ident["speaker"])
