@@ -68,11 +68,14 @@ class Gate:
         """`active-speaker score 1.2 < 2 (targets.active_speaker.min_score)`: the comparison its value and
         threshold make."""
         op = self.op if self.passes(record["value"], record["threshold"]) else {">=": "<", "<=": ">"}[self.op]
-        return f"{self.measure} {_num(record['value'])} {op} {_num(record['threshold'])} ({self.setting})"
+        value, threshold = _num(record["value"]), _num(record["threshold"])
+        if value == threshold and record["value"] != record["threshold"]:  # 1.5996 < 1.6 must not read 1.6 < 1.6
+            value = _num(record["value"], 8)
+        return f"{self.measure} {value} {op} {threshold} ({self.setting})"
 
 
-def _num(x: float | None) -> str:
-    return "none" if x is None else f"{x:.4g}"
+def _num(x: float | None, digits: int = 4) -> str:
+    return "none" if x is None else f"{x:.{digits}g}"
 
 
 def _setting(path: str) -> Callable[[Recipe], float]:

@@ -34,7 +34,7 @@ __all__ = ["SENTENCES", "VOICES", "generate_corpus", "load_ground_truth", "make_
 GROUND_TRUTH = "ground_truth.json"
 
 
-GT_VERSION = 7
+GT_VERSION = 8
 
 
 def _frame_rms(x: np.ndarray, sr: int, n_frames: int, fps: float) -> np.ndarray:
