@@ -13,7 +13,14 @@ import av
 import numpy as np
 import pytest
 
-from ltxa_data.corpus.generate import SENTENCES, VOICES, generate_corpus, load_ground_truth, make_bad_inputs
+from ltxa_data.corpus.generate import (
+    GT_VERSION,
+    SENTENCES,
+    VOICES,
+    generate_corpus,
+    load_ground_truth,
+    make_bad_inputs,
+)
 from ltxa_data.media import MediaError, probe, read_audio
 from ltxa_data.recipe import CorpusConfig
 
@@ -51,7 +58,7 @@ def _speech_fraction(segments: list[dict], start: float, length: float) -> float
 
 def test_layout_and_counts(corpus: tuple[Path, dict]) -> None:
     out, gt = corpus
-    assert gt["version"] == 4
+    assert gt["version"] == GT_VERSION
     assert CorpusConfig.model_validate(gt["config"]) == CFG
     assert gt["speakers"] == dict(VOICES[:3])
     assert [name for name, _ in VOICES] == [f"spk{i}" for i in range(8)]

@@ -68,9 +68,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "two": _clip(root / "two.mp4", lambda i: two), "empty": _clip(root / "empty.mp4", lambda i: empty)}
 
 
-NO_GATES = {"active_speaker": {"check": False}, "face_identity": {"check": False}}
-"""These clips are silent drawings that never speak: tracking and crops are tested without the face gates
-(tests/test_face_gates.py tests those)."""
+NO_GATES = {"active_speaker": {"check": False}, "face_identity": {"check": False}, "picture": {"check": False},
+            "speech_quality": {"backend": "snr"}}
+"""These clips are silent drawings that never speak: tracking and crops are tested without the face and quality
+gates (tests/test_face_gates.py and tests/test_quality_gates.py test those)."""
 
 
 def _stage(**face: object) -> TargetsStage:
@@ -117,10 +118,10 @@ def test_face_track_follows_the_drawn_face_and_the_crop_holds_it(clips: dict[str
         errors.append(np.abs(_centre(box) - _centre(truth)))
         assert 0.7 * truth[3] < box[2] < 1.2 * truth[3], (box, truth)
     # Measured: Haar x within 2 px, y 3-5 px low (its square spans eyes to mouth, the drawn box hair to chin);
-    # dlib's HOG x within 5 px, y 17 px low (brows to chin), the same in every frame.
+    # dlib's HOG x within 4 px, y 10-17 px low (brows to chin; the key light moves its box a little).
     ex, ey = np.max(errors, axis=0)
     ey_spread = np.ptp(np.array(errors)[:, 1])
-    assert ex <= 6.0 and ey <= 0.15 * 150 and ey_spread <= 6.0, errors
+    assert ex <= 6.0 and ey <= 0.15 * 150 and ey_spread <= 8.0, errors
     x, y, w, h = row["crop_x"], row["crop_y"], row["crop_w"], row["crop_h"]
     assert w == h >= 2.2 * row["face_h"] - 1
     assert row["crop_pad"] == [0, 0, 0, 0]

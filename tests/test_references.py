@@ -116,7 +116,12 @@ def test_clipping_and_peak() -> None:
 
 
 def _stage(**cfg: Any) -> ReferencesStage:
-    return ReferencesStage(SimpleNamespace(references=ReferencesConfig(**cfg)))  # type: ignore[arg-type]
+    """A set-up stage gating on loudness, SNR and clipping (the learned speech quality is tested in
+    tests/test_speech_quality.py: these tones are not speech)."""
+    cfg.setdefault("speech_quality", {"backend": "snr"})
+    stage = ReferencesStage(SimpleNamespace(references=ReferencesConfig(**cfg)))  # type: ignore[arg-type]
+    stage.setup()
+    return stage
 
 
 def _windows(stage: ReferencesStage, folder: Path, name: str, audio: np.ndarray,
