@@ -25,12 +25,20 @@ DEMO_RECIPE = yaml.safe_load((Path(__file__).parents[1] / "recipes" / "demo.yaml
 voices (the defaults are set for real footage)."""
 
 
-def recipe_dict(corpus: Path, **sections: dict[str, Any]) -> dict[str, Any]:
-    """A test recipe: small partitions so that every stage runs several of them on 2 workers, and the demo's
-    material-quality thresholds."""
+NO_QUALITY: dict[str, Any] = {"targets": {"picture": {"check": False}, "speech_quality": {"backend": "snr"}},
+                              "references": {"speech_quality": {"backend": "snr"}}}
+"""Material-quality gates off: the learned speech score and the text search cost a second or more per window,
+and tests of resume, executors or take-downs are not about material."""
+
+
+def recipe_dict(corpus: Path, quality: bool = False, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A test recipe: small partitions so that every stage runs several of them on 2 workers; with `quality`,
+    the demo's material-quality thresholds, else none (`NO_QUALITY`)."""
     data: dict[str, Any] = {
-        "targets": {k: DEMO_RECIPE["targets"][k] for k in ("picture", "speech_quality")},
-        "references": {"speech_quality": DEMO_RECIPE["references"]["speech_quality"]},
+        "targets": ({k: DEMO_RECIPE["targets"][k] for k in ("picture", "speech_quality")} if quality
+                    else dict(NO_QUALITY["targets"])),
+        "references": ({"speech_quality": DEMO_RECIPE["references"]["speech_quality"]} if quality
+                       else dict(NO_QUALITY["references"])),
         "name": "test",
         "input": {"paths": [str(corpus)]},
         "output": {"dir": "out"},
@@ -64,17 +72,20 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Recipe:
-    """The small corpus built once, end to end. Treat as read-only; copy it to change it."""
-    recipe = load_recipe(write_recipe(tmp_path_factory.mktemp("build"), recipe_dict(corpus, report={"enabled": True})))
+    """The small corpus built once, end to end, material-quality gates on. Treat as read-only; copy it to
+    change it."""
+    recipe = load_recipe(write_recipe(tmp_path_factory.mktemp("build"),
+                                      recipe_dict(corpus, quality=True, report={"enabled": True})))
     build(recipe, progress=False)
     return recipe
 
 
 def copy_build(recipe: Recipe, dest: Path, **sections: dict[str, Any]) -> Recipe:
-    """A copy of a finished build in `dest`, with recipe sections changed."""
+    """A copy of a finished build (the `built` fixture's: quality gates on) in `dest`, with recipe sections
+    changed."""
     corpus = Path(recipe.input.paths[0])
     shutil.copytree(recipe.output_dir, dest / "out")
-    return load_recipe(write_recipe(dest, recipe_dict(corpus, **sections)))
+    return load_recipe(write_recipe(dest, recipe_dict(corpus, quality=True, **sections)))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -161,9 +161,9 @@ def test_the_readme_cluster_recipe_builds_the_local_manifests_and_resumes_local_
     `executor.kind: ray` and `address: auto`, `ltxa-data build`. Then the same recipe over a copy of the
     local executor's finished build: nothing runs again."""
     ray_sections = {"kind": "ray", "workers": 2, "ray": {"address": "auto"}}
-    fresh = write_recipe(tmp_path / "ray", recipe_dict(corpus, executor=ray_sections))
+    fresh = write_recipe(tmp_path / "ray", recipe_dict(corpus, quality=True, executor=ray_sections))
     shutil.copytree(built.output_dir, tmp_path / "resumed/out")
-    resumed = write_recipe(tmp_path / "resumed", recipe_dict(corpus, executor=ray_sections))
+    resumed = write_recipe(tmp_path / "resumed", recipe_dict(corpus, quality=True, executor=ray_sections))
     bin_dir = Path(sys.executable).parent
     script = f"""set -e
 export PATH={bin_dir}:$PATH

@@ -181,7 +181,7 @@ def test_adding_a_video_reruns_only_its_partitions_and_keeps_ids_and_splits(
     new_clip = next(n for n, k in expected.items() if k == "ok")
     (extra / new_clip).write_bytes((tmp_path / "bad" / new_clip).read_bytes())
     recipe = copy_build(built, tmp_path / "grow")
-    data = recipe_dict(Path(built.input.paths[0]))
+    data = recipe_dict(Path(built.input.paths[0]), quality=True)
     data["input"]["paths"].append(str(extra))
     recipe = load_recipe(write_recipe(tmp_path / "grow", data))
 
@@ -242,7 +242,7 @@ def test_notebook_runs_on_a_build(built: Recipe, monkeypatch: pytest.MonkeyPatch
 
 def test_demo_command_generates_builds_verifies_and_scores(built: Recipe, tmp_path: Path, capsys) -> None:
     recipe = copy_build(built, tmp_path / "demo")
-    data = recipe_dict(Path(recipe.input.paths[0]))
+    data = recipe_dict(Path(recipe.input.paths[0]), quality=True)
     data["corpus"] = SMALL_CORPUS.model_dump(mode="json")
     path = write_recipe(tmp_path / "demo", data)
     assert main(["demo", str(path), "--no-progress"]) == 0

@@ -33,7 +33,7 @@ def quality_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recipe, dic
     corpus = tmp_path_factory.mktemp("quality") / "clips"
     gt = load_ground_truth(generate_corpus(corpus, QUALITY_CORPUS))
     recipe = load_recipe(write_recipe(tmp_path_factory.mktemp("quality_build"),
-                                      recipe_dict(corpus, targets={"crop": "face"})))
+                                      recipe_dict(corpus, quality=True, targets={"crop": "face"})))
     build(recipe, progress=False)
     return recipe, gt
 

@@ -97,7 +97,7 @@ def test_a_kill_between_table_and_marker_never_lets_old_settings_reuse_the_new_t
     monkeypatch.setattr(state, "write_json_atomic", real)
 
     # Back to the original settings, which the killed run's old pairs marker was written for.
-    recipe = load_recipe(write_recipe(tmp_path / "revert", recipe_dict(Path(built.input.paths[0]))))
+    recipe = load_recipe(write_recipe(tmp_path / "revert", recipe_dict(Path(built.input.paths[0]), quality=True)))
     ran = {r.stage: r.ran for r in build(recipe, progress=False)}
     assert ran["pairs"] == 1, "the half-committed partition is redone"
     pairs = table_path(recipe.manifests_dir, "pairs").read_bytes()
