@@ -170,15 +170,7 @@ class VariantArt(ShotArt):
         ru = self.rules
         fr, lk = self.fr, self.look
         fh, fw, cx, cy = fr.face_h, self.face_w, fr.cx, fr.cy
-        img = Image.new("RGB", (w, h), fr.bg)
-        d = ImageDraw.Draw(img)
-        d.rectangle(fr.panel, fill=fr.panel_rgb)
-        skin_dark = tuple(int(c * 0.8) for c in lk.skin)
-        if lk.style == "long":
-            d.rounded_rectangle([cx - 0.62 * fw, cy - 0.58 * fh, cx + 0.62 * fw, cy + 0.62 * fh],
-                                radius=int(0.4 * fw), fill=lk.hair)
-        d.ellipse([cx - 1.15 * fw, cy + 0.42 * fh, cx + 1.15 * fw, cy + 1.5 * fh], fill=lk.shirt)
-        d.rectangle([cx - 0.17 * fw, cy + 0.3 * fh, cx + 0.17 * fw, cy + 0.6 * fh], fill=skin_dark)
+        img, d, skin_dark = self._draw_body(w, h)
         for sx in (-1, 1):
             ex = cx + sx * 0.5 * fw
             d.ellipse([ex - 0.08 * fw, cy - 0.1 * fh, ex + 0.08 * fw, cy + 0.1 * fh], fill=skin_dark)

@@ -144,10 +144,11 @@ class ShotArt:
             self._frames[level] = arr
         return arr
 
-    def _draw_base(self, w: int, h: int) -> Image.Image:
+    def _draw_body(self, w: int, h: int) -> tuple[Image.Image, ImageDraw.ImageDraw, tuple[int, ...]]:
+        """The frame up to the head: background, panel, long hair behind, shoulders and neck; with the
+        drawing context and the shaded skin colour."""
         fr, lk = self.fr, self.look
         fh, fw, cx, cy = fr.face_h, self.face_w, fr.cx, fr.cy
-        shift, far = fr.turn * fw, (1 if fr.turn > 0 else -1) if fr.turn else 0
         img = Image.new("RGB", (w, h), fr.bg)
         d = ImageDraw.Draw(img)
         d.rectangle(fr.panel, fill=fr.panel_rgb)
@@ -155,9 +156,15 @@ class ShotArt:
         if lk.style == "long":
             d.rounded_rectangle([cx - 0.62 * fw, cy - 0.58 * fh, cx + 0.62 * fw, cy + 0.62 * fh],
                                 radius=int(0.4 * fw), fill=lk.hair)
-        # shoulders, neck
         d.ellipse([cx - 1.15 * fw, cy + 0.42 * fh, cx + 1.15 * fw, cy + 1.5 * fh], fill=lk.shirt)
         d.rectangle([cx - 0.17 * fw, cy + 0.3 * fh, cx + 0.17 * fw, cy + 0.6 * fh], fill=skin_dark)
+        return img, d, skin_dark
+
+    def _draw_base(self, w: int, h: int) -> Image.Image:
+        fr, lk = self.fr, self.look
+        fh, fw, cx, cy = fr.face_h, self.face_w, fr.cx, fr.cy
+        shift, far = fr.turn * fw, (1 if fr.turn > 0 else -1) if fr.turn else 0
+        img, d, skin_dark = self._draw_body(w, h)
         # ears, face
         for sx in (-1, 1):
             if sx == far:  # a turned head hides its far ear
