@@ -52,7 +52,7 @@ def _assert_no_partial_tar(recipe: Recipe) -> None:
 
 
 def test_sigkill_mid_stage_then_rerun_equals_uninterrupted_build(built: Recipe, corpus: Path, tmp_path: Path) -> None:
-    path = write_recipe(tmp_path, recipe_dict(corpus))
+    path = write_recipe(tmp_path, recipe_dict(corpus, quality=True))
     recipe = load_recipe(path)
 
     # Killed while the turns stage has some partitions done and others running in the pool.
