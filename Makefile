@@ -2,8 +2,12 @@
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup
+.PHONY: demo test lint setup setup-gpu
 setup: $(STAMP)
+
+# A GPU machine: everything `setup` installs, with torch's CUDA build, checked to see a GPU.
+setup-gpu:
+	bash scripts/setup.sh --gpu
 
 $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	bash scripts/setup.sh

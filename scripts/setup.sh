@@ -2,8 +2,16 @@
 # Installs everything ltxa_data needs on a fresh Debian/Ubuntu machine: system packages (as root,
 # or with sudo), then a virtualenv in .venv with exact versions from constraints.txt.
 # Idempotent: `make` calls it whenever pyproject.toml, constraints.txt or this file change.
+#   --gpu   (`make setup-gpu`) also makes sure torch is a CUDA build and that it sees a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+gpu=0
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) gpu=1 ;;
+    *) echo "setup: unknown option $arg (options: --gpu)" >&2; exit 2 ;;
+  esac
+done
 
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)   # the sample corpus's voices
@@ -50,6 +58,26 @@ fi
 # The burned-in text detector's ONNX model ships in rapidocr-onnxruntime, which requires opencv-python (a clash
 # with opencv-python-headless); only its model file is used, so it installs without its dependencies.
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps rapidocr-onnxruntime
+if [ $gpu = 1 ]; then
+  # PyPI's Linux x86_64 torch wheel is the CUDA build; a local CPU wheel of the same version (a mirror, a
+  # wheel cache) would shadow it, so a CPU build is replaced from PyPI itself.
+  if [ "$(.venv/bin/python -c 'import torch; print(torch.version.cuda or "")')" = "" ]; then
+    torch_pin=$(grep -E '^torch==' constraints.txt)
+    echo "setup: replacing the CPU torch with PyPI's CUDA build ($torch_pin; several GB)"
+    .venv/bin/python -m pip install -q -c constraints.txt --force-reinstall --no-cache-dir \
+      --index-url https://pypi.org/simple "$torch_pin"
+  fi
+  .venv/bin/python - <<'PY'
+import sys, torch
+if torch.version.cuda is None:
+    sys.exit("setup: torch is still a CPU build; see README, 'Your own videos'")
+if not torch.cuda.is_available():
+    sys.exit(f"setup: torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU: check the NVIDIA driver "
+             "(nvidia-smi) and CUDA_VISIBLE_DEVICES")
+names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+print(f"setup: torch {torch.__version__}, CUDA {torch.version.cuda}: {names}")
+PY
+fi
 # Every Linux torchaudio wheel is a CUDA build whose native libraries need libc10_cuda.so. With a
 # CPU-only torch, delete them: pyannote and ECAPA use only torchaudio's pure-Python code.
 .venv/bin/python - <<'PY'

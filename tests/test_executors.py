@@ -1,5 +1,5 @@
 """Executors: a worker killed by a signal or hung costs its file, not the build, on the local pool and on
-Ray; GPU stages get one device per worker; a build on a Ray cluster (started the README's way, inside
+Ray; GPU stages get one device per worker; a build on a Ray cluster (started as docs/how-it-works.md says, inside
 a network namespace with only loopback) writes the same manifests as the local executor and resumes
 either's work."""
 
@@ -157,7 +157,7 @@ def _tables(recipe: Recipe) -> dict[str, pl.DataFrame]:
 @pytest.mark.slow
 def test_the_readme_cluster_recipe_builds_the_local_manifests_and_resumes_local_work(
         tmp_path: Path, built: Recipe, corpus: Path) -> None:
-    """The README's cluster section, followed on one node: `ray start --head`, a recipe with
+    """The cluster section of docs/how-it-works.md, followed on one node: `ray start --head`, a recipe with
     `executor.kind: ray` and `address: auto`, `ltxa-data build`. Then the same recipe over a copy of the
     local executor's finished build: nothing runs again."""
     ray_sections = {"kind": "ray", "workers": 2, "ray": {"address": "auto"}}

@@ -167,12 +167,50 @@ def test_an_incomplete_model_folder_is_refused_before_any_work(
 def test_hub_ids_need_a_token_and_paths_must_exist(corpus: Path, models: dict[str, Path], tmp_path: Path,
                                                    offline: None) -> None:
     recipe = talking_heads([corpus / "spk0"], tmp_path, Path("/nowhere/pyannote"), models["ecapa"])
-    with pytest.raises(RecipeError, match="neither a model folder"):
+    with pytest.raises(RecipeError, match="there is no model folder /nowhere/pyannote"):
         build(recipe, progress=False)
     data = recipe_dict(corpus, diarize={"backend": "pyannote"}, embed={"backend": "speechbrain_ecapa"})
     hub = parse_recipe(data, base_dir=tmp_path)  # defaults: the hub ids
     with pytest.raises(RecipeError, match=r"needs a token in \$HF_TOKEN"):
         build(hub, progress=False)
+
+
+def _cached_snapshot(cache: Path, repo: str) -> Path:
+    """`repo` as huggingface_hub's cache holds a downloaded snapshot."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    commit = "0" * 40
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    snapshot = folder / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "hyperparams.yaml").write_text("{}")
+    return snapshot
+
+
+def test_hub_ids_are_refused_in_preflight_unless_cached_or_reachable(
+        corpus: Path, tmp_path: Path, offline: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a token but no network (requests go to a closed local port), or with HF_HUB_OFFLINE, a hub id that
+    is not in the local cache is refused before any work, saying what to do; a cached one is not."""
+    from ltxa_data.backends import backend_problems
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    data = recipe_dict(corpus, diarize={"backend": "pyannote"}, embed={"backend": "speechbrain_ecapa"})
+    recipe = parse_recipe(data, base_dir=tmp_path)  # defaults: the hub ids
+    problems = backend_problems(recipe)
+    assert [p.split(":")[0] for p in problems] == ["diarize.pyannote.model", "embed.speechbrain_ecapa.model"]
+    for p in problems:
+        assert "the Hugging Face hub cannot be reached" in p and "hf download" in p and "--local-dir models/" in p, p
+    with pytest.raises(RecipeError, match="cannot be reached"):
+        build(recipe, progress=False)
+    assert not table_path(recipe.manifests_dir, "videos").exists(), "nothing ran"
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    problems = backend_problems(recipe)
+    assert len(problems) == 2 and all("not in the local hub cache and HF_HUB_OFFLINE is set" in p for p in problems)
+    _cached_snapshot(tmp_path / "hub", "speechbrain/spkrec-ecapa-voxceleb")
+    problems = backend_problems(recipe)
+    assert [p.split(":")[0] for p in problems] == ["diarize.pyannote.model"], "a cached repository loads offline"
 
 
 def test_an_ecapa_checkpoint_that_does_not_fit_its_model_is_refused(models: dict[str, Path], tmp_path: Path,
@@ -219,9 +257,27 @@ def test_a_missing_local_folder_is_not_mistaken_for_a_hub_id(tmp_path: Path) -> 
     from ltxa_data.backends.model_source import model_source
 
     (tmp_path / "models").mkdir()
-    with pytest.raises(SystemicError, match=f"there is no folder {tmp_path}/models/pyannote"):
+    with pytest.raises(SystemicError, match=f"there is no model folder {tmp_path}/models/pyannote"):
         model_source("models/pyannote", tmp_path, "diarize.pyannote.model")
     assert model_source("pyannote/speaker-diarization-community-1", tmp_path, "x").hub_id is not None
+
+
+def test_a_folder_named_from_the_working_directory_is_refused_with_the_path_that_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's layout: models/ at the root, recipes in recipes/. `models/pyannote` written in a recipe
+    resolves against recipes/; the refusal says so and names the reference that works."""
+    from ltxa_data.backends.model_source import model_source
+
+    (tmp_path / "models" / "pyannote").mkdir(parents=True)
+    (tmp_path / "recipes").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemicError) as e:
+        model_source("models/pyannote", tmp_path / "recipes", "diarize.pyannote.model")
+    assert str(e.value) == (
+        f"diarize.pyannote.model: there is no model folder {tmp_path}/recipes/models/pyannote (relative model "
+        f"paths resolve against the recipe's folder, {tmp_path}/recipes); the folder {tmp_path}/models/pyannote "
+        "exists: write '../models/pyannote' or its absolute path")
+    assert model_source("../models/pyannote", tmp_path / "recipes", "x").local_dir == tmp_path / "models" / "pyannote"
 
 
 def test_pyannote_speaker_bounds_are_checked() -> None:

@@ -41,8 +41,9 @@ PLANNED: dict[tuple[str, str], str] = {}
 
 def backend_problems(recipe: Recipe) -> list[str]:
     """Why the recipe's backends cannot run, checked before any work starts (no model is loaded):
-    backends this version lacks, model folders that are missing or incomplete, a missing hub token."""
-    from .model_source import hub_token, model_source
+    backends this version lacks, model folders that are missing or incomplete, a hub id that is neither cached
+    nor reachable (no token, gated, no network, `HF_HUB_OFFLINE`)."""
+    from .model_source import hub_problem, hub_token, model_source
 
     chosen = [("diarize", recipe.diarize.backend), ("embed", recipe.embed.backend), ("encode", recipe.encode.backend)]
     problems = [PLANNED[c] for c in chosen if c in PLANNED]
@@ -54,16 +55,18 @@ def backend_problems(recipe: Recipe) -> list[str]:
             source = model_source(cfg.model, recipe.base_dir, SETTING)
             if source.offline:
                 check_pipeline_folder(source)
-            hub_token(source, cfg.token_env)
+            problems += filter(None, [hub_problem(source, hub_token(source, cfg.token_env))])
     except SystemicError as e:
         problems.append(str(e))
     try:
         if recipe.embed.backend == "speechbrain_ecapa":
             from .speechbrain_embedder import FOLDER_FILES, SETTING
 
-            source = model_source(recipe.embed.speechbrain_ecapa.model, recipe.base_dir, SETTING)
+            ecapa = recipe.embed.speechbrain_ecapa
+            source = model_source(ecapa.model, recipe.base_dir, SETTING)
             if source.offline:
                 source.require(FOLDER_FILES)
+            problems += filter(None, [hub_problem(source, hub_token(source, ecapa.token_env, required=False))])
     except SystemicError as e:
         problems.append(str(e))
     if recipe.encode.backend == "ltx":

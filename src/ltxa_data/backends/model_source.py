@@ -37,20 +37,77 @@ class ModelSource:
 
 
 def model_source(ref: str, base_dir: Path, setting: str) -> ModelSource:
-    """Resolve a recipe's model reference: an existing folder (relative to the recipe) is used
-    offline; `owner/name` is a hub id unless its `owner` is a folder next to the recipe (then the
-    reference is a local folder that is missing); anything else that looks like a path must exist."""
+    """Resolve a recipe's model reference: an existing folder (relative to the recipe's folder) is used
+    offline; `owner/name` is a hub id unless its `owner` is a folder next to the recipe, or the reference
+    names a folder from the working directory (then it is a local folder that is missing, and the error says
+    how to name the one that exists); anything else must exist."""
     path = Path(ref).expanduser()
     if not path.is_absolute():
         path = base_dir / path
     if path.is_dir():
         return ModelSource(setting, local_dir=path.resolve())
-    looks_like_path = (ref.startswith(("/", ".", "~")) or ref.count("/") != 1 or path.exists()
-                       or (base_dir / ref.split("/")[0]).is_dir())
+    meant_local = (base_dir / ref.split("/")[0]).is_dir() or (Path.cwd() / ref).is_dir()
+    looks_like_path = ref.startswith(("/", ".", "~")) or ref.count("/") != 1 or path.exists() or meant_local
     if looks_like_path or not _HUB_ID.fullmatch(ref):
-        raise SystemicError(f"{setting}: {ref!r} is neither a model folder (there is no folder {path}) nor a hub "
-                            "id of the form owner/name")
+        raise SystemicError(f"{setting}: there is no model folder {path}" + _relative_hint(ref, base_dir)
+                            + ("" if looks_like_path else " (nor is it a hub id of the form owner/name)"))
     return ModelSource(setting, hub_id=ref)
+
+
+def _relative_hint(ref: str, base_dir: Path) -> str:
+    """For a relative reference: how it resolved, and the reference that names the folder the user most
+    likely meant (the same path from the working directory)."""
+    if Path(ref).expanduser().is_absolute():
+        return ""
+    hint = f" (relative model paths resolve against the recipe's folder, {base_dir})"
+    meant = Path.cwd() / ref
+    if meant.is_dir():
+        rel = os.path.relpath(meant.resolve(), base_dir.resolve())
+        hint += f"; the folder {meant.resolve()} exists: write {rel!r} or its absolute path"
+    return hint
+
+
+def hub_problem(source: ModelSource, token: str | None, timeout_s: float = 20.0) -> str | None:
+    """Why a hub id cannot be loaded now, without downloading it, or None: a repository already in the
+    local hub cache loads offline; otherwise the hub must answer for it (a gated repository whose terms
+    the token's account has not accepted, a missing repository, no network, `HF_HUB_OFFLINE` set)."""
+    if source.offline:
+        return None
+    from huggingface_hub import snapshot_download
+
+    repo = str(source.hub_id)
+    cache_dir = os.environ.get("HF_HUB_CACHE") or None
+    try:
+        snapshot_download(repo, local_files_only=True, cache_dir=cache_dir)
+        return None
+    except OSError:
+        pass  # not cached
+    name = repo.split("/")[1]
+    fix = (f"download it where the hub is reachable (hf download {repo} --local-dir models/{name}), copy the "
+           f"folder to this machine and point {source.setting} at it")
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return f"{source.setting}: {repo!r} is not in the local hub cache and HF_HUB_OFFLINE is set: {fix}"
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from huggingface_hub import auth_check
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    pool = ThreadPoolExecutor(1)
+    try:
+        pool.submit(auth_check, repo, token=token or False).result(timeout=timeout_s)
+        return None
+    except GatedRepoError:
+        return (f"{source.setting}: {repo!r} is gated and the token's account may not read it: accept its "
+                f"terms at https://huggingface.co/{repo} (logged in as that account), or {fix}")
+    except RepositoryNotFoundError:
+        return f"{source.setting}: the hub has no repository {repo!r} readable with this token"
+    except FutureTimeout:
+        return f"{source.setting}: the Hugging Face hub did not answer for {repo!r} in {timeout_s:.0f} s: {fix}"
+    except Exception as e:  # no network, a proxy, DNS: whatever the HTTP client raises
+        return f"{source.setting}: the Hugging Face hub cannot be reached for {repo!r} ({type(e).__name__}: {e}): {fix}"
+    finally:
+        pool.shutdown(wait=False)
 
 
 def hub_token(source: ModelSource, token_env: str | None, required: bool = True) -> str | None:

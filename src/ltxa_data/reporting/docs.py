@@ -1,6 +1,6 @@
-"""Reference tables for the README, generated from the recipe models and the schemas so they
-cannot drift. `python -m ltxa_data.reporting.docs README.md` rewrites the marked sections; a test checks
-that the README is current."""
+"""The reference tables of docs/reference.md, generated from the recipe models and the schemas so they
+cannot drift. `python -m ltxa_data.reporting.docs docs/reference.md` rewrites the marked sections; a test
+checks that the file is current."""
 
 from __future__ import annotations
 
