@@ -13,6 +13,9 @@ from pathlib import Path
 from ..errors import SystemicError
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+GUIDE_FOLDERS = {"pyannote/speaker-diarization-community-1": "pyannote-community-1",
+                 "speechbrain/spkrec-ecapa-voxceleb": "ecapa"}
+"""The folders under models/ the README's guide downloads these hub repositories to."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def hub_problem(source: ModelSource, token: str | None, timeout_s: float = 20.0)
         return None
     except OSError:
         pass  # not cached
-    name = repo.split("/")[1]
+    name = GUIDE_FOLDERS.get(repo, repo.split("/")[1])
     fix = (f"download it where the hub is reachable (hf download {repo} --local-dir models/{name}), copy the "
            f"folder to this machine and point {source.setting} at it")
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):

@@ -65,15 +65,23 @@ class OutputConfig(StrictModel):
 
 
 class StageResources(StrictModel):
-    """What one worker of a stage asks for, overriding the stage's own declaration."""
+    """What one worker of one stage asks for, overriding the stage's own declaration. Written under the stage's
+    name: `executor.resources.<stage>.<field>`, e.g. `executor.resources.diarize.gpus: 0.5`."""
 
-    cpus: float | None = Field(default=None, gt=0, description="CPU cores per worker.")
-    gpus: float | None = Field(default=None, ge=0, description="GPUs per worker; a fraction packs several "
-                               "workers on a card (0.5: two).")
-    memory_gb: float | None = Field(default=None, ge=0, description="Host memory per worker (Ray schedules by "
-                                    "it).")
-    workers: int | None = Field(default=None, ge=1, description="Workers of this stage (default: "
-                                "`executor.workers`, or one per GPU slot for a GPU stage).")
+    cpus: float | None = Field(default=None, gt=0, description="`executor.resources.<stage>.cpus`, where `<stage>` "
+                               "is a stage name (`scan`, `fingerprints`, `duplicates`, `scenes`, `diarize`, "
+                               "`embed`, `identify`, `targets`, `identity_faces`, `references`, `pairs`, "
+                               "`swap_eval`, `shard`): CPU cores one worker of that stage asks for (default: the "
+                               "stage's own).")
+    gpus: float | None = Field(default=None, ge=0, description="`executor.resources.<stage>.gpus`: GPUs one worker "
+                               "of the stage asks for; a fraction packs several workers on a card (0.5: two) "
+                               "(default: the stage's own, a GPU share when its device is `cuda`, or `auto` where "
+                               "GPUs exist).")
+    memory_gb: float | None = Field(default=None, ge=0, description="`executor.resources.<stage>.memory_gb`: host "
+                                    "memory one worker of the stage asks for (Ray schedules by it; default: the "
+                                    "stage's own estimate).")
+    workers: int | None = Field(default=None, ge=1, description="`executor.resources.<stage>.workers`: workers of "
+                                "the stage (default: `executor.workers`, or one per GPU slot for a GPU stage).")
 
 
 class RayConfig(StrictModel):
@@ -101,8 +109,10 @@ class ExecutorConfig(StrictModel):
                                          "no item for this long is stopped as hung, and its item retried, then "
                                          "recorded as failed (none: wait forever). CPU encoding of large "
                                          "batches may need more.")
-    resources: dict[str, StageResources] = Field(default_factory=dict, description="Per stage (by stage name: "
-                                                 "`shard`, `diarize`, ...), what one worker asks for.")
+    resources: dict[str, StageResources] = Field(default_factory=dict, description="Per stage, keyed by stage "
+                                                 "name, what one worker asks for: `executor.resources.<stage>.cpus`, "
+                                                 "`.gpus`, `.memory_gb`, `.workers` (e.g. "
+                                                 "`executor.resources.diarize.gpus: 0.5`).")
     ray: RayConfig = RayConfig()
 
 
@@ -153,8 +163,10 @@ class PyannoteConfig(StrictModel):
     segmentation_batch_size: int = Field(default=32, ge=1, description="Segmentation model batch size.")
     embedding_batch_size: int = Field(default=32, ge=1, description="Embedding model batch size.")
     segmentation_step: float | None = Field(default=None, gt=0, le=1, description="Step between segmentation "
-                                            "chunks as a fraction of their length (pipeline default 0.1); 0.5 "
-                                            "is ~3x faster on CPU and a little less precise at turn edges.")
+                                            "chunks as a fraction of their 10 s length (none: the pipeline's 0.1); "
+                                            "0.5 diarizes 4.9x faster on a CPU (measured: "
+                                            "benchmarks/speech_throughput.py, 2 cores, 1 min of noise at speech "
+                                            "level) and is a little less precise at turn edges.")
     min_speakers: int | None = Field(default=None, ge=1, description="Lower bound on speakers per video, if known.")
     max_speakers: int | None = Field(default=None, ge=1, description="Upper bound on speakers per video, if known.")
 
@@ -204,13 +216,22 @@ class IdentifyConfig(StrictModel):
                                "at a higher threshold before exact clustering inside them.")
 
 class SplitsConfig(StrictModel):
-    train: float = Field(default=0.8, ge=0, description="Fraction in train (of identities or hours, see `by`).")
-    val: float = Field(default=0.1, ge=0, description="Fraction in val.")
-    test: float = Field(default=0.1, ge=0, description="Fraction in test.")
-    by: Literal["identities", "hours"] = Field(default="identities", description="What the fractions count: "
-                                               "identities (each placed by a hash), or hours of target video "
-                                               "(placed greedily, for corpora where a few identities hold "
-                                               "many hours).")
+    """`pairs.splits`: how identities are split into train, val and test. Identities that share a video (and
+    copies of one clip) form a group that lands in one split; a group keeps the split it had in the previous
+    build. What the fractions are shares of depends on `by` (`analysis/splits.py`)."""
+
+    train: float = Field(default=0.8, ge=0, description="Share of train: of identity groups (`by: identities`) "
+                         "or of hours of target video (`by: hours`).")
+    val: float = Field(default=0.1, ge=0, description="Share of val (as `train`).")
+    test: float = Field(default=0.1, ge=0, description="Share of test (as `train`).")
+    by: Literal["identities", "hours"] = Field(default="identities", description="What the fractions are shares "
+                                               "of. `identities`: each new group is placed by a hash of (seed, "
+                                               "its lowest-hash identity) on the cumulative fractions, so they are "
+                                               "expected shares of groups, whatever their hours; `hours`: of hours "
+                                               "of target video (targets x 4.84 s per identity): new groups, in "
+                                               "hash order, each go to the split furthest below its share of all "
+                                               "target hours (for corpora where a few identities hold many "
+                                               "hours).")
     near_duplicate_similarity: float = Field(default=0.9, gt=0, le=1, description="`verify` reports identities "
                                              "of different splits whose mean voices are at least this similar "
                                              "(cosine): possibly one person split in two (ECAPA: ~0.75).")
@@ -268,8 +289,13 @@ class PairsConfig(StrictModel):
                                 "with `snr`, a speech ratio x SNR score): a better band always wins, even over "
                                 "spreading a target's references over clips, and quality_weight draws within a "
                                 "band; 0: no bands.")
-    splits: SplitsConfig = Field(default=SplitsConfig(), description="Fractions of identities per split "
-                                 "(train, val, test); they add up to 1.")
+    splits: SplitsConfig = Field(default=SplitsConfig(), description="Split fractions `train`, `val`, `test` "
+                                 "(they add up to 1) and `by`: with `by: identities` (default) they are shares "
+                                 "of identity groups (identities that share a video land in one split), each "
+                                 "placed by a hash; with `by: hours` they are shares of hours of target video "
+                                 "(targets x 4.84 s), groups placed greedily to fill each split's share. "
+                                 "`near_duplicate_similarity`: `verify` reports identities of different splits "
+                                 "whose mean voices are at least this similar (cosine).")
 
 
 class SwapEvalConfig(StrictModel):
@@ -308,10 +334,11 @@ class EncodeConfig(StrictModel):
     audio_checkpoint: str | None = Field(default=None, description="The audio VAE file, for checkpoints split into "
                                          "VAE files.")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="`auto`: CUDA when torch sees one.")
-    video_dtype: Literal["bfloat16", "float32"] = Field(default="bfloat16", description="Video VAE weights and "
-                                                         "latents on a GPU; on a CPU it computes in float32 and "
-                                                         "stores latents in this dtype (the audio VAE always runs "
-                                                         "in float32).")
+    video_dtype: Literal["bfloat16", "float32"] = Field(default="bfloat16", description="Video VAE weights, "
+                                                         "compute and stored latents. On a CPU without bf16 units "
+                                                         "(AVX512-BF16, AMX-BF16), which runs bf16 convolutions "
+                                                         "over 100x slower, bfloat16 computes in float32 and still "
+                                                         "stores bf16 latents. The audio VAE always runs in float32.")
     batch_size: int = Field(default=4, ge=1, description="Targets per video-encoder batch (references go 4x this); "
                             "halved on GPU out-of-memory.")
     decode_threads: int = Field(default=4, ge=1, description="Threads cutting samples (decode, crop, resample) "

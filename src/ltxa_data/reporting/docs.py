@@ -24,7 +24,9 @@ def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str
         sub = next((c for c in (f.annotation, *getattr(f.annotation, "__args__", ()))
                     if isinstance(c, type) and issubclass(c, BaseModel) and c is not SplitsConfig), None)
         if sub is not None:
-            yield from _fields(sub, f"{prefix}{name}.")
+            keyed = getattr(f.annotation, "__origin__", None) is dict  # e.g. executor.resources.<stage>.cpus
+            yield from _fields(sub, f"{prefix}{name}.<{'stage' if name == 'resources' else 'key'}>." if keyed
+                               else f"{prefix}{name}.")
             continue
         if f.is_required():
             default = "required"
