@@ -25,6 +25,10 @@ DEMO_RECIPE = yaml.safe_load((Path(__file__).parents[1] / "recipes" / "demo.yaml
 voices (the defaults are set for real footage)."""
 
 
+DEMO_QUALITY: dict[str, Any] = {
+    "targets": {k: DEMO_RECIPE["targets"][k] for k in ("picture", "speech_quality")},
+    "references": {"speech_quality": DEMO_RECIPE["references"]["speech_quality"]}}
+"""The demo's material-quality sections (its floors suit drawn faces and espeak voices), by recipe section."""
 NO_QUALITY: dict[str, Any] = {"targets": {"picture": {"check": False}, "speech_quality": {"backend": "snr"}},
                               "references": {"speech_quality": {"backend": "snr"}}}
 """Material-quality gates off: the learned speech score and the text search cost a second or more per window,
@@ -33,12 +37,11 @@ and tests of resume, executors or take-downs are not about material."""
 
 def recipe_dict(corpus: Path, quality: bool = False, **sections: dict[str, Any]) -> dict[str, Any]:
     """A test recipe: small partitions so that every stage runs several of them on 2 workers; with `quality`,
-    the demo's material-quality thresholds, else none (`NO_QUALITY`)."""
+    the demo's material-quality thresholds (`DEMO_QUALITY`), else none (`NO_QUALITY`)."""
+    gates = DEMO_QUALITY if quality else NO_QUALITY
     data: dict[str, Any] = {
-        "targets": ({k: DEMO_RECIPE["targets"][k] for k in ("picture", "speech_quality")} if quality
-                    else dict(NO_QUALITY["targets"])),
-        "references": ({"speech_quality": DEMO_RECIPE["references"]["speech_quality"]} if quality
-                       else dict(NO_QUALITY["references"])),
+        "targets": dict(gates["targets"]),
+        "references": dict(gates["references"]),
         "name": "test",
         "input": {"paths": [str(corpus)]},
         "output": {"dir": "out"},

@@ -19,7 +19,7 @@ from ltxa_data.cli import main
 from ltxa_data.recipe import load_recipe
 from ltxa_data.storage import read_frame
 
-from .conftest import DEMO_RECIPE
+from .conftest import DEMO_QUALITY
 from .fixtures.random_ecapa import write_random_ecapa
 from .fixtures.random_gemma import TINY_TEXT, use_tiny_gemma, write_random_gemma
 from .fixtures.random_ltx import write_random_ltx_checkpoint
@@ -92,8 +92,8 @@ def test_the_guide_builds_verifies_reports_and_exports_with_the_production_backe
         "scan": {"files_per_partition": 4, "min_short_side": 128},
         "diarize": {"videos_per_partition": 3, "pyannote": {"segmentation_step": 0.5}},
         "embed": {"videos_per_partition": 3, "speechbrain_ecapa": {"batch_size": 8}},
-        "targets": {"size": 64, **{k: DEMO_RECIPE["targets"][k] for k in ("picture", "speech_quality")}},
-        "references": {"speech_quality": DEMO_RECIPE["references"]["speech_quality"]},
+        "targets": {"size": 64, **DEMO_QUALITY["targets"]},
+        "references": DEMO_QUALITY["references"],
         "encode": {"device": "cpu", "batch_size": 2},
         "export": {"text_encoder_device": "cpu"},
     })

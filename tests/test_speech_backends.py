@@ -24,7 +24,7 @@ from ltxa_data.reporting.verify import verify_build
 from ltxa_data.stages.embed import speech_windows
 from ltxa_data.storage import read_frame, table_path
 
-from .conftest import DEMO_RECIPE, recipe_dict, write_recipe
+from .conftest import DEMO_QUALITY, recipe_dict, write_recipe
 from .fixtures.random_ecapa import write_random_ecapa
 from .fixtures.random_pyannote import write_random_pipeline
 
@@ -55,12 +55,12 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def talking_heads(corpus_dirs: list[Path], out: Path, pyannote: Path, ecapa: Path) -> Recipe:
-    """recipes/talking_heads.yaml as shipped, pointed at local model folders and a small corpus. Encoding to
-    LTX latents is a later version's backend, so shards carry media only; the material-quality floors, set for
-    real footage, take the demo's for drawn faces and espeak voices."""
+    """recipes/talking_heads.yaml as shipped, pointed at local model folders and a small corpus. Shards carry
+    media only (tests/test_guide.py builds latents with the production backends); the material-quality floors,
+    set for real footage, take the demo's for drawn faces and espeak voices."""
     data = yaml.safe_load((ROOT / "recipes" / "talking_heads.yaml").read_text())
-    data["targets"].update({k: DEMO_RECIPE["targets"][k] for k in ("picture", "speech_quality")})
-    data["references"]["speech_quality"] = DEMO_RECIPE["references"]["speech_quality"]
+    for section, values in DEMO_QUALITY.items():
+        data[section].update(values)
     data["input"]["paths"] = [str(d) for d in corpus_dirs]
     data["output"] = {"dir": str(out / "build")}
     data["executor"].update(workers=2, threads_per_worker=1)

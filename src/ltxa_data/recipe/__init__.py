@@ -68,20 +68,17 @@ class StageResources(StrictModel):
     """What one worker of one stage asks for, overriding the stage's own declaration. Written under the stage's
     name: `executor.resources.<stage>.<field>`, e.g. `executor.resources.diarize.gpus: 0.5`."""
 
-    cpus: float | None = Field(default=None, gt=0, description="`executor.resources.<stage>.cpus`, where `<stage>` "
-                               "is a stage name (`scan`, `fingerprints`, `duplicates`, `scenes`, `diarize`, "
-                               "`embed`, `identify`, `targets`, `identity_faces`, `references`, `pairs`, "
-                               "`swap_eval`, `shard`): CPU cores one worker of that stage asks for (default: the "
-                               "stage's own).")
-    gpus: float | None = Field(default=None, ge=0, description="`executor.resources.<stage>.gpus`: GPUs one worker "
-                               "of the stage asks for; a fraction packs several workers on a card (0.5: two) "
-                               "(default: the stage's own, a GPU share when its device is `cuda`, or `auto` where "
-                               "GPUs exist).")
-    memory_gb: float | None = Field(default=None, ge=0, description="`executor.resources.<stage>.memory_gb`: host "
-                                    "memory one worker of the stage asks for (Ray schedules by it; default: the "
-                                    "stage's own estimate).")
-    workers: int | None = Field(default=None, ge=1, description="`executor.resources.<stage>.workers`: workers of "
-                                "the stage (default: `executor.workers`, or one per GPU slot for a GPU stage).")
+    cpus: float | None = Field(default=None, gt=0, description="CPU cores one worker of the stage asks for "
+                               "(default: the stage's own). `<stage>` is a stage name: `scan`, `fingerprints`, "
+                               "`duplicates`, `scenes`, `diarize`, `embed`, `identify`, `targets`, "
+                               "`identity_faces`, `references`, `pairs`, `swap_eval`, `shard`.")
+    gpus: float | None = Field(default=None, ge=0, description="GPUs one worker of the stage asks for; a fraction "
+                               "packs several workers on a card (0.5: two) (default: the stage's own, a GPU share "
+                               "when its device is `cuda`, or `auto` where GPUs exist).")
+    memory_gb: float | None = Field(default=None, ge=0, description="Host memory one worker of the stage asks for "
+                                    "(Ray schedules by it; default: the stage's own estimate).")
+    workers: int | None = Field(default=None, ge=1, description="Workers of the stage (default: "
+                                "`executor.workers`, or one per GPU slot for a GPU stage).")
 
 
 class RayConfig(StrictModel):
