@@ -50,12 +50,16 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ltxa_data.analysis.faces import steady_crop  # noqa: E402
+from ltxa_data.analysis.faces import (  # noqa: E402
+    ANALYSIS_MARGIN,
+    ANALYSIS_SIDE,
+    steady_crop,
+)
 from ltxa_data.backends.active_speaker import mouth_opening  # noqa: E402
 from ltxa_data.backends.face_detector import DlibFaceAnalyzer, DlibFaceDetector, dlib_model_files  # noqa: E402
 from ltxa_data.corpus.faces import LOOKS, MOUTH_LEVELS, Framing, ShotArt, _Look, framing  # noqa: E402
 from ltxa_data.media import crop_frame  # noqa: E402
-from ltxa_data.stages.targets import ANALYSIS_MARGIN, ANALYSIS_SIDE, downscale  # noqa: E402
+from ltxa_data.stages.targets import downscale  # noqa: E402
 
 SIZES = ((640, 360), (480, 480), (360, 640), (512, 384))
 SEEDS = range(6)

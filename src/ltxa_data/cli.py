@@ -57,16 +57,18 @@ def main(argv: list[str] | None = None) -> int:
                    "unscored zone centred on each reference boundary (pyannote.metrics; 0.5 forgives +-0.25 s)")
     p.add_argument("--skip-overlap", action="store_true", help="diarization: do not score overlapped speech")
 
-    p = sub.add_parser("export", help="write a build's latents in a trainer's folder layout, or its pairs as the "
-                       "input of ltx-trainer's process_dataset.py",
+    p = sub.add_parser("export", help="write a build's latents in a trainer's folder layout, its pairs as the "
+                       "input of ltx-trainer's process_dataset.py, or its swap-eval cases to generate",
                        description="ltx-trainer: OUT/<split>/.precomputed/{latents,audio_latents,"
                        "reference_audio_latents,conditions[,video_masks]}/<key>.pt, paired by relative path; every "
                        "conditions file links to the caption's (export.conditions, or computed once from export.caption"
                        " with the Gemma folder export.text_encoder). The build needs encode.backend: "
                        "ltx. ltx-trainer-dataset: OUT/<split>/dataset.jsonl (caption, video, audio, reference_audio"
                        "[, video_mask]) with the mp4s and wavs beside it, for process_dataset.py; media-only builds "
-                       "do.")
-    p.add_argument("format", choices=["ltx-trainer", "ltx-trainer-dataset"])
+                       "do. swap-eval: the build's swap-eval cases to generate: OUT/runs.jsonl (one generation per "
+                       "line: caption, seed, reference wav, output name), OUT/cases.jsonl, OUT/references/*.wav as the "
+                       "shards carry them, and OUT/validation.yaml (ltx-trainer's validation samples for every run).")
+    p.add_argument("format", choices=["ltx-trainer", "ltx-trainer-dataset", "swap-eval"])
     p.add_argument("out")
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"the build's recipe (default {DEFAULT_RECIPE})")
     p.add_argument("--split", nargs="+", choices=["train", "val", "test"], help="splits to export (default: all)")
@@ -75,6 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video-masks", choices=["none", "face", "everything"], help="override export.video_masks: "
                    "face = the face is generated, the rest kept as conditioning; everything = all generated")
     p.add_argument("--conditions", help="override export.conditions: the caption's conditions .pt (ltx-trainer)")
+
+    p = sub.add_parser("eval", help="score what a model generated for the swap-eval cases: does the reference move "
+                       "the voice and the face toward the right person, beyond what changing only the seed does?",
+                       description="Reads one generated video (with audio) per run of `export swap-eval` from "
+                       "--generated (<run_id>.mp4, or the trainer's step_<step>_<i>.mp4 with --trainer-step), measures "
+                       "its voice (the build's embedder, against each identity's mean voice) and its face (the build's "
+                       "descriptor, against each identity's dominant face), scores every case against the seed-swap "
+                       "floor with bootstrap intervals, writes output.dir/evals/<name>/{eval_runs,eval,summary}"
+                       ".parquet and adds the eval to the build report.")
+    p.add_argument("recipe")
+    p.add_argument("--generated", required=True, help="the folder of generated files")
+    p.add_argument("--name", help="the eval's name (default: the folder's name)")
+    p.add_argument("--trainer-step", type=int, metavar="STEP", help="read ltx-trainer's validation samples "
+                   "step_<STEP>_<i>.mp4 (validation.yaml of the export: sample i is run i of runs.jsonl)")
+    p.add_argument("--no-report", action="store_true", help="do not write the build report again")
+    p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("report", help="write the build's HTML report (funnel, plots, contact sheets, pairs to play)",
                        description="A static HTML page of the build that opens from disk: the funnel with the "
@@ -326,6 +344,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     recipe = load_recipe(Path(args.recipe))
     out = Path(args.out)
+    if args.format == "swap-eval":
+        return _export_swap_eval(args, recipe, out)
     if args.format == "ltx-trainer-dataset":
         if args.conditions:
             raise SystemicError("export ltx-trainer-dataset: --conditions is for ltx-trainer (process_dataset.py "
@@ -348,6 +368,36 @@ def cmd_export(args: argparse.Namespace) -> int:
         if len(back) < min(n, 8):
             raise SystemicError(f"export: only {len(back)} of the first {min(n, 8)} samples of {out / split} "
                                 "read back with every folder's file")
+    return 0
+
+
+def _export_swap_eval(args: argparse.Namespace, recipe: Recipe, out: Path) -> int:
+    from .evaluation.cases import CASES_FILE, RUNS_FILE, VALIDATION_FILE, export_swap_eval
+
+    unused = [f"--{n.replace('_', '-')}" for n in ("split", "references", "video_masks", "conditions")
+              if getattr(args, n)]
+    if unused:
+        raise SystemicError(f"export swap-eval: {', '.join(unused)} apply to the trainer exports, not to swap-eval")
+    plan = export_swap_eval(recipe, out)
+    kinds = {k: sum(c["kind"] == k for c in plan.cases) for k in ("swap", "seed")}
+    print(f"{len(plan.cases)} cases ({kinds['swap']} swap, {kinds['seed']} seed controls) from {len(plan.runs)} "
+          f"generations: {out / RUNS_FILE}, {out / CASES_FILE}")
+    print(f"generate each line of {RUNS_FILE} (caption, seed, reference_audio) into GENERATED/<output>, or merge "
+          f"{out / VALIDATION_FILE} into ltx-trainer's config; then: ltxa-data eval {args.recipe} --generated "
+          "GENERATED")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import evaluate, format_summary
+
+    recipe = load_recipe(args.recipe)
+    result = evaluate(recipe, Path(args.generated), args.name, args.trainer_step, progress=not args.no_progress)
+    print(format_summary(result))
+    if not args.no_report and recipe.report.enabled:
+        from .reporting.report import write_report
+
+        print(f"report: {write_report(recipe)}")
     return 0
 
 
@@ -419,6 +469,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "score": cmd_score,
     "export": cmd_export,
+    "eval": cmd_eval,
     "report": cmd_report,
     "explain": cmd_explain,
     "remove": cmd_remove,

@@ -26,6 +26,7 @@ __all__ = [
     "crop_frame",
     "encode_video",
     "encode_wav",
+    "mux_target",
     "probe",
     "read_audio",
     "read_frames",
@@ -589,3 +590,19 @@ def encode_wav(audio: np.ndarray, sample_rate: int) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, np.clip(audio.T, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
+
+
+def mux_target(mp4: bytes, wav: bytes, dest: Path) -> None:
+    """The target's H.264 video with its own audio as AAC, so a browser plays them together."""
+    with av.open(io.BytesIO(mp4)) as vin, av.open(io.BytesIO(wav)) as ain, av.open(str(dest), "w", format="mp4") as out:
+        vstream = out.add_stream_from_template(vin.streams.video[0])
+        astream = out.add_stream("aac", rate=ain.streams.audio[0].rate, layout="stereo")
+        for packet in vin.demux(vin.streams.video[0]):
+            if packet.dts is None:
+                continue
+            packet.stream = vstream
+            out.mux(packet)
+        for frame in ain.decode(audio=0):
+            frame.pts = None
+            out.mux(astream.encode(frame))
+        out.mux(astream.encode(None))

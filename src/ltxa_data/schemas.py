@@ -352,10 +352,65 @@ TABLES: dict[str, TableSchema] = {
                         IDENTITY_FACES, REFERENCES, PAIRS, SWAP_EVAL, SHARDS)
 }
 
+EVAL_RUNS = TableSchema(
+    "eval_runs", "one generated file of a swap eval (`ltxa-data eval`): what its voice and face measured",
+    ("run_id",),
+    (
+        ("run_id", _S, "the generation run (`runs.jsonl` of `export swap-eval`)"),
+        ("file", _S, "the generated file read"),
+        ("reference_id", _S, "the reference the run was generated from"),
+        ("reference_identity", _S, "that reference's identity"),
+        ("seed", _I, "the generation seed"),
+        ("duration_s", _F, "the generated file's duration"),
+        ("voice_embedding", pa.list_(pa.float32()), "the generated speech's embedding (the build's embedder, "
+         "L2-normalised mean over embed.window_s windows); null with `voice_error`"),
+        ("voice_error", _S, "why the voice was not measured (no audio track, silent)"),
+        ("face_ratio", _F, "share of sampled frames showing exactly one face"),
+        ("face_descriptor", pa.list_(pa.float32()), "the generated face's descriptor (the build's, averaged over "
+         "targets.face_identity.frames frames); null with `face_error`"),
+        ("face_error", _S, "why the face was not measured (no single face, several faces)"),
+    ),
+)
+
+EVAL = TableSchema(
+    "eval", "a swap-eval case scored on one measure (`voice` or `face`) of its two generated runs",
+    ("case_id", "measure"),
+    (
+        ("case_id", _S, "the case (`swap_eval`)"),
+        ("measure", _S, "`voice`: cosine similarity of embeddings (higher is closer); `face`: Euclidean "
+         "descriptor distance (lower is closer)"),
+        ("kind", _S, "`swap` (reference A vs B, one seed) or `seed` (reference A, two seeds: the control)"),
+        ("split", _S, "the target's split"),
+        ("target_id", _S, "the held-out target"),
+        ("identity_a", _S, "the target's identity (reference A's)"),
+        ("identity_b", _S, "reference B's identity (swap); identity A again (seed)"),
+        ("b_in_train", _B, "swap: B's voice was seen in training"),
+        ("run_a", _S, "run generated from reference A at seed A"),
+        ("run_b", _S, "swap: run from reference B at the same seed; seed: reference A at seed B"),
+        ("a_to_a", _F, "run A's output against identity A (its mean voice / dominant face)"),
+        ("a_to_b", _F, "run A's output against identity B (swap)"),
+        ("b_to_a", _F, "run B's output against identity A"),
+        ("b_to_b", _F, "run B's output against identity B (swap)"),
+        ("change", _F, "how far apart the two outputs are (voice: 1 - cosine; face: distance)"),
+        ("effect", _F, "swap: how far swapping the reference moved the outputs toward their references' "
+         "identities, (b_to_b - a_to_b) + (a_to_a - b_to_a) in closeness; > 0 is toward the right people"),
+        ("seed_effect", _F, "swap: the same quantity when only the seed changes (run B replaced by the "
+         "target's second-seed run): the noise floor `effect` is compared with"),
+        ("seed_change", _F, "swap: `change` of the target's seed control"),
+    ),
+)
+
+EVAL_TABLES: dict[str, TableSchema] = {t.name: t for t in (EVAL_RUNS, EVAL)}
+"""Tables of `ltxa-data eval` (output.dir/evals/<name>/), not of a build."""
+
+
+def _schema(name: str) -> TableSchema:
+    return TABLES[name] if name in TABLES else EVAL_TABLES[name]
+
 
 def to_table(name: str, rows: Iterable[dict]) -> pa.Table:
     """Build a table from row dicts, checked against its schema (extra or missing keys are errors)."""
-    schema = TABLES[name]
+    schema = _schema(name)
     rows = list(rows)
     cols = set(schema.columns)
     for r in rows:
@@ -371,7 +426,7 @@ def to_table(name: str, rows: Iterable[dict]) -> pa.Table:
 
 def conform(name: str, table: pa.Table) -> pa.Table:
     """Check a table against its schema and return it in key order."""
-    schema = TABLES[name]
+    schema = _schema(name)
     if table.schema.names != schema.columns:
         raise SchemaError(f"{name}: columns {table.schema.names} do not match the schema {schema.columns}")
     try:

@@ -21,12 +21,17 @@ import math
 
 import numpy as np
 
+from ..media import crop_frame
 from ..recipe import TARGET_FRAMES
 
 LATENT_CELL = 32
 """Pixels per latent cell side (LTX-2 video VAE)."""
 LATENT_TIME = 8
 """Pixel frames per latent frame after the first (LTX-2 video VAE: latent 0 <- frame 0, k <- 8k-7..8k)."""
+ANALYSIS_SIDE = 224
+"""Side of the face squares the active-speaker and face-identity checks look at (SyncNet's input size)."""
+ANALYSIS_MARGIN = 1.8
+"""Their side over the tracked face's side (syncnet_python pads the face box by 40% each way)."""
 
 
 def sampled_offsets(every: int, num_frames: int = TARGET_FRAMES) -> list[int]:
@@ -174,3 +179,28 @@ def dominant_face(descriptors: np.ndarray, max_distance: float, max_exact: int =
     biggest = [lab for lab in range(len(sizes)) if sizes[lab] == sizes.max()]
     best = min(biggest, key=lambda lab: int(np.flatnonzero(labels == lab)[0]))
     return sample[labels == best].mean(axis=0)
+
+
+def face_views(frames: np.ndarray, track: list[list[float]], work: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(faces uint8 [F, ANALYSIS_SIDE, ANALYSIS_SIDE, 3], the track's box in each [F, 4]): one steady square
+    around the tracked face, `ANALYSIS_MARGIN` x its side, cut from every frame. `frames` are the window's
+    frames at `work` x the size the track's source pixels refer to."""
+    square, _ = steady_crop([[t[0], *(v * work for v in t[1:])] for t in track], ANALYSIS_MARGIN,
+                            frames.shape[2], frames.shape[1])
+    faces = np.stack([crop_frame(f, square, ANALYSIS_SIDE) for f in frames])
+    boxes = track_boxes(track, len(frames)) * work
+    scale = ANALYSIS_SIDE / square[2]
+    boxes = np.column_stack([(boxes[:, 0] - square[0]) * scale, (boxes[:, 1] - square[1]) * scale,
+                             boxes[:, 2] * scale, boxes[:, 3] * scale])
+    return faces, boxes
+
+
+def descriptor_frames(count: int, num_frames: int = TARGET_FRAMES) -> np.ndarray:
+    """The `count` frames of a window the face descriptor is averaged over: evenly spaced, ends excluded."""
+    return np.linspace(0, num_frames - 1, count + 2)[1:-1].round().astype(int)
+
+
+def mean_descriptor(analyzer, faces: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The mean of the descriptors of `faces` [n, H, W, 3] with their landmarks [n, 68, 2] (a
+    `FaceDescriber`)."""
+    return np.stack([analyzer.describe(f, lm[None])[0] for f, lm in zip(faces, landmarks, strict=True)]).mean(axis=0)

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from ..analysis.fingerprint import FINGERPRINT_FIELDS
 from ..recipe import Recipe, SplitsConfig
 from ..removals import DESCRIPTIONS, SCHEMA
-from ..schemas import TABLES
+from ..schemas import EVAL_TABLES, TABLES
 
 
 def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str]]:
@@ -47,7 +47,7 @@ def recipe_reference() -> str:
 def schema_reference() -> str:
     """Every manifest table and column, as markdown."""
     out = []
-    for t in TABLES.values():
+    for t in (*TABLES.values(), *EVAL_TABLES.values()):
         out.append(f"**`{t.name}.parquet`**: one row is {t.row}. Key: {', '.join(f'`{k}`' for k in t.key)}.\n")
         out.append("| column | type | meaning |\n|---|---|---|")
         out += [f"| `{n}` | {typ} | {doc} |" for n, typ, doc in t.fields]

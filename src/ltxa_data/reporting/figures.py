@@ -345,3 +345,16 @@ def _quality_figures(recipe: Recipe, dest: Path, used: pl.DataFrame | None) -> l
                     "DNSMOS scores of the reference windows that passed every floor, and of those chosen for pairs "
                     "(the draw prefers the best quality band); dashed: the floors."))
     return out
+
+
+def eval_figure(cases: pl.DataFrame, dest: Path) -> str:
+    """Per measure, the swap cases' effect over the seed controls' (the floor): how far swapping only the reference
+    moved the outputs toward the right people, against swapping only the seed."""
+    fig, axes = _figure(9.6, 3.4, cols=2)
+    swaps = cases.filter((pl.col("kind") == "swap") & (pl.col("status") == "ok"))
+    for ax, measure in zip(axes, ("voice", "face"), strict=True):
+        mine = swaps.filter(pl.col("measure") == measure)
+        series = {"swap the reference": _values(mine, "effect"), "swap the seed (floor)": _values(mine, "seed_effect")}
+        _hist(ax, series, f"{measure}: effect toward the references' identities", f"scored {measure} cases", bins=30,
+              lines={"0": 0.0})
+    return _save(fig, dest)

@@ -12,15 +12,11 @@ costs the same for a thousand samples as for a million.
 
 from __future__ import annotations
 
-import html
-import io
 import json
 import shutil
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
-import av
 import polars as pl
 
 from .. import __version__
@@ -35,13 +31,16 @@ from ..corpus.scoring import (
     score_quality_gates,
 )
 from ..errors import SystemicError
+from ..media import mux_target
 from ..recipe import Recipe
 from ..removals import Removals
 from ..shard_format import read_sample
 from ..stages import TABLE_OF
 from ..storage import read_frame, table_path
 from .contact_sheet import contact_sheet
+from .eval_section import eval_sections
 from .figures import Step, funnel, plots, scan_table, span
+from .html import esc, filter_box, fmt, html_table
 
 MAX_REFERENCE_PLAYERS = 4
 
@@ -72,22 +71,6 @@ def spread(available: dict[str, int], n: int) -> dict[str, int]:
             quota[g] += 1
         n -= min(n, len(open_groups))
     return quota
-
-
-def mux_target(mp4: bytes, wav: bytes, dest: Path) -> None:
-    """The target's H.264 video with its own audio as AAC, so a browser plays them together."""
-    with av.open(io.BytesIO(mp4)) as vin, av.open(io.BytesIO(wav)) as ain, av.open(str(dest), "w", format="mp4") as out:
-        vstream = out.add_stream_from_template(vin.streams.video[0])
-        astream = out.add_stream("aac", rate=ain.streams.audio[0].rate, layout="stereo")
-        for packet in vin.demux(vin.streams.video[0]):
-            if packet.dts is None:
-                continue
-            packet.stream = vstream
-            out.mux(packet)
-        for frame in ain.decode(audio=0):
-            frame.pts = None
-            out.mux(astream.encode(frame))
-        out.mux(astream.encode(None))
 
 
 def _pair_media(recipe: Recipe, shards: pl.DataFrame, dest: Path) -> list[dict]:
@@ -136,25 +119,6 @@ def _contact_sheets(recipe: Recipe, shards: pl.DataFrame, dest: Path) -> list[tu
 # ---------------------------------------------------------------- html
 
 
-def _e(x: object) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _table(header: list[str], rows: Iterable[Iterable[object]], cls: str = "", tid: str = "") -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return (f'<table class="{cls}"{f" id={chr(34)}{tid}{chr(34)}" if tid else ""}><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
-
-
-def _fmt(x: object, digits: int = 1) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
 def _funnel_html(steps: list[Step]) -> str:
     rows = []
     first = steps[0].hours if steps else 0.0
@@ -163,7 +127,8 @@ def _funnel_html(steps: list[Step]) -> str:
                             for r, n, ex in s.reasons) or "-"
         share = f"{100 * s.hours / first:.0f}%" if first else "-"
         rows.append((s.name, f"{s.count:,} {s.unit}", span(s.hours), share, f"{s.dropped:,}", reasons))
-    return _table(["step", "kept", "duration", "of the video's", "dropped", "most frequent reasons"], rows, "funnel")
+    return html_table(["step", "kept", "duration", "of the video's", "dropped", "most frequent reasons"], rows,
+                      "funnel")
 
 
 def _rejected(recipe: Recipe) -> tuple[list[tuple[str, str, str, str]], int]:
@@ -200,16 +165,16 @@ def _swap_eval(recipe: Recipe) -> tuple[str, int]:
         return "<p>No swap-eval cases in this build.</p>", 0
     ok = cases.filter(pl.col("status") == "ok")
     summary = ok.group_by("split", "kind", "b_in_train").len().sort("split", "kind", "b_in_train")
-    top = _table(["split", "kind", "reference B's voice in train", "cases"],
+    top = html_table(["split", "kind", "reference B's voice in train", "cases"],
                  [(r["split"], r["kind"], "-" if r["kind"] == "seed" else r["b_in_train"], r["len"])
                   for r in summary.iter_rows(named=True)])
     shown = ok.sort("case_id").head(recipe.report.table_rows)
-    body = _table(["case", "kind", "split", "target", "identity", "reference A", "reference B", "identity B",
+    body = html_table(["case", "kind", "split", "target", "identity", "reference A", "reference B", "identity B",
                    "B in train", "seeds"],
                   [(r["case_id"], r["kind"], r["split"], r["target_id"], r["identity_id"], r["reference_a_id"],
                     r["reference_b_id"], r["identity_b"], r["b_in_train"], f"{r['seed_a']} / {r['seed_b']}")
                    for r in shown.iter_rows(named=True)], "small filterable", "swap-table")
-    return top + _filter_box("swap-table") + body, ok.height
+    return top + filter_box("swap-table") + body, ok.height
 
 
 def _hygiene(recipe: Recipe) -> str:
@@ -228,13 +193,13 @@ def _hygiene(recipe: Recipe) -> str:
                   else "targets come from every copy")
         out = (f"<p>{ok['group_id'].n_unique():,} group(s) of copies, {ok.height:,} videos; each group lives in one "
                f"split and gives no references to its own targets; {policy} (duplicates.targets "
-               f"{_e(recipe.duplicates.targets)}).</p>")
+               f"{esc(recipe.duplicates.targets)}).</p>")
         if ok.height:
             shown = ok.head(recipe.report.table_rows)
-            out += _filter_box("duplicates-table") + _table(
+            out += filter_box("duplicates-table") + html_table(
                 ["group", "video", "best copy", "agreement", "offset (s)"],
-                [(r["group_id"], r["rel_path"], "yes" if r["representative"] else "", _fmt(r["score"], 2),
-                  _fmt(r["offset_s"], 2)) for r in shown.iter_rows(named=True)], "small filterable", "duplicates-table")
+                [(r["group_id"], r["rel_path"], "yes" if r["representative"] else "", fmt(r["score"], 2),
+                  fmt(r["offset_s"], 2)) for r in shown.iter_rows(named=True)], "small filterable", "duplicates-table")
     removals = Removals.load(recipe).table
     if removals.height:
         summary = removals.group_by("removal_id", "request", "reason", "requested_at").agg(
@@ -242,17 +207,12 @@ def _hygiene(recipe: Recipe) -> str:
         ).sort("requested_at", "removal_id")
         out += (f"<p>{removals.height:,} video(s) removed by {summary.height:,} take-down request(s); later builds "
                 "keep them, their copies and the removed people's voices out.</p>")
-        out += _table(["removal", "request", "reason", "requested", "videos", "named", "copies", "voice", "label"],
+        out += html_table(["removal", "request", "reason", "requested", "videos", "named", "copies", "voice", "label"],
                       [(r["removal_id"], r["request"], r["reason"], r["requested_at"], r["videos"], r["named"],
                         r["copy"], r["voice"], r["label"]) for r in summary.iter_rows(named=True)], "small")
     else:
         out += "<p>Nothing was taken down from this build.</p>"
     return out
-
-
-def _filter_box(table_id: str) -> str:
-    return (f'<p><input type="search" class="filter" data-table="{table_id}" placeholder="filter rows (any text)" '
-            f'aria-label="filter {table_id}"> <span class="shown" data-table="{table_id}"></span></p>')
 
 
 def _identity_quality(recipe: Recipe, truth: Path | None) -> str:
@@ -275,7 +235,7 @@ def _identity_quality(recipe: Recipe, truth: Path | None) -> str:
                 ("inverse purity", f"{s.inverse_purity:.4f}"), ("adjusted Rand index", f"{s.ari:.4f}"),
                 ("over-split true identities", s.split_identities),
                 ("found identities merging several true ones", s.merged_identities)]
-        out = f"<p>Against the ground truth in <code>{_e(path)}</code>:</p>" + _table(["measure", "value"], rows)
+        out = f"<p>Against the ground truth in <code>{esc(path)}</code>:</p>" + html_table(["measure", "value"], rows)
         if gt is not None:
             videos = read_frame(m, "videos", ok_only=True)
             lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(targets, videos, gt)]
@@ -285,27 +245,27 @@ def _identity_quality(recipe: Recipe, truth: Path | None) -> str:
                "<code>ltxa-data report --truth FILE.csv</code> with columns video, identity).</p>")
     limit = recipe.report.table_rows
     more = f"<p>... and {len(lines) - limit:,} more lines.</p>" if len(lines) > limit else ""
-    return out + "".join(f"<p>{_e(line)}</p>" for line in lines[:limit]) + more
+    return out + "".join(f"<p>{esc(line)}</p>" for line in lines[:limit]) + more
 
 
 def _pair_html(item: dict) -> str:
     meta = item["meta"]
     refs = meta.get("references") or []
     facts = [("identity", meta.get("identity_id")), ("split", meta.get("split")),
-             ("target", f"{meta.get('source')} at {_fmt(meta.get('start_s'), 2)} s"),
-             ("active-speaker score", _fmt(meta.get("sync_score"), 2)),
-             ("face distance", _fmt(meta.get("face_distance"), 3))]
-    video = (f'<video controls preload="metadata" width="256" height="256" src="{_e(item["video"])}"></video>'
+             ("target", f"{meta.get('source')} at {fmt(meta.get('start_s'), 2)} s"),
+             ("active-speaker score", fmt(meta.get("sync_score"), 2)),
+             ("face distance", fmt(meta.get("face_distance"), 3))]
+    video = (f'<video controls preload="metadata" width="256" height="256" src="{esc(item["video"])}"></video>'
              if item["video"] else "<p>(no media in this shard: encode.keep_media is off)</p>")
     players = []
     for i, src in enumerate(item["refs"]):
         r = refs[i] if i < len(refs) else {}
-        players.append(f'<div class="ref"><div>reference {i}: {_e(r.get("source", ""))} at '
-                       f'{_fmt(r.get("start_s"), 2)} s; {_fmt(r.get("lufs"))} -> {_fmt(r.get("output_lufs"))} LUFS, '
-                       f'SNR {_fmt(r.get("snr_db"))} dB</div>'
-                       f'<audio controls preload="metadata" src="{_e(src)}"></audio></div>')
-    dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
-    return (f'<div class="pair" id="pair-{_e(item["key"])}"><h3>{_e(item["key"])}</h3><div class="row">{video}'
+        players.append(f'<div class="ref"><div>reference {i}: {esc(r.get("source", ""))} at '
+                       f'{fmt(r.get("start_s"), 2)} s; {fmt(r.get("lufs"))} -> {fmt(r.get("output_lufs"))} LUFS, '
+                       f'SNR {fmt(r.get("snr_db"))} dB</div>'
+                       f'<audio controls preload="metadata" src="{esc(src)}"></audio></div>')
+    dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
+    return (f'<div class="pair" id="pair-{esc(item["key"])}"><h3>{esc(item["key"])}</h3><div class="row">{video}'
             f'<div><dl>{dl}</dl>{"".join(players)}</div></div></div>')
 
 
@@ -399,25 +359,25 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
 
     total_bytes = sum(p.stat().st_size for p in recipe.shards_dir.rglob("*.tar")) if recipe.shards_dir.exists() else 0
     last = steps[-1] if steps else None
-    head = (f"<p>Build <b>{_e(recipe.name)}</b>: manifests in <code>{_e(recipe.manifests_dir)}</code>, shards in "
-            f"<code>{_e(recipe.shards_dir)}</code> ({total_bytes / 2**30:.2f} GiB). Backends: diarize "
-            f"{_e(recipe.diarize.backend)}, embed {_e(recipe.embed.backend)}, faces "
-            f"{_e(recipe.targets.face.detector)}, active speaker {_e(recipe.targets.active_speaker.backend)}, "
-            f"encode {_e(recipe.encode.backend)}. ltxa_data {_e(__version__)}.</p>")
+    head = (f"<p>Build <b>{esc(recipe.name)}</b>: manifests in <code>{esc(recipe.manifests_dir)}</code>, shards in "
+            f"<code>{esc(recipe.shards_dir)}</code> ({total_bytes / 2**30:.2f} GiB). Backends: diarize "
+            f"{esc(recipe.diarize.backend)}, embed {esc(recipe.embed.backend)}, faces "
+            f"{esc(recipe.targets.face.detector)}, active speaker {esc(recipe.targets.active_speaker.backend)}, "
+            f"encode {esc(recipe.encode.backend)}. ltxa_data {esc(__version__)}.</p>")
     if last is not None:
         head += f"<p><b>{last.count:,} {last.unit}</b>, {span(last.hours)} of targets.</p>"
-    parts = [f"<h1>ltxa_data build report: {_e(recipe.name)}</h1>", head,
+    parts = [f"<h1>ltxa_data build report: {esc(recipe.name)}</h1>", head,
              '<h2 id="funnel">Funnel</h2>', _funnel_html(steps) if steps else "<p>Nothing built yet.</p>"]
     parts.append('<h2 id="plots">Plots</h2>')
     for title, src, caption in figures:
-        parts.append(f'<figure><img class="plot" src="{_e(src)}" alt="{_e(title)}"><figcaption><b>{_e(title)}.'
-                     f"</b> {_e(caption)}</figcaption></figure>")
+        parts.append(f'<figure><img class="plot" src="{esc(src)}" alt="{esc(title)}"><figcaption><b>{esc(title)}.'
+                     f"</b> {esc(caption)}</figcaption></figure>")
     parts.append('<h2 id="sheets">Contact sheets</h2><p class="muted">Each target\'s middle frame with its face-mask '
                  "box in red (the region a trainer can mask), its split, identity, source and reference loudness; a "
                  "fixed sample per split.</p>")
     for split, src, n in sheets:
-        parts.append(f'<h3>{_e(split)} ({n} samples of {shards.filter(pl.col("split") == split).height:,})</h3>'
-                     f'<img class="sheet" src="{_e(src)}" alt="{_e(split)} contact sheet">')
+        parts.append(f'<h3>{esc(split)} ({n} samples of {shards.filter(pl.col("split") == split).height:,})</h3>'
+                     f'<img class="sheet" src="{esc(src)}" alt="{esc(split)} contact sheet">')
     if not sheets:
         parts.append("<p>No samples with media in the shards.</p>")
     parts.append(f'<h2 id="pairs">Pairs</h2><p class="muted">{len(pairs)} of {shards.height:,} samples: the target '
@@ -425,19 +385,21 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
                  "same identity).</p>")
     parts.append(f'<div class="pairs">{"".join(_pair_html(p) for p in pairs)}</div>')
     parts.append(f'<h2 id="swap">Swap-eval cases</h2><p class="muted">{n_swap:,} cases.</p>{swap_html}')
+    parts.append(f'<h2 id="evals">Evaluations of generated output</h2>{eval_sections(recipe, work)}')
     note = f" (the first {len(rejected):,}; all are in the manifests)" if n_rejected > len(rejected) else ""
     parts.append(f'<h2 id="rejected">Rejected files</h2><p class="muted">{n_rejected:,} rows{note}: files the scan '
                  "rejected, and items that failed in later stages.</p>")
     if rejected:
-        parts.append(_filter_box("rejected-table") + _table(["stage", "file", "status", "reason"], rejected,
+        parts.append(filter_box("rejected-table") + html_table(["stage", "file", "status", "reason"], rejected,
                                                             "small filterable", "rejected-table"))
     parts.append(f'<h2 id="hygiene">Copies and take-downs</h2>{_hygiene(recipe)}')
     parts.append(f'<h2 id="quality">Identity quality</h2>{quality}')
     parts.append(f'<p class="muted">Written in {time.perf_counter() - t0:.1f} s by <code>ltxa-data report</code>.</p>')
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (("funnel", "funnel"), ("plots", "plots"), ("sheets",
-                  "contact sheets"), ("pairs", "pairs"), ("swap", "swap eval"), ("rejected", "rejected"),
+                  "contact sheets"), ("pairs", "pairs"), ("swap", "swap eval"), ("evals", "evals"),
+                  ("rejected", "rejected"),
                   ("hygiene", "copies, take-downs"), ("quality", "identity quality")))
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(recipe.name)}: build report'
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(recipe.name)}: build report'
             f"</title><style>{CSS}</style></head><body><nav>{nav}</nav>{''.join(parts)}"
             f"<script>{SCRIPT}</script></body></html>")
     (work / "index.html").write_text(page, encoding="utf-8")

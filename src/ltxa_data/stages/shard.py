@@ -353,6 +353,13 @@ def _finite(x: float) -> float | None:
     return x if np.isfinite(x) else None
 
 
+def reference_audio(ref: dict) -> tuple[np.ndarray, float | None]:
+    """(a reference's audio as a shard carries it, 16 kHz stereo with its planned gain; the gain applied in dB).
+    `ref`: a references row with its video's `path`."""
+    audio = read_audio(ref["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=ref["start_s"], duration_s=ref["duration_s"])
+    return reference_gain(audio, ref)
+
+
 def reference_gain(audio: np.ndarray, ref: dict) -> tuple[np.ndarray, float | None]:
     """(the reference with its planned gain applied, the gain applied in dB; None without normalisation).
     The gain is lowered if these samples peak higher than the ones the references stage measured
@@ -421,8 +428,7 @@ def cut_sample(sample: dict, size: int, pad: str = "black") -> CutSample:
         meta["lineage"] = sample["lineage"]
     refs: list[np.ndarray] = []
     for r in sample["references"]:
-        ref = read_audio(r["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=r["start_s"], duration_s=r["duration_s"])
-        ref, applied = reference_gain(ref, r)
+        ref, applied = reference_audio(r)
         refs.append(ref)
         meta["references"].append(dict(
             reference_id=r["reference_id"], source=r["rel_path"], video_id=r["video_id"], samples=int(ref.shape[1]),

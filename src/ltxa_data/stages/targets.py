@@ -21,7 +21,16 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..analysis.faces import dominant_face, face_track, faces_outside, sampled_offsets, steady_crop, track_boxes
+from ..analysis.faces import (
+    descriptor_frames,
+    dominant_face,
+    face_track,
+    face_views,
+    faces_outside,
+    mean_descriptor,
+    sampled_offsets,
+    steady_crop,
+)
 from ..analysis.windows import covered, single_speaker_windows
 from ..backends import (
     load_active_speaker,
@@ -33,17 +42,13 @@ from ..backends import (
 from ..backends.active_speaker import SyncClip
 from ..gates import TARGET_GATES, failure, first_failed
 from ..ids import child_id
-from ..media import crop_frame, read_audio, read_frames
+from ..media import read_audio, read_frames
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
 from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans
 from .target_quality import TEXT_SIDE, picture_gates, speech_gates, text_frames
 
 TARGET_SECONDS = TARGET_FRAMES / TARGET_FPS
-ANALYSIS_SIDE = 224
-"""Side of the face squares the active-speaker and face-identity checks look at (SyncNet's input size)."""
-ANALYSIS_MARGIN = 1.8
-"""Their side over the tracked face's side (syncnet_python pads the face box by 40% each way)."""
 WORKING_SIDE = 640
 """With the face gates on, a window's frames are read once with their longer side at most this."""
 
@@ -163,13 +168,7 @@ class TargetsStage(SpeakerWindowStage):
         speak with the voice. Both look at a square around the tracked face in every frame of the window
         (`frames`: the window's frames at `work` x the source's displayed size)."""
         cfg = self.recipe.targets
-        square, _ = steady_crop([[t[0], *(v * work for v in t[1:])] for t in track], ANALYSIS_MARGIN,
-                                frames.shape[2], frames.shape[1])
-        faces = np.stack([crop_frame(f, square, ANALYSIS_SIDE) for f in frames])
-        boxes = track_boxes(track) * work
-        scale = ANALYSIS_SIDE / square[2]
-        boxes = np.column_stack([(boxes[:, 0] - square[0]) * scale, (boxes[:, 1] - square[1]) * scale,
-                                 boxes[:, 2] * scale, boxes[:, 3] * scale])
+        faces, boxes = face_views(frames, track, work)
         assert self.analyzer is not None
         landmarks = np.stack([self.analyzer.landmarks(f, b[None])[0] for f, b in zip(faces, boxes, strict=True)])
         if cfg.picture.check:
@@ -188,9 +187,9 @@ class TargetsStage(SpeakerWindowStage):
         if row["status"] != "ok":
             return row
         if cfg.face_identity.check:
-            picks = np.linspace(0, TARGET_FRAMES - 1, cfg.face_identity.frames + 2)[1:-1].round().astype(int)
-            desc = np.stack([self.analyzer.describe(faces[i], landmarks[i][None])[0] for i in picks])
-            row["face_descriptor"] = [round(float(v), 5) for v in desc.mean(axis=0)]
+            picks = descriptor_frames(cfg.face_identity.frames)
+            desc = mean_descriptor(self.analyzer, faces[picks], landmarks[picks])
+            row["face_descriptor"] = [round(float(v), 5) for v in desc]
         return row
 
     def check_speaker(self, video: dict, row: dict, frames: np.ndarray, boxes: np.ndarray,
