@@ -181,14 +181,16 @@ def dominant_face(descriptors: np.ndarray, max_distance: float, max_exact: int =
     return sample[labels == best].mean(axis=0)
 
 
-def face_views(frames: np.ndarray, track: list[list[float]], work: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def face_views(frames: np.ndarray, track: list[list[float]], work: float = 1.0,
+               at: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(faces uint8 [F, ANALYSIS_SIDE, ANALYSIS_SIDE, 3], the track's box in each [F, 4]): one steady square
     around the tracked face, `ANALYSIS_MARGIN` x its side, cut from every frame. `frames` are the window's
-    frames at `work` x the size the track's source pixels refer to."""
+    frames at `at` (default: all of them, in order), at `work` x the size the track's source pixels refer to."""
+    at = np.arange(len(frames)) if at is None else np.asarray(at)
     square, _ = steady_crop([[t[0], *(v * work for v in t[1:])] for t in track], ANALYSIS_MARGIN,
                             frames.shape[2], frames.shape[1])
     faces = np.stack([crop_frame(f, square, ANALYSIS_SIDE) for f in frames])
-    boxes = track_boxes(track, len(frames)) * work
+    boxes = track_boxes(track, int(at.max()) + 1)[at] * work
     scale = ANALYSIS_SIDE / square[2]
     boxes = np.column_stack([(boxes[:, 0] - square[0]) * scale, (boxes[:, 1] - square[1]) * scale,
                              boxes[:, 2] * scale, boxes[:, 3] * scale])

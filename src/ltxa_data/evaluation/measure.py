@@ -94,16 +94,18 @@ class RunMeasurer:
         cfg = self.recipe.targets
         if num_frames < 1 or fps <= 0:
             return {"face_error": "no video frames"}
-        frames = read_frames(path, [(k + 0.5) / fps for k in range(num_frames)], max_side=WORKING_SIDE)
-        offsets = sampled_offsets(cfg.face.sample_every, len(frames))
-        small, scale = downscale(frames[offsets], cfg.face.detect_side)
+        offsets = sampled_offsets(cfg.face.sample_every, num_frames)
+        picks = descriptor_frames(cfg.face_identity.frames, num_frames)
+        wanted = sorted({*offsets, *picks.tolist()})
+        frames = read_frames(path, [(k + 0.5) / fps for k in wanted], max_side=WORKING_SIDE)
+        row = {k: i for i, k in enumerate(wanted)}
+        small, scale = downscale(frames[[row[k] for k in offsets]], cfg.face.detect_side)
         dets = [d[:, :4] / scale for d in self.detector.detect(small)]
         ratio = round(sum(len(d) == 1 for d in dets) / len(dets), 4)
         track, why = face_track(offsets, dets, cfg.face.min_face_ratio, cfg.face.min_iou)
         if track is None:
             return {"face_ratio": ratio, "face_error": why}
-        faces, boxes = face_views(frames, track)
-        picks = descriptor_frames(cfg.face_identity.frames, len(frames))
-        landmarks = np.stack([self.analyzer.landmarks(faces[i], boxes[i][None])[0] for i in picks])
-        desc = mean_descriptor(self.analyzer, faces[picks], landmarks)
+        faces, boxes = face_views(frames[[row[k] for k in picks]], track, at=picks)
+        landmarks = np.stack([self.analyzer.landmarks(f, b[None])[0] for f, b in zip(faces, boxes, strict=True)])
+        desc = mean_descriptor(self.analyzer, faces, landmarks)
         return {"face_ratio": ratio, "face_descriptor": desc.astype(np.float32).tolist()}
