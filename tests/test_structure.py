@@ -109,8 +109,13 @@ def test_the_layer_rules() -> None:
     to_commands = [(m, t) for m, ts in edges.items() for t in ts if under(t, *commands) and not under(m, *commands)]
     assert not to_commands, to_commands
     readers_to_build_loop = [(m, t) for m, ts in edges.items() for t in ts
-                             if under(m, "ltxa_data.reporting", "ltxa_data.corpus") and t == "ltxa_data.pipeline"]
+                             if under(m, "ltxa_data.reporting", "ltxa_data.corpus", "ltxa_data.evaluation")
+                             and t == "ltxa_data.pipeline"]
     assert not readers_to_build_loop, readers_to_build_loop
+    # The report shows the evals' results; the eval never writes the report itself (the command does).
+    evaluation_to_reporting = [(m, t) for m, ts in edges.items() for t in ts
+                               if under(m, "ltxa_data.evaluation") and under(t, "ltxa_data.reporting")]
+    assert not evaluation_to_reporting, evaluation_to_reporting
     executors_to_stages = [(m, t) for m, ts in edges.items() for t in ts
                            if under(m, "ltxa_data.executors") and under(t, "ltxa_data.stages")]
     assert not executors_to_stages, executors_to_stages

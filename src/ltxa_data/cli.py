@@ -10,7 +10,7 @@ from pathlib import Path
 from .analysis.splits import SPLITS
 from .errors import SystemicError
 from .recipe import AUDIO_SAMPLE_RATE, TARGET_FRAMES, Recipe, RecipeError, load_recipe
-from .schemas import TABLES
+from .schemas import EVAL_TABLES, TABLES
 from .storage import read_frame
 
 DEFAULT_RECIPE = "recipes/demo.yaml"
@@ -452,7 +452,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
-    for t in TABLES.values():
+    for t in (*TABLES.values(), *EVAL_TABLES.values()):
         print(f"{t.name}  (one row is {t.row}; key {', '.join(t.key)})")
         for name, typ, doc in t.fields:
             print(f"  {name:<22}{typ!s:<16}{doc}")
