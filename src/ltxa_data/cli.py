@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                        ".parquet and adds the eval to the build report.")
     p.add_argument("recipe")
     p.add_argument("--generated", required=True, help="the folder of generated files")
-    p.add_argument("--name", help="the eval's name (default: the folder's name)")
+    p.add_argument("--name", help="the eval's name (default: the folder's name; with --trainer-step, step<STEP>)")
     p.add_argument("--trainer-step", type=int, metavar="STEP", help="read ltx-trainer's validation samples "
                    "step_<STEP>_<i>.mp4 (validation.yaml of the export: sample i is run i of runs.jsonl)")
     p.add_argument("--no-report", action="store_true", help="do not write the build report again")

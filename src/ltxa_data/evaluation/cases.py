@@ -123,9 +123,10 @@ def validation_yaml(plan: EvalPlan, root: Path, size: int) -> str:
                 "conditions": [{"type": "reference", "audio": str(root / r["reference_audio"])}]} for r in plan.runs]
     section = {"validation": {"samples": samples, "video_dims": [size, size, TARGET_FRAMES],
                               "frame_rate": float(TARGET_FPS), "generate_audio": True}}
-    head = ("# ltx-trainer: merge into the training config's `validation:` section. Sample i writes\n"
-            "# samples/step_<step:06d>_<i+1>.mp4; `ltxa-data eval RECIPE --generated OUTPUT_DIR/samples --trainer-step"
-            " STEP`\n# reads them as the runs of runs.jsonl, in this order.\n")
+    head = ("# ltx-trainer: these keys go into the training config's `validation:` section, replacing its `samples`\n"
+            "# (no other sample before or among them). Sample i writes samples/step_<step:06d>_<i+1>.mp4, and\n"
+            "# `ltxa-data eval RECIPE --generated OUTPUT_DIR/samples --trainer-step STEP` reads it as run i of\n"
+            "# runs.jsonl.\n")
     return head + yaml.safe_dump(section, sort_keys=False, width=120)
 
 

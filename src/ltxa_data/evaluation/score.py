@@ -12,7 +12,8 @@ quantity with the B-run replaced by the target's second-seed run (same reference
 changing nothing but the noise does. A summary compares the two over cases with bootstrap intervals that
 resample target identities (cases of one identity are not independent), or targets when there are too few
 identities (a target's cases share its A run and its seed control). A measure follows the reference when both
-the effect and its excess over the floor are above 0 with 95% confidence.
+the effect and its excess over the floor are above 0 with 95% confidence; fewer than `MIN_CLUSTERS` targets
+give no verdict.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ import numpy as np
 import polars as pl
 
 MEASURES = ("voice", "face")
-MIN_CASES = 4
-"""Fewer swap cases than this (with their seed control) give no verdict."""
 MIN_CLUSTERS = 5
-"""With fewer target identities than this the bootstrap resamples targets, not identities (and says so)."""
+"""The bootstrap resamples target identities when there are this many, else targets (and the verdict says it is
+provisional); fewer targets than this give no verdict (a 95% interval over 2-3 clusters claims too much)."""
 RESAMPLES = 2000
-FOLLOWS, MOVES, BLIND, TOO_FEW = ("follows the reference", "moves, not toward the reference",
-                                  "no effect beyond the seed noise", "too few cases")
+WORST_CASES = 3
+"""Swap cases kept for viewing per measure: those whose effect is lowest."""
+FOLLOWS, AWAY, MOVES, BLIND, TOO_FEW = (
+    "follows the reference", "moves away from the reference", "moves, not consistently toward the reference",
+    "no effect beyond the seed noise", "too few cases")
+PROVISIONAL = f" (provisional: intervals over targets, fewer than {MIN_CLUSTERS} identities)"
 
 
 def closeness(measure: str, output: np.ndarray, reference: np.ndarray) -> float:
@@ -81,7 +85,7 @@ def _case_row(c: dict, measure: str, runs: dict[str, dict], refs: dict[str, np.n
         what = "mean voice" if measure == "voice" else "dominant face (identity_faces)"
         failed.append(f"identity {', '.join(unknown)} has no {what} in the build")
     if failed:
-        hard = any(runs.get(r) is None or runs[r]["status"] != "ok" for r in (c["run_a"], c["run_b"]))
+        hard = any(runs.get(r) is None or runs[r]["status"] == "failed" for r in (c["run_a"], c["run_b"]))
         return {**row, "status": "failed" if hard else "skipped", "error": "; ".join(failed)}
     assert out_a is not None and out_b is not None
     ref_a, ref_b = refs[c["identity_a"]], refs[c["identity_b"]]
@@ -133,7 +137,9 @@ def summarize(rows: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
     """Per measure, over all swap cases, per split and per B voice seen / unseen in training: the effect and
     its seed floor with intervals, their difference, the two-choice accuracy, and a verdict."""
     out = []
-    swaps = rows.filter((pl.col("kind") == "swap") & (pl.col("status") == "ok") & pl.col("seed_effect").is_not_null())
+    swaps = rows.filter((pl.col("kind") == "swap") & (pl.col("status") == "ok") & pl.col("effect").is_finite()
+                        & pl.col("seed_effect").is_finite() & pl.col("change").is_finite()
+                        & pl.col("seed_change").is_finite())
     groups = [("all", "all", pl.lit(True))]
     groups += [("split", s, pl.col("split") == s) for s in sorted(set(rows["split"].drop_nulls()))]
     groups += [("b_voice", name, pl.col("b_in_train") == seen) for name, seen in (("seen", True), ("unseen", False))]
@@ -149,7 +155,7 @@ def summarize(rows: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
 def _summary_row(measure: str, group: str, value: str, mine: pl.DataFrame, asked: int,
                  rng: np.random.Generator) -> dict:
     n = mine.height
-    identities = mine["identity_a"].n_unique()
+    identities = mine["identity_a"].n_unique() if n else 0
     unit = "identity" if identities >= MIN_CLUSTERS else "target"
     clusters = mine[f"{unit}_id" if unit == "target" else "identity_a"].to_numpy()
     row: dict = dict(measure=measure, group=group, value=value, cases=asked, scored=n, identities=identities,
@@ -157,7 +163,7 @@ def _summary_row(measure: str, group: str, value: str, mine: pl.DataFrame, asked
     keys = ("effect", "effect_lo", "effect_hi", "seed_effect", "seed_lo", "seed_hi", "difference", "difference_lo",
             "difference_hi", "standardized", "accuracy", "seed_accuracy", "beyond_floor", "change_ratio")
     row.update(dict.fromkeys(keys))
-    if n < MIN_CASES:
+    if (mine["target_id"].n_unique() if n else 0) < MIN_CLUSTERS:
         return {**row, "verdict": TOO_FEW}
     effect, floor = mine["effect"].to_numpy(), mine["seed_effect"].to_numpy()
     change, seed_change = mine["change"].to_numpy(), mine["seed_change"].to_numpy()
@@ -170,5 +176,16 @@ def _summary_row(measure: str, group: str, value: str, mine: pl.DataFrame, asked
                seed_accuracy=_accuracy(floor), beyond_floor=float(np.mean(effect > np.percentile(np.abs(floor), 95))),
                change_ratio=float(change.mean() / seed_change.mean()) if seed_change.mean() > 1e-12 else None)
     row = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
-    verdict = FOLLOWS if e.lo > 0 and d.lo > 0 else MOVES if moved.lo > 0 else BLIND
-    return {**row, "verdict": verdict}
+    if e.lo > 0 and d.lo > 0:
+        verdict = FOLLOWS
+    elif e.hi < 0 and d.hi < 0:
+        verdict = AWAY
+    else:
+        verdict = MOVES if moved.lo > 0 else BLIND
+    return {**row, "verdict": verdict + (PROVISIONAL if unit == "target" else "")}
+
+
+def worst_cases(rows: pl.DataFrame, n: int = WORST_CASES) -> pl.DataFrame:
+    """Per measure, the `n` scored swap cases with the lowest effect (ties by case id)."""
+    scored = rows.filter((pl.col("kind") == "swap") & (pl.col("status") == "ok") & pl.col("effect").is_finite())
+    return pl.concat([scored.filter(pl.col("measure") == m).sort("effect", "case_id").head(n) for m in MEASURES])

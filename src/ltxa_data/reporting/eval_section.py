@@ -11,21 +11,16 @@ from pathlib import Path
 import polars as pl
 
 from ..evaluation.cases import EVALS_DIR
-from ..media import encode_wav
-from ..recipe import AUDIO_SAMPLE_RATE, Recipe
-from ..stages.shard import reference_audio
-from ..storage import read_frame
+from ..evaluation.score import worst_cases
+from ..recipe import Recipe
 from .figures import eval_figure
 from .html import esc, filter_box, fmt, html_table
 
-WORST_CASES = 3
-"""Swap cases shown with players per measure: those whose effect is lowest."""
-
 
 def eval_folders(recipe: Recipe) -> list[Path]:
-    """The build's evals that finished (their eval.parquet written), by name."""
+    """The build's evals that finished (eval.json, written last), by name."""
     root = recipe.output_dir / EVALS_DIR
-    return sorted(p.parent for p in root.glob("*/eval.parquet")) if root.is_dir() else []
+    return sorted(p.parent for p in root.glob("*/eval.json")) if root.is_dir() else []
 
 
 def _ci(mean: float | None, lo: float | None, hi: float | None) -> str:
@@ -69,7 +64,9 @@ def _one(recipe: Recipe, folder: Path, work: Path) -> str:
     plot = eval_figure(cases, work / "plots" / f"eval-{name}.png")
     parts = [head, table, f'<figure><img class="plot" src="{esc(plot)}" alt="eval {esc(name)}"><figcaption>Swap '
              "effect against the seed floor, per measure: a model that follows the reference sits right of the "
-             "floor.</figcaption></figure>", _worst(recipe, cases, runs, work / "media" / "eval" / name)]
+             "floor.</figcaption></figure>", _worst(cases, runs, folder / "media",
+                                                         work / "media" / "eval" / name)]
+    parts += [f"<p><b>warning:</b> {esc(w)}</p>" for w in info.get("warnings") or []]
     failed = runs.filter(pl.col("status") != "ok")
     if failed.height:
         tid = f"eval-failed-{name}"
@@ -79,31 +76,30 @@ def _one(recipe: Recipe, folder: Path, work: Path) -> str:
     return "".join(parts)
 
 
-def _worst(recipe: Recipe, cases: pl.DataFrame, runs: pl.DataFrame, media: Path) -> str:
-    """Per measure, the scored swap cases with the lowest effect: both outputs and both references, playable."""
-    files = dict(runs.select("run_id", "file").iter_rows())
+def _worst(cases: pl.DataFrame, runs: pl.DataFrame, kept: Path, media: Path) -> str:
+    """Per measure, the scored swap cases with the lowest effect: both outputs and both references, playable from
+    the copies the eval kept (`kept`, the eval's media folder), copied into the report's `media`."""
     ref_of = dict(runs.select("run_id", "reference_id").iter_rows())
-    references = read_frame(recipe.manifests_dir, "references", ok_only=True)
-    videos = read_frame(recipe.manifests_dir, "videos", ok_only=True).select("video_id", "path").unique("video_id")
-    references = references.join(videos, on="video_id", how="left")
     out = []
+    worst = worst_cases(cases)
     for measure in ("voice", "face"):
-        worst = (cases.filter((pl.col("measure") == measure) & (pl.col("kind") == "swap") & (pl.col("status") == "ok"))
-                 .sort("effect", "case_id").head(WORST_CASES))
-        if worst.height == 0:
+        mine = worst.filter(pl.col("measure") == measure)
+        if mine.height == 0:
             continue
         out.append(f"<h4>Lowest {measure} effect</h4>")
-        for c in worst.iter_rows(named=True):
+        for c in mine.iter_rows(named=True):
             cells = []
             for role in ("a", "b"):
                 run = c[f"run_{role}"]
-                video, audio = _copy_run(files.get(run), media, run), _reference_wav(references, ref_of.get(run),
-                                                                                    media)
+                video = _shown(kept, media, run, (".mp4", ".mov", ".mkv", ".webm"))
+                audio = _shown(kept, media, ref_of.get(run), (".wav",))
                 who = c["identity_a"] if role == "a" else c["identity_b"]
-                cells.append(f'<div><div>run {role.upper()}: reference of {esc(who)}</div>'
-                             f'<video controls preload="metadata" width="256" height="256" src="{esc(video)}"></video>'
-                             f'<div>its reference:</div><audio controls preload="metadata" src="{esc(audio)}"></audio>'
-                             "</div>")
+                player = (f'<video controls preload="metadata" width="256" height="256" src="{esc(video)}"></video>'
+                          if video else "<p>(the generated file is gone)</p>")
+                ref = (f'<audio controls preload="metadata" src="{esc(audio)}"></audio>' if audio else
+                       "<p>(its reference could not be read)</p>")
+                cells.append(f"<div><div>run {role.upper()}: reference of {esc(who)}</div>{player}<div>its "
+                             f"reference:</div>{ref}</div>")
             facts = (f"effect {fmt(c['effect'], 3)} (seed floor {fmt(c['seed_effect'], 3)}); A-run to A "
                      f"{fmt(c['a_to_a'], 3)}, to B {fmt(c['a_to_b'], 3)}; B-run to B {fmt(c['b_to_b'], 3)}, to A "
                      f"{fmt(c['b_to_a'], 3)}")
@@ -113,21 +109,11 @@ def _worst(recipe: Recipe, cases: pl.DataFrame, runs: pl.DataFrame, media: Path)
     return "".join(out)
 
 
-def _copy_run(path: str | None, media: Path, run: str) -> str:
-    if not path or not Path(path).exists():
+def _shown(kept: Path, media: Path, stem: str | None, suffixes: tuple[str, ...]) -> str:
+    """The report-relative path of the kept file `stem` copied into `media`; "" when the eval kept none."""
+    found = [kept / f"{stem}{s}" for s in suffixes if stem and (kept / f"{stem}{s}").is_file()]
+    if not found:
         return ""
     media.mkdir(parents=True, exist_ok=True)
-    dest = media / f"{run}{Path(path).suffix}"
-    shutil.copyfile(path, dest)
-    return dest.relative_to(media.parents[2]).as_posix()
-
-
-def _reference_wav(references: pl.DataFrame, reference_id: str | None, media: Path) -> str:
-    rows = references.filter(pl.col("reference_id") == reference_id)
-    if reference_id is None or rows.height == 0:
-        return ""
-    dest = media / f"{reference_id}.wav"
-    if not dest.exists():
-        media.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(encode_wav(reference_audio(rows.row(0, named=True))[0], AUDIO_SAMPLE_RATE))
-    return dest.relative_to(media.parents[2]).as_posix()
+    shutil.copyfile(found[0], media / found[0].name)
+    return (media / found[0].name).relative_to(media.parents[2]).as_posix()
