@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..evaluation.cases import EVALS_DIR
+from ..evaluation.cases import EVALS_DIR, VIDEO_SUFFIXES
 from ..evaluation.score import worst_cases
 from ..recipe import Recipe
 from .figures import eval_figure
@@ -91,7 +91,7 @@ def _worst(cases: pl.DataFrame, runs: pl.DataFrame, kept: Path, media: Path) -> 
             cells = []
             for role in ("a", "b"):
                 run = c[f"run_{role}"]
-                video = _shown(kept, media, run, (".mp4", ".mov", ".mkv", ".webm"))
+                video = _shown(kept, media, run, VIDEO_SUFFIXES)
                 audio = _shown(kept, media, ref_of.get(run), (".wav",))
                 who = c["identity_a"] if role == "a" else c["identity_b"]
                 player = (f'<video controls preload="metadata" width="256" height="256" src="{esc(video)}"></video>'
