@@ -20,12 +20,12 @@ from ltxa_data.cli import main
 from ltxa_data.errors import SystemicError
 from ltxa_data.recipe import Recipe, load_recipe
 from ltxa_data.reporting.figures import funnel
-from ltxa_data.reporting.report import write_report
+from ltxa_data.reporting.report import report_is_current, write_report
 from ltxa_data.shard_format import read_sample, read_shard
 from ltxa_data.storage import read_frame
 
 from .browser import browse, needs_chromium
-from .conftest import recipe_dict, write_recipe
+from .conftest import copy_build, recipe_dict, write_recipe
 from .netns import needs_netns
 
 
@@ -265,3 +265,24 @@ def test_report_of_a_build_without_pairs(built: Recipe, tmp_path: Path) -> None:
     reason = "no reference from another video"
     assert steps["pairs"].count == 0 and steps["pairs"].reasons == [(reason, pairs.height, reason)]
     assert "shards" not in steps
+
+
+def test_a_build_that_runs_nothing_keeps_its_report(built: Recipe, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A rerun with nothing to do leaves the report alone (writing it is most of such a run's time); a change to
+    anything it shows writes it again."""
+    import os
+
+    recipe = copy_build(built, tmp_path, report={"enabled": True})
+    index = write_report(recipe)
+    stamp = index.stat().st_mtime_ns
+    assert report_is_current(recipe)
+    assert main(["build", str(tmp_path / "recipe.yaml"), "--no-progress"]) == 0
+    assert "(unchanged: nothing it shows changed)" in capsys.readouterr().out
+    assert index.stat().st_mtime_ns == stamp
+    table = recipe.manifests_dir / "swap_eval.parquet"
+    os.utime(table, ns=(table.stat().st_atime_ns, table.stat().st_mtime_ns + 10**9))
+    assert not report_is_current(recipe)
+    assert main(["build", str(tmp_path / "recipe.yaml"), "--no-progress"]) == 0
+    assert index.stat().st_mtime_ns != stamp and report_is_current(recipe)
+

@@ -156,8 +156,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"{r.stage:>14} -> {r.table:<14} ran {r.ran}/{r.partitions} partitions in {r.seconds:.1f} s  ({counts})")
     print(f"build '{recipe.name}' done in {time.perf_counter() - t0:.1f} s; manifests in {recipe.manifests_dir}")
     index = recipe.report_dir / "index.html"
-    if recipe.report.enabled and not args.only and index.exists() and index.stat().st_mtime >= started:
-        print(f"report: {index}")
+    if recipe.report.enabled and not args.only and index.exists():
+        print(f"report: {index}" + ("" if index.stat().st_mtime >= started else " (unchanged: nothing it shows "
+                                                                                "changed)"))
     return 0
 
 

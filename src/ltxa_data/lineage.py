@@ -58,9 +58,14 @@ def package_version(dist: str) -> str | None:
         return None
 
 
-def _dist_of(module: str, default: str) -> str:
-    """The installed distribution that provides a top-level module (dlib comes as dlib or dlib-bin)."""
-    return next(iter(_distributions().get(module, [])), default)
+OPENCV_DISTS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")
+
+
+def _dist_of(module: str, *known: str) -> str:
+    """The installed distribution that provides a top-level module (dlib comes as dlib or dlib-bin): the first of
+    the `known` ones installed, else the one the metadata of every installed package names (a 0.5 s scan)."""
+    installed = [d for d in known if package_version(d) is not None]
+    return installed[0] if installed else next(iter(_distributions().get(module, [])), known[0])
 
 
 def _package_dir(module: str) -> Path:
@@ -159,7 +164,7 @@ def _face_models(recipe: Recipe, m: _Models) -> None:
         return
 
     folder = recipe.resolve(cfg.face.dlib_models) if cfg.face.dlib_models else None
-    dlib_dist = _dist_of("_dlib_pybind11", "dlib")
+    dlib_dist = _dist_of("_dlib_pybind11", "dlib", "dlib-bin")
     # Files from the face_recognition_models package, or from the recipe's folder (run by dlib).
     dlib_files, files_dist = ((folder, dlib_dist) if folder is not None
                               else (_package_dir("face_recognition_models") / "models", "face_recognition_models"))
@@ -174,10 +179,10 @@ def _face_models(recipe: Recipe, m: _Models) -> None:
     elif detector == "dlib_cnn":
         m.file("face_detector", detector, dlib_files / DLIB_FILES["cnn"], files_dist)
     elif detector == "haar":
-        m.file("face_detector", detector, _package_dir("cv2") / "data" / HAAR_CASCADE, _dist_of("cv2", "opencv-python"))
+        m.file("face_detector", detector, _package_dir("cv2") / "data" / HAAR_CASCADE, _dist_of("cv2", *OPENCV_DISTS))
     else:
         assert cfg.face.yunet_model is not None
-        m.file("face_detector", detector, recipe.resolve(cfg.face.yunet_model), _dist_of("cv2", "opencv-python"))
+        m.file("face_detector", detector, recipe.resolve(cfg.face.yunet_model), _dist_of("cv2", *OPENCV_DISTS))
     if cfg.active_speaker.check or cfg.face_identity.check:
         m.file("face_landmarks", "dlib", dlib_files / DLIB_FILES["landmarks"], files_dist)
     if cfg.face_identity.check:

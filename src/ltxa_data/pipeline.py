@@ -28,7 +28,7 @@ from .executors.jobs import judges_host_memory, plan_job
 from .ltx.conditions import text_encoder_problems
 from .memory import host_memory_available, resolve_device
 from .recipe import Recipe, RecipeError, missing_inputs
-from .reporting.report import write_report
+from .reporting.report import report_is_current, write_report
 from .schemas import conform, to_table
 from .stages import STAGE_NAMES, STAGES, unknown_stage
 from .stages.base import Partition, Stage
@@ -191,10 +191,13 @@ def _fell_under_removals(recipe: Recipe, stage: str) -> bool:
 
 
 def write_build_report(recipe: Recipe) -> Path | None:
-    """The HTML report at the end of a full build. The build's work is done and kept whatever happens
-    here, so a report that fails says so on stderr (and how to retry) instead of failing the build."""
+    """The HTML report at the end of a full build, unless the one there was written from what the build holds now
+    (a build that ran nothing). The build's work is done and kept whatever happens here, so a report that fails
+    says so on stderr (and how to retry) instead of failing the build."""
 
     try:
+        if report_is_current(recipe):
+            return recipe.report_dir / "index.html"
         return write_report(recipe)
     except Exception as e:
         print(f"warning: build '{recipe.name}' finished, but its report failed: {type(e).__name__}: {e} "

@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
-import pyloudnorm
 
 FRAME_S = 0.02
 """Frame length of the SNR estimate and the speech energy."""
@@ -67,7 +67,9 @@ def mono_mix(audio: np.ndarray) -> np.ndarray:
 
 
 @cache
-def _meter(sample_rate: int) -> pyloudnorm.Meter:
+def _meter(sample_rate: int) -> Any:
+    import pyloudnorm  # pulls in scipy.signal (~0.8 s): only when a loudness is measured, not for every command
+
     return pyloudnorm.Meter(sample_rate)
 
 

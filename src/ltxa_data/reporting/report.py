@@ -31,6 +31,8 @@ from ..corpus.scoring import (
     score_quality_gates,
 )
 from ..errors import SystemicError
+from ..evaluation.cases import EVALS_DIR
+from ..ids import short_hash
 from ..media import mux_target
 from ..recipe import Recipe
 from ..removals import Removals
@@ -336,6 +338,28 @@ def check_destination(recipe: Recipe, dest: Path) -> None:
                             "whole folder, so give it a new or empty one (report.dir or --out)")
 
 
+INPUTS = ".inputs"
+"""In a report folder: the hash of what the report was written from (`report_inputs`)."""
+
+
+def report_inputs(recipe: Recipe, truth: Path | None = None) -> str:
+    """A hash of everything a report shows: the manifests' and the finished evals' files (name, size, modification
+    time: a build that runs nothing rewrites none), the ground truth's, the recipe, and the toolkit version."""
+    files = sorted(recipe.manifests_dir.glob("*.parquet"))
+    files += sorted((recipe.output_dir / EVALS_DIR).glob("*/eval.json"))
+    truth = truth or default_truth(recipe)
+    files += [truth] if truth.exists() else []
+    stamps = [f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    return short_hash(__version__, recipe.model_dump_json(), *stamps)
+
+
+def report_is_current(recipe: Recipe, dest: Path | None = None) -> bool:
+    """Whether the report in `dest` (default: the recipe's) was written from what the build holds now."""
+    dest = dest or recipe.report_dir
+    done = dest / INPUTS
+    return (dest / "index.html").is_file() and done.is_file() and done.read_text().strip() == report_inputs(recipe)
+
+
 def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = None) -> Path:
     """Write the report folder (see the module docstring) and return its index.html. The folder is
     written beside its final place and swapped in, so a killed run leaves the previous report whole; only an
@@ -343,6 +367,7 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
     t0 = time.perf_counter()
     dest = dest or recipe.report_dir
     check_destination(recipe, dest)
+    inputs = report_inputs(recipe, truth)  # before reading anything: a change while writing makes it stale
     work = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -404,6 +429,7 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
             f"<script>{SCRIPT}</script></body></html>")
     (work / "index.html").write_text(page, encoding="utf-8")
     (work / MARKER).write_text(f"ltxa_data {__version__} build report of {recipe.name}\n")
+    (work / INPUTS).write_text(inputs + "\n")
     old = dest.with_name(f".{dest.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
