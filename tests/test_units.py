@@ -460,3 +460,23 @@ def test_supervisor_strikes_an_item_twice_then_poisons_it_and_stops_on_systemic_
             task = sup.next()
             watch(task, inflight=[f"r{n - 1}.mp4"])
             sup.died(task, "worker killed by signal 9 (SIGKILL: out of memory?)")
+
+
+def test_threads_per_worker_auto_shares_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ltxa_data.executors import jobs
+    from ltxa_data.recipe import RecipeError
+
+    monkeypatch.setattr(jobs, "usable_cores", lambda: 16)
+    assert jobs.worker_threads("auto", 2, 1.0, local=True) == 8
+    assert jobs.worker_threads("auto", 3, 1.0, local=True) == 5
+    assert jobs.worker_threads("auto", 32, 1.0, local=True) == 1
+    assert jobs.worker_threads("auto", 2, 4.0, local=False) == 4  # a Ray actor: the CPUs it asks for
+    assert jobs.worker_threads(3, 2, 1.0, local=True) == 3
+    base = {"name": "t", "input": {"paths": ["."]}, "output": {"dir": "out"}}
+    assert parse_recipe(base).executor.threads_per_worker == "auto"
+    assert parse_recipe({**base, "executor": {"threads_per_worker": 4}}).executor.threads_per_worker == 4
+    for bad in (0, "many"):
+        with pytest.raises(RecipeError, match="threads_per_worker"):
+            parse_recipe({**base, "executor": {"threads_per_worker": bad}})
+    assert jobs.thread_env(jobs.worker_threads("auto", 4, 1.0, True))["OMP_NUM_THREADS"] == "4"
+

@@ -9,6 +9,7 @@ worst an unmarked partition, which the next run redoes.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -79,10 +80,11 @@ class PartitionWorker:
     config_hash: str
 
     def __call__(self):
-        # The BLAS/OpenMP variables are in the worker's environment from its start (`Job.env`).
+        # The BLAS/OpenMP variables are in the worker's environment from its start (`Job.env`, which resolves
+        # `threads_per_worker: auto` for the stage's workers).
         import torch
 
-        torch.set_num_threads(self.recipe.executor.threads_per_worker)
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
         stage = self.stage_cls(self.recipe)
         stage.setup()
         return partial(run_partition, stage, self.state, self.config_hash)

@@ -20,9 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 
 def agglomerative_labels(
@@ -35,6 +32,8 @@ def agglomerative_labels(
 
     Memory is quadratic in the number of rows: for one video's windows, or as a reference.
     """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
     n = len(embeddings)
     if n <= 1:
         return np.zeros(n, np.int64)
@@ -115,6 +114,9 @@ def knn(x: np.ndarray, k: int, cfg: GraphConfig = GraphConfig()) -> tuple[np.nda
 
 def components(n: int, idx: np.ndarray, sims: np.ndarray, threshold: float) -> np.ndarray:
     """Connected components of the graph of neighbour pairs with similarity >= threshold."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     keep = (idx >= 0) & (sims >= threshold)
     rows = np.repeat(np.arange(n), idx.shape[1])[keep.ravel()]
     cols = idx.ravel()[keep.ravel()]
@@ -160,6 +162,8 @@ def _constrained_average_linkage(
     """Average-linkage clusters of the rows, replaying the dendrogram but refusing merges that
     would put two rows of one video together (cannot-link) or two different labels together.
     A refused merge freezes both sides, as the dendrogram would have merged them next."""
+    from scipy.cluster.hierarchy import linkage
+
     m = len(x)
     if m == 1:
         return [[0]]
@@ -249,6 +253,7 @@ def _merge_across_components(
     against all means, exactly: memory O(clusters k), time quadratic in clusters (~20 s for the
     69k first-pass clusters of 1M voices)."""
     import faiss
+    from scipy.sparse import csr_matrix
 
     m = len(clusters)
     sums = np.asarray(csr_matrix((np.ones(len(x), np.float32), (cluster, np.arange(len(x)))), shape=(m, len(x))) @ x,

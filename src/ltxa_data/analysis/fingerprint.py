@@ -41,7 +41,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pyarrow as pa
-import scipy.fft
 
 from ..media import probe, read_audio, read_frames
 from .clustering import GraphConfig, knn
@@ -176,6 +175,8 @@ def _picture(path: Path | str, steps: int, step_s: float) -> tuple[np.ndarray, n
 
 def _square_dcts(rgb: np.ndarray) -> np.ndarray:
     """DCTs [len(SCALES), 32, 32] of the centred squares of one frame (grey levels 0-255)."""
+    import scipy.fft  # ~0.3 s to import: only where a fingerprint is computed
+
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
     h, w = grey.shape
     out = np.empty((len(SCALES), _HASH_SIZE, _HASH_SIZE), np.float32)
@@ -359,6 +360,8 @@ def _signs(codes: np.ndarray, bits: int) -> np.ndarray:
 def _correlate(a: np.ndarray, b: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """(agreeing bits, compared bits) per shift of the code sequence b along a, shift = index - (len(b) - 1)
     (b's first step on a's steps), by FFT over all bit planes at once."""
+    import scipy.fft  # ~0.3 s to import: only where a fingerprint is computed
+
     n = len(a) + len(b) - 1
     size = scipy.fft.next_fast_len(n, real=True)
 

@@ -9,6 +9,7 @@ into a `Resources`, and `plan_job` into the executor's `Job`."""
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -71,6 +72,22 @@ def judges_host_memory(recipe: Recipe) -> bool:
     return recipe.executor.kind == "local"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's cpuset), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def worker_threads(setting: int | str, workers: int, cpus: float, local: bool) -> int:
+    """torch/BLAS threads per worker: the recipe's number, or for `auto` the usable cores over the workers
+    (local) or the CPUs each actor asks for (Ray), at least 1."""
+    if setting != "auto":
+        return int(setting)
+    return max(1, usable_cores() // max(workers, 1)) if local else max(1, round(cpus))
+
+
 def thread_env(threads: int) -> dict[str, str]:
     """Thread counts of the numeric libraries, set in a worker's environment before it starts: BLAS
     libraries read them once, when they load."""
@@ -123,4 +140,4 @@ def plan_job(stage: StageLike, executor: GpuCounter, watch_dir: Path, notes: lis
         res = Resources(res.cpus, res.gpus, round(memory_gb, 2))
     return Job(name=stage.name, watch_dir=watch_dir, item_timeout_s=cfg.item_timeout_s, advice=stage.crash_advice,
                resources=res, workers=workers, gpu_slots=slots[:workers] if slots else (),
-               env=thread_env(cfg.threads_per_worker))
+               env=thread_env(worker_threads(cfg.threads_per_worker, workers, res.cpus, local)))

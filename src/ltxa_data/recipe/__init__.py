@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -97,7 +97,9 @@ class ExecutorConfig(StrictModel):
     kind: Literal["local", "ray"] = Field(default="local", description="`local`: worker processes on this "
                                           "machine; `ray`: actors on a Ray cluster (`pip install ltxa-data[ray]`).")
     workers: int = Field(default=2, ge=1, description="Workers for CPU stages (on Ray: actors in the cluster).")
-    threads_per_worker: int = Field(default=1, ge=1, description="torch/BLAS threads inside each worker.")
+    threads_per_worker: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default="auto", description="torch/BLAS threads inside each worker; `auto`: this machine's cores (those the "
+        "build may use) over the stage's workers, at least 1; on Ray, the CPUs each actor asks for.")
     gpus: list[int] | None = Field(default=None, description="Local executor: the GPUs GPU stages use (default: "
                                    "every GPU torch sees).")
     workers_per_gpu: int = Field(default=1, ge=1, description="Workers sharing one GPU in GPU stages (packing "
