@@ -91,10 +91,8 @@ def export_swap_eval(recipe: Recipe, out: Path) -> EvalPlan:
     plan. Files are written atomically, and the wavs of an earlier export that this one does not name are
     removed, so a rerun repairs an interrupted export."""
     plan = eval_plan(recipe)
-    refs = read_frame(recipe.manifests_dir, "references", ok_only=True)
-    videos = read_frame(recipe.manifests_dir, "videos", ok_only=True).select("video_id", "path").unique("video_id")
     wanted = sorted({r["reference_id"] for r in plan.runs})
-    rows = refs.filter(pl.col("reference_id").is_in(wanted)).join(videos, on="video_id", how="left")
+    rows = reference_sources(recipe, wanted)
     if rows.height != len(wanted):
         missing = sorted(set(wanted) - set(rows["reference_id"]))
         raise SystemicError(f"export swap-eval: references {missing[:3]} of the cases are not in the references "
@@ -114,6 +112,13 @@ def export_swap_eval(recipe: Recipe, out: Path) -> EvalPlan:
         "trainer_samples": f"validation sample i (0-based, runs.jsonl order) -> samples/{trainer_sample_name(0, 0)}"
                            " at step 0, step_<step:06d>_<i+1>.mp4 in general"})
     return plan
+
+
+def reference_sources(recipe: Recipe, reference_ids: list[str]) -> pl.DataFrame:
+    """The ok references rows of these ids, each with its video's `path`: what `shard.reference_audio` renders."""
+    videos = read_frame(recipe.manifests_dir, "videos", ok_only=True).select("video_id", "path").unique("video_id")
+    return (read_frame(recipe.manifests_dir, "references", ok_only=True)
+            .filter(pl.col("reference_id").is_in(reference_ids)).join(videos, on="video_id", how="left"))
 
 
 def validation_yaml(plan: EvalPlan, root: Path, size: int) -> str:

@@ -24,10 +24,10 @@ from ..media import MediaError, encode_wav
 from ..recipe import AUDIO_SAMPLE_RATE, Recipe
 from ..schemas import to_table
 from ..stages.shard import reference_audio
-from ..storage import read_frame, write_bytes_atomic, write_json_atomic, write_table_atomic
-from .cases import EVALS_DIR, eval_plan, generated_file, trainer_sample_name
+from ..storage import write_bytes_atomic, write_json_atomic, write_table_atomic
+from .cases import EVALS_DIR, eval_plan, generated_file, reference_sources, trainer_sample_name
 from .measure import RunMeasurer, identity_faces, identity_voices
-from .score import case_rows, summarize, worst_cases
+from .score import case_rows, interval_text, summarize, worst_cases
 
 
 @dataclass(frozen=True)
@@ -137,10 +137,7 @@ def _keep_worst_media(recipe: Recipe, media: Path, cases: pl.DataFrame, runs: pl
     for r in chosen.iter_rows(named=True):
         if r["file"] and Path(r["file"]).is_file():
             shutil.copyfile(r["file"], media / f"{r['run_id']}{Path(r['file']).suffix}")
-    references = read_frame(recipe.manifests_dir, "references", ok_only=True).filter(
-        pl.col("reference_id").is_in(chosen["reference_id"].to_list()))
-    videos = read_frame(recipe.manifests_dir, "videos", ok_only=True).select("video_id", "path").unique("video_id")
-    for ref in references.join(videos, on="video_id", how="left").iter_rows(named=True):
+    for ref in reference_sources(recipe, chosen["reference_id"].to_list()).iter_rows(named=True):
         try:
             audio, _ = reference_audio(ref)
         except (OSError, MediaError):  # the source moved since the build: the report shows the video alone
@@ -163,12 +160,9 @@ def format_summary(result: EvalResult) -> str:
                  f"{'accuracy':>8}  verdict")
     for r in result.summary.iter_rows(named=True):
         group = "all" if r["group"] == "all" else f"{r['group']}={r['value']}"
-
-        def ci(m: float | None, lo: float | None, hi: float | None) -> str:
-            return "-" if m is None else f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]"
         acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.2f}"
-        effect = ci(r["effect"], r["effect_lo"], r["effect_hi"])
-        floor = ci(r["seed_effect"], r["seed_lo"], r["seed_hi"])
+        effect = interval_text(r["effect"], r["effect_lo"], r["effect_hi"])
+        floor = interval_text(r["seed_effect"], r["seed_lo"], r["seed_hi"])
         lines.append(f"{r['measure']:<7} {group:<14} {r['scored']:>5} {effect:>24} {floor:>24} {acc:>8}  "
                      f"{r['verdict']}")
     failed = runs.filter(pl.col("status") != "ok")

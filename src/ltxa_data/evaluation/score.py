@@ -116,6 +116,11 @@ class Interval:
     hi: float
 
 
+def interval_text(mean: float | None, lo: float | None, hi: float | None) -> str:
+    """A summary's mean with its interval, as printed and reported: `+0.561 [+0.518, +0.604]`, `-` without one."""
+    return "-" if mean is None else f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
 def bootstrap(values: np.ndarray, clusters: np.ndarray, rng: np.random.Generator,
               resamples: int = RESAMPLES) -> Interval:
     """The mean of `values` with a 95% percentile interval, resampling whole clusters of values."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from ..evaluation.cases import EVALS_DIR, VIDEO_SUFFIXES
-from ..evaluation.score import worst_cases
+from ..evaluation.score import interval_text, worst_cases
 from ..recipe import Recipe
 from .figures import eval_figure
 from .html import esc, filter_box, fmt, html_table
@@ -21,10 +21,6 @@ def eval_folders(recipe: Recipe) -> list[Path]:
     """The build's evals that finished (eval.json, written last), by name."""
     root = recipe.output_dir / EVALS_DIR
     return sorted(p.parent for p in root.glob("*/eval.json")) if root.is_dir() else []
-
-
-def _ci(mean: float | None, lo: float | None, hi: float | None) -> str:
-    return "-" if mean is None else f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
 def eval_sections(recipe: Recipe, work: Path) -> str:
@@ -53,9 +49,9 @@ def _one(recipe: Recipe, folder: Path, work: Path) -> str:
             "95% bootstrap intervals over target identities (or targets, with fewer than 5 identities). These are "
             "proxies: the embedder and the face descriptor, not a listener or a viewer.</p>")
     rows = [(r["measure"], "all" if r["group"] == "all" else f"{r['group']} {r['value']}",
-             f"{r['scored']}/{r['cases']}", r["identities"], _ci(r["effect"], r["effect_lo"], r["effect_hi"]),
-             _ci(r["seed_effect"], r["seed_lo"], r["seed_hi"]),
-             _ci(r["difference"], r["difference_lo"], r["difference_hi"]), fmt(r["accuracy"], 2),
+             f"{r['scored']}/{r['cases']}", r["identities"], interval_text(r["effect"], r["effect_lo"], r["effect_hi"]),
+             interval_text(r["seed_effect"], r["seed_lo"], r["seed_hi"]),
+             interval_text(r["difference"], r["difference_lo"], r["difference_hi"]), fmt(r["accuracy"], 2),
              fmt(r["beyond_floor"], 2), fmt(r["change_ratio"], 2), r["verdict"])
             for r in summary.iter_rows(named=True)]
     table = html_table(["measure", "cases", "scored / asked", "target identities", "effect [95% CI]",
