@@ -201,6 +201,8 @@ def synthetic_takedown(root: Path, samples: int, sample_kib: int) -> dict:
     stage.size = sample_kib << 10
     stage.setup()
     _StandInShards.rendered = 0
+    # As the pipeline does: the earlier plan's shard counts per split (keys `train-00003-of-00008`) are kept.
+    stage.previous_buckets = {f"{k.split('-')[0]}-": int(k.rsplit("-of-", 1)[1]) for k in old_hashes}
     parts = stage.plan(frames)
     todo = [p for p in parts if old_hashes.get(p.key) != p.input_hash]
     stage.before_run(todo)
@@ -208,7 +210,7 @@ def synthetic_takedown(root: Path, samples: int, sample_kib: int) -> dict:
     stage.after_run()
     old = read_frame(m, "shards")
     keep = old.filter(~pl.col("shard").is_in([r["shard"] for rs in new_rows.values() for r in rs]))
-    planned = {f"{p.data['split']}/{p.data['split']}-{p.data['shard_index']:05d}" for p in parts}
+    planned = {f"{p.data['split']}/{p.data['split']}-{p.data['bucket']}" for p in parts}
     for tar in recipe.shards_dir.rglob("*.tar"):  # shards no partition writes any more
         if tar.relative_to(recipe.shards_dir).as_posix().rsplit("-", 1)[0] not in planned:
             tar.unlink()

@@ -8,11 +8,13 @@ import random
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import ltxa_data.analysis.fingerprint as fingerprint
 from ltxa_data.analysis.fingerprint import (
     FINGERPRINT_FIELDS,
     Fingerprint,
@@ -22,7 +24,13 @@ from ltxa_data.analysis.fingerprint import (
     match,
     video_fingerprint,
 )
+from ltxa_data.analysis.fingerprint_store import StoredFingerprints
 from ltxa_data.corpus.generate import load_ground_truth
+from ltxa_data.recipe import Recipe
+from ltxa_data.stages import FingerprintsStage
+from ltxa_data.storage import read_frame
+
+from .conftest import copy_build
 
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac"]
 # kind: (ffmpeg arguments before -i, after -i, where the copy's t=0 falls in the original)
@@ -177,3 +185,38 @@ def test_copies_of_real_speech_match_and_other_words_of_the_same_people_do_not(r
     assert not is_duplicate(other) and other.sound is not None and other.sound < 0.68, other
     assert duplicate_groups(list(prints), list(prints.values())) == [
         sorted(["a", "reencode", "crop", "trim", "fps", "combined", "vp9_opus"])]
+
+
+
+def test_the_scenes_decode_gives_the_fingerprints_their_picture(built: Recipe, prints: dict[str, Fingerprint],
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """One decode per video: the scenes stage leaves every ok video's picture hashes, the fingerprints stage
+    reads them and decodes no picture itself (its decoder is made to fail here), and the fingerprints equal a
+    video's own decode, the sideways phone clip included. A picture file gone: the video is decoded again."""
+    recipe = copy_build(built, tmp_path)
+    m = recipe.manifests_dir
+    videos = read_frame(m, "videos", ok_only=True)
+    scenes = read_frame(m, "scenes", ok_only=True)
+    assert scenes.height == videos.height and scenes["picture_file"].null_count() == 0
+    rel = dict(zip(videos["video_id"], videos["rel_path"], strict=True))
+
+    def no_decode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the fingerprints stage decoded a picture")
+
+    stage = FingerprintsStage(recipe)
+    parts = stage.plan({"videos": read_frame(m, "videos"), "scenes": read_frame(m, "scenes")})
+    assert ORIGINALS[2] in {rel[v] for p in parts for v in p.data["videos"]["video_id"]}
+    with monkeypatch.context() as patch:
+        patch.setattr(fingerprint, "_picture", no_decode)
+        rows = [r for p in parts for r in stage.process(p).rows]
+    assert len(rows) == videos.height and all(r["status"] == "ok" for r in rows)
+    stored = StoredFingerprints(recipe.output_dir, pl.DataFrame(rows).select("file", "row"))
+    for r, fp in zip(rows, stored, strict=True):
+        own = prints.get(rel[r["video_id"]]) or video_fingerprint(Path(recipe.input.paths[0]) / rel[r["video_id"]])
+        assert np.array_equal(fp.picture, own.picture) and np.allclose(fp.vectors, own.vectors), rel[r["video_id"]]
+
+    part = parts[0]
+    part.data["videos"] = part.data["videos"].head(1).with_columns(picture_file=pl.lit("scenes/gone.arrow"))
+    [again] = stage.process(part).rows
+    assert again["status"] == "ok" and again["steps"] == len(video_fingerprint(part.data["videos"]["path"][0]).picture)

@@ -13,7 +13,7 @@ from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe
 from ltxa_data.reporting.verify import verify_build
 from ltxa_data.shard_format import REUSE_DIR, read_members
-from ltxa_data.stages import STAGES
+from ltxa_data.stages import STAGES, ShardStage
 from ltxa_data.storage import read_frame
 
 from .conftest import SIZE, copy_build
@@ -27,17 +27,18 @@ def _relaid(recipe: Recipe) -> None:
     assert report.ran == report.partitions > 0 and after["status"].unique().to_list() == ["ok"]
     assert sorted(after["key"].to_list()) == sorted(before["key"].to_list())
     assert after.join(before, on="key").filter(pl.col("sample_hash") != pl.col("sample_hash_right")).height == 0
-    assert after["shard"].n_unique() > before["shard"].n_unique()  # 3 per shard instead of 4
+    assert after["shard"].n_unique() > before["shard"].n_unique()  # 1 per shard on average instead of 4
     assert not (recipe.output_dir / REUSE_DIR).exists()
     assert verify_build(recipe) == []
 
 
 def test_media_samples_are_copied(built: Recipe, tmp_path: Path) -> None:
-    _relaid(copy_build(built, tmp_path, shard={"samples_per_shard": 3}))
+    # Far enough from 4 that the shard counts are not kept (`bucket_count`).
+    _relaid(copy_build(built, tmp_path, shard={"samples_per_shard": 1}))
 
 
 def test_encoded_samples_are_copied(encoded: Recipe, checkpoint: Path, conditions: Path, tmp_path: Path) -> None:
-    _relaid(copy_build(encoded, tmp_path, targets={"size": SIZE}, shard={"samples_per_shard": 3},
+    _relaid(copy_build(encoded, tmp_path, targets={"size": SIZE}, shard={"samples_per_shard": 1},
                        encode={"backend": "ltx", "checkpoint": str(checkpoint), "device": "cpu", "batch_size": 3},
                        export={"conditions": str(conditions)}))
 
@@ -57,3 +58,23 @@ def test_a_lineage_change_rewrites_only_the_json(built: Recipe, tmp_path: Path) 
     meta = json.loads(members[f"{row['key']}.json"])
     assert meta["lineage"]["recipe_hash"] == now and meta["sample_hash"] == row["sample_hash"]
     assert verify_build(recipe) == []
+
+
+def test_a_take_down_moves_no_other_sample(built: Recipe) -> None:
+    """Samples go to shards by a hash of their key: without one identity's samples, the plan changes only the
+    shards that held them; every other sample stays in its shard, in its place."""
+    tables = {t: read_frame(built.manifests_dir, t) for t in ShardStage.reads}
+    before = ShardStage(built).plan(tables)
+    pairs = tables["pairs"].filter(pl.col("status") == "ok")
+    gone = pairs.group_by("identity_id").len().sort(["len", "identity_id"])["identity_id"][-1]
+    tables["pairs"] = tables["pairs"].filter(pl.col("identity_id") != gone)
+    stage = ShardStage(built)
+    stage.previous_buckets = {k.rsplit("-", 3)[0] + "-": int(k.rsplit("-of-", 1)[1]) for k in (p.key for p in before)}
+    after = {p.key: p for p in stage.plan(tables)}
+    held = {p.key for p in before if any(s["identity_id"] == gone for s in p.data["samples"])}
+    assert 0 < len(held) < len(before)
+    for p in before:
+        kept = [s["key"] for s in p.data["samples"] if s["identity_id"] != gone]
+        now = after.get(p.key)
+        assert [s["key"] for s in now.data["samples"]] == kept if now else not kept
+        assert (now is not None and now.input_hash == p.input_hash) == (p.key not in held)

@@ -15,6 +15,7 @@ import pytest
 from ltxa_data.analysis.clustering import agglomerative_labels
 from ltxa_data.analysis.splits import split_of
 from ltxa_data.analysis.windows import covered, single_speaker_windows
+from ltxa_data.executors.jobs import Job
 from ltxa_data.executors.local import LocalExecutor
 from ltxa_data.gates import TARGET_GATES, reason_of, record_problems, rejection
 from ltxa_data.ids import child_id, content_fingerprint
@@ -195,6 +196,22 @@ def test_local_executor_sets_up_once_per_worker(tmp_path: Path) -> None:
     assert {r[1] for r in results} <= {int(p) for p in setups}
     [(square, pid)] = LocalExecutor(workers=1).map(_CountingFactory(log), [3])
     assert square == 9 and pid != os.getpid(), "a single item still runs in a worker, never in the driver"
+
+
+def test_local_workers_outlive_a_map_and_set_up_each_stage(tmp_path: Path) -> None:
+    """Consecutive maps reuse the processes started with the same environment (one start and import per
+    build, not per stage), each map's factory set up in them again; another environment gets its own."""
+    ex = LocalExecutor(workers=2)
+    first_log, second_log = tmp_path / "a.txt", tmp_path / "b.txt"
+    first = {pid for _, pid in ex.map(_CountingFactory(first_log), list(range(6)), Job(workers=2))}
+    second = {pid for _, pid in ex.map(_CountingFactory(second_log), list(range(6)), Job(workers=2))}
+    assert second <= first and set(second_log.read_text().split()) == {str(p) for p in second}
+    other = {pid for _, pid in ex.map(_CountingFactory(first_log), [1], Job(workers=1, env={"OMP_NUM_THREADS": "2"}))}
+    assert not other & first, "a worker started with other thread counts is not reused"
+    kept = [w.proc for w in ex._idle]
+    assert kept and all(p.is_alive() for p in kept)
+    ex.shutdown()
+    assert not any(p.is_alive() for p in kept) and not ex._idle
 
 
 def test_wav_bytes_roundtrip() -> None:

@@ -133,7 +133,8 @@ def run_stage(recipe: Recipe, stage_cls: type[Stage], executor: Executor, progre
     parts = stage.plan(tables)
     config_hash = stage.config_hash()
     state.write_plan(config_hash, {p.key: p.input_hash for p in parts})
-    todo = [p for p in parts if not state.is_done(p.key, p.input_hash, config_hash)]
+    todo = sorted((p for p in parts if not state.is_done(p.key, p.input_hash, config_hash)), key=stage.cost,
+                  reverse=True)
     bar = tqdm(total=len(parts), initial=len(parts) - len(todo), desc=f"{stage.name:>10}", unit="part",
                disable=not progress, leave=True, dynamic_ncols=True)
     notes: list[str] = []

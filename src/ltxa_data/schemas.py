@@ -81,6 +81,9 @@ SCENES = TableSchema(
         ("video_id", _S, "the video"),
         ("cut_s", pa.list_(_F), "instants where a new shot starts, in seconds"),
         ("num_shots", _I, "shots in the video (cuts + 1)"),
+        ("picture_file", _S, "the Arrow IPC file (relative to output.dir) where the same decode left the picture "
+         "half of the video's fingerprint, for the fingerprints stage; null: not computed"),
+        ("picture_row", _I, "its row in that file"),
     ),
 )
 

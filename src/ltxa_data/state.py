@@ -77,13 +77,15 @@ class StageState:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.dir / "plan.json", {"config_hash": config_hash, "partitions": input_hashes})
 
-    def previous_buckets(self) -> int | None:
-        """The hash-bucket count of the earlier plan (keys `00003-of-00008`), None if it had none."""
+    def previous_buckets(self) -> dict[str, int]:
+        """The hash-bucket counts of the earlier plan by key prefix: keys `00003-of-00008` give {"": 8},
+        `train-00001-of-00004` {"train-": 4}."""
+        counts: dict[str, int] = {}
         for key in (self.plan() or {}).get("partitions", {}):
-            m = re.fullmatch(r"\d+-of-(\d+)", key)
+            m = re.fullmatch(r"(.*?)\d+-of-(\d+)", key)
             if m:
-                return int(m.group(1))
-        return None
+                counts.setdefault(m.group(1), int(m.group(2)))
+        return counts
 
     def is_done(self, key: str, input_hash: str, config_hash: str) -> bool:
         """The partition's marker matches these hashes and its table and outputs exist."""

@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from ..media import probe, read_audio, read_frames
+from ..media import FrameSampler, MediaError, frame_geometry, probe, read_audio, read_frames, shrunk
 from .clustering import GraphConfig, knn
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "DuplicateConfig",
     "Fingerprint",
     "Match",
+    "PicturePass",
     "candidate_pairs",
     "duplicate_groups",
     "duplicate_pairs",
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 VERSION = 1
+STEP_S = 0.5
+"""Seconds between picture hashes."""
 SCALES = (1.0, 0.85, 0.72, 0.61)
 """Sides of the hashed centred squares, as fractions of the displayed frame's short side."""
 SOUND_PER_STEP = 4
@@ -73,8 +76,8 @@ _LAG = 2  # sound hops between the two spectra whose change is hashed
 _SILENCE_DB = -55.0  # sound steps quieter than this (dBFS, in the analysed window) are code 0
 _FLAT = 2.0  # picture squares with a grey-level spread below this are code 0
 _COARSE = 16  # sound bands of the vectors (pairs of the hashed bands)
-_PICTURE_TERMS = 4  # the vectors' picture part: the 4 x 4 lowest DCT terms of the second scale
-VECTOR_DIM = 3 * _COARSE + _PICTURE_TERMS**2
+PICTURE_TERMS = 4  # the vectors' picture part: the 4 x 4 lowest DCT terms of the second scale
+VECTOR_DIM = 3 * _COARSE + PICTURE_TERMS**2
 SOUND_WEIGHT = 0.75
 """Share of the sound part in a vector's cosine similarity (the picture's is the rest): sound is the part
 that crops, rescales and frame rates leave alone."""
@@ -135,25 +138,66 @@ def video_fingerprint(
     *,
     duration_s: float | None = None,
     has_audio: bool | None = None,
-    step_s: float = 0.5,
+    step_s: float = STEP_S,
     window_s: float = 60.0,
+    picture: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Fingerprint:
     """Fingerprint one video. `duration_s` and `has_audio` come from the scan manifest when known
     (otherwise `probe`, which demuxes the file: the duration where both streams have data). Frames are
     read upright and square-pixel by `read_frames`, so rotation and sample aspect need no arguments.
     Cost: one decode of each stream (the picture's is ~all of it), read in chunks of `_CHUNK_S` (bounded
-    memory); per grid step one frame is shrunk by FFmpeg to 160 px."""
+    memory); per grid step one frame is shrunk by FFmpeg to 160 px. `picture`: the picture half when a
+    `PicturePass` already computed it (the video's picture is then not decoded here)."""
     if duration_s is None or has_audio is None:
         info = probe(path)
         duration_s = info.duration_s if duration_s is None else duration_s
         has_audio = info.has_audio if has_audio is None else has_audio
-    steps = max(1, int(np.floor(duration_s / step_s - 1e-6)) + 1)
-    picture, low_dct = _picture(path, steps, step_s)
+    steps = grid_steps(duration_s, step_s)
+    if picture is None or len(picture[0]) != steps:
+        picture = _picture(path, steps, step_s)
+    picture, low_dct = picture
     sound = levels = None
     if has_audio:
         sound, levels = _sound(path, steps * SOUND_PER_STEP, step_s / SOUND_PER_STEP)
     return Fingerprint(step_s=step_s, picture=picture, sound=sound,
                        vectors=_window_vectors(low_dct, levels, sound, step_s, window_s))
+
+
+def grid_steps(duration_s: float, step_s: float = STEP_S) -> int:
+    """Picture steps of a video `duration_s` long: t = 0, step_s, ... up to its duration."""
+    return max(1, int(np.floor(duration_s / step_s - 1e-6)) + 1)
+
+
+class PicturePass:
+    """The picture half of a fingerprint (`video_fingerprint`'s `picture`) from a video's frames fed in decode
+    order, so that one decode serves it and other whole-video analyses (the scenes stage's). Each grid step's
+    frame is chosen as `read_frames` chooses it and shrunk as it shrinks it, so the hashes are the same."""
+
+    def __init__(self, duration_s: float, step_s: float = STEP_S) -> None:
+        steps = grid_steps(duration_s, step_s)
+        self.times = [i * step_s for i in range(steps)]
+        self.hashes = np.empty((steps, len(SCALES)), np.uint64)
+        self.low = np.empty((steps, PICTURE_TERMS, PICTURE_TERMS), np.float32)
+        self.sampler: FrameSampler | None = None
+
+    def feed(self, frame: Any, stream: Any) -> bool:
+        """Take the next decoded frame (PyAV) of `stream`; False once no later frame is needed."""
+        if self.sampler is None:
+            sar, rotation = frame_geometry(stream, frame)
+            self.sampler = FrameSampler(self.times, lambda f: shrunk(f, sar, rotation, _MAX_SIDE), self._put)
+        return self.sampler.feed(frame)
+
+    def _put(self, i: int, rgb: np.ndarray) -> None:
+        dct = _square_dcts(rgb)
+        self.hashes[i] = _picture_hashes(dct)
+        self.low[i] = dct[1, :PICTURE_TERMS, :PICTURE_TERMS]
+
+    def result(self, frame_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(hashes, low DCT terms) once the last frame was fed; `frame_s`: one frame's display interval."""
+        if self.sampler is None:
+            raise MediaError("video stream decoded no frames")
+        self.sampler.finish(frame_s)
+        return self.hashes, self.low
 
 
 _CHUNK_S = 300.0
@@ -162,14 +206,14 @@ _CHUNK_S = 300.0
 def _picture(path: Path | str, steps: int, step_s: float) -> tuple[np.ndarray, np.ndarray]:
     """(hashes uint64 [steps, scales], low DCT terms of the second scale float32 [steps, 4, 4])."""
     hashes = np.empty((steps, len(SCALES)), np.uint64)
-    low = np.empty((steps, _PICTURE_TERMS, _PICTURE_TERMS), np.float32)
+    low = np.empty((steps, PICTURE_TERMS, PICTURE_TERMS), np.float32)
     chunk = max(1, round(_CHUNK_S / step_s))
     for s in range(0, steps, chunk):
         frames = read_frames(path, [i * step_s for i in range(s, min(steps, s + chunk))], max_side=_MAX_SIDE)
         for i, rgb in enumerate(frames, start=s):
             dct = _square_dcts(rgb)
             hashes[i] = _picture_hashes(dct)
-            low[i] = dct[1, :_PICTURE_TERMS, :_PICTURE_TERMS]
+            low[i] = dct[1, :PICTURE_TERMS, :PICTURE_TERMS]
     return hashes, low
 
 

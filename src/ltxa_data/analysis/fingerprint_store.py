@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..storage import write_bytes_atomic
-from .fingerprint import FINGERPRINT_FIELDS, SCALES, VECTOR_DIM, VERSION, Fingerprint
+from .fingerprint import FINGERPRINT_FIELDS, PICTURE_TERMS, SCALES, VECTOR_DIM, VERSION, Fingerprint
 
 HASHES_SCHEMA = pa.schema([pa.field("video_id", pa.string())] + [pa.field(n, t) for n, t, _ in FINGERPRINT_FIELDS])
 """Columns of a partition's hash file."""
@@ -75,3 +75,41 @@ class StoredFingerprints(Sequence[Fingerprint]):
         if not vecs:
             return np.zeros((0, VECTOR_DIM), np.float32), np.zeros(0, np.int64)
         return np.concatenate(vecs), np.concatenate(owners)
+
+
+PICTURES_SCHEMA = pa.schema([pa.field("video_id", pa.string()), pa.field("fp_version", pa.int64()),
+                             pa.field("fp_step_s", pa.float64()), pa.field("fp_picture", pa.list_(pa.uint64())),
+                             pa.field("fp_low", pa.list_(pa.float32()))])
+"""Columns of a picture file: the picture half of fingerprints (`PicturePass`), written by the scenes stage's
+one decode of each video and read by the fingerprints stage, which adds the sound."""
+
+
+def write_pictures(dest: Path, pictures: list[tuple[str, float, np.ndarray, np.ndarray]]) -> None:
+    """One picture file holding (video_id, step_s, hashes, low DCT terms) rows, in this order, written atomically."""
+    rows = [{"video_id": vid, "fp_version": VERSION, "fp_step_s": step, "fp_picture": hashes.ravel().tolist(),
+             "fp_low": low.ravel().tolist()} for vid, step, hashes, low in pictures]
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, PICTURES_SCHEMA) as writer:
+        writer.write_table(pa.Table.from_pylist(rows, schema=PICTURES_SCHEMA))
+    write_bytes_atomic(dest, sink.getvalue().to_pybytes())
+
+
+def read_picture(output_dir: Path, file: str, row: int, video_id: str,
+                 step_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(hashes, low DCT terms) of `video_id` at `row` of picture `file`; None when the file is gone or holds
+    something else there (another video, version or grid): the caller decodes the picture itself."""
+    try:
+        table = pa.ipc.open_file(pa.memory_map(str(output_dir / file))).read_all()
+        if not 0 <= row < table.num_rows:
+            return None
+        r = {name: table.column(name)[row].as_py() for name in ("video_id", "fp_version", "fp_step_s")}
+        if (r["video_id"], r["fp_version"], r["fp_step_s"]) != (video_id, VERSION, step_s):
+            return None
+        hashes = table.column("fp_picture")[row].values.to_numpy(zero_copy_only=False).astype(np.uint64)
+        low = table.column("fp_low")[row].values.to_numpy(zero_copy_only=False).astype(np.float32)
+    except (OSError, pa.ArrowException):
+        return None
+    steps = len(hashes) // len(SCALES)
+    if low.size != steps * PICTURE_TERMS**2:
+        return None
+    return hashes.reshape(steps, len(SCALES)), low.reshape(steps, PICTURE_TERMS, PICTURE_TERMS)

@@ -9,9 +9,12 @@ Here a dead or hung worker is replaced and `Supervisor` decides what its partiti
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import pickle
+import sys
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -24,23 +27,39 @@ from .supervise import Supervisor, Task, WorkerRuntime, death_cause, hang_cause
 POLL_S = 0.5
 
 
-def _worker_main(conn: Connection, factory: WorkerFactory) -> None:
-    runtime = WorkerRuntime(factory)
+def _worker_main(conn: Connection) -> None:
+    """A worker: ("factory", f) sets it to a stage (set up on its first task), ("task", t) runs one partition,
+    ("release", None) drops the stage and its models between maps; None or a closed pipe ends it."""
+    runtime: WorkerRuntime | None = None
     while True:
         try:
-            task = conn.recv()
+            msg = conn.recv()
         except EOFError:
             return
-        if task is None:
+        if msg is None:
             return
+        kind, value = msg
+        if kind != "task":
+            runtime = WorkerRuntime(value) if kind == "factory" else None
+            _free_memory()
+            continue
         try:
-            msg: tuple[str, Any] = ("ok", runtime.run(task))
+            assert runtime is not None, "a task before its factory"
+            out: tuple[str, Any] = ("ok", runtime.run(value))
         except BaseException as e:  # the driver decides; KeyboardInterrupt included
-            msg = ("error", e)
+            out = ("error", e)
         try:
-            conn.send(msg)
+            conn.send(out)
         except Exception as e:  # an unpicklable result or exception
-            conn.send(("error", RuntimeError(f"{type(e).__name__} sending a result: {e}; {msg[1]!r}")))
+            conn.send(("error", RuntimeError(f"{type(e).__name__} sending a result: {e}; {out[1]!r}")))
+
+
+def _free_memory() -> None:
+    """What a released stage held: its objects, and the GPU memory torch's allocator keeps cached."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -48,7 +67,26 @@ class _Worker:
     slot: int
     proc: Any
     conn: Connection
+    env: dict[str, str]
     task: Task | None = None
+
+
+def _stop(w: _Worker) -> None:
+    with contextlib.suppress(Exception):
+        w.conn.close()
+    if w.proc.is_alive():
+        w.proc.kill()
+    w.proc.join(5)
+
+
+def _close_pool(idle: list[_Worker]) -> None:
+    for w in idle:
+        with contextlib.suppress(Exception):
+            w.conn.send(None)
+    for w in idle:
+        w.proc.join(2)
+        _stop(w)
+    idle.clear()
 
 
 @contextlib.contextmanager
@@ -69,15 +107,25 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 class LocalExecutor:
     """Up to `workers` processes per CPU stage; a GPU stage gets one process per GPU slot, with
     `CUDA_VISIBLE_DEVICES` set before the process starts. Partitions always run in a worker, never in
-    the driver: only a worker may die of a hostile file."""
+    the driver: only a worker may die of a hostile file.
+
+    Workers outlive a map: the next stage's map reuses those started with the same environment (thread counts,
+    GPU slot), so consecutive stages pay for one process start and one import of the libraries, not one each;
+    each stage still sets itself up in them. `shutdown` (or the executor's collection) ends them."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self._idle: list[_Worker] = []
+        self._finalizer = weakref.finalize(self, _close_pool, self._idle)
 
     def gpu_count(self) -> int:
         import torch
 
         return torch.cuda.device_count()
+
+    def shutdown(self) -> None:
+        """End the workers kept between maps."""
+        self._finalizer()
 
     def map(self, factory: WorkerFactory, items: Sequence[Any], job: Job | None = None) -> Iterator[Any]:
         job = job or Job(workers=self.workers)
@@ -88,24 +136,30 @@ class LocalExecutor:
                 for g in (job.gpu_slots or [""] * max(1, job.workers))]
         ctx = multiprocessing.get_context("spawn")
         workers: dict[int, _Worker] = {}
+        # Kept workers this map cannot use hold memory (and perhaps a GPU) another stage's workers need.
+        keep = [w for w in self._idle if w.env in envs and w.proc.is_alive()]
+        _close_pool([w for w in self._idle if w not in keep])
+        self._idle[:] = keep
 
         def start(slot: int) -> _Worker:
-            parent, child = ctx.Pipe()
-            # Not daemonic: a stage may start processes of its own (daemonic ones may not). A worker whose
-            # driver dies sees its pipe close and exits.
-            proc = ctx.Process(target=_worker_main, args=(child, factory), daemon=False,
-                               name=f"ltxa-{job.name}-{slot}")
-            with _environment(envs[slot]):
-                proc.start()
-            child.close()
-            return _Worker(slot, proc, parent)
+            reused = next((w for w in self._idle if w.env == envs[slot]), None)
+            if reused is not None:
+                self._idle.remove(reused)
+                w = _Worker(slot, reused.proc, reused.conn, reused.env)
+            else:
+                parent, child = ctx.Pipe()
+                # Not daemonic: a stage may start processes of its own (daemonic ones may not). A worker whose
+                # driver dies sees its pipe close and exits.
+                proc = ctx.Process(target=_worker_main, args=(child,), daemon=False, name=f"ltxa-worker-{slot}")
+                with _environment(envs[slot]):
+                    proc.start()
+                child.close()
+                w = _Worker(slot, proc, parent, envs[slot])
+            w.conn.send(("factory", factory))
+            return w
 
         def stop(w: _Worker) -> None:
-            with contextlib.suppress(Exception):
-                w.conn.close()
-            if w.proc.is_alive():
-                w.proc.kill()
-            w.proc.join(5)
+            _stop(w)
             workers.pop(w.slot, None)
 
         def lost(w: _Worker, task: Task) -> None:
@@ -113,6 +167,7 @@ class LocalExecutor:
             stop(w)
             sup.died(task, death_cause(w.proc.exitcode))
 
+        finished = False
         try:
             while True:
                 for slot in range(len(envs)):
@@ -125,9 +180,10 @@ class LocalExecutor:
                     if w is None:
                         w = workers[slot] = start(slot)
                     w.task = task
-                    w.conn.send(task)
+                    w.conn.send(("task", task))
                 busy = [w for w in workers.values() if w.task is not None]
                 if not busy:
+                    finished = True
                     return
                 ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=POLL_S))
                 for w in busy:
@@ -151,10 +207,15 @@ class LocalExecutor:
                         sup.died(task, hang_cause(job))
         finally:
             for w in list(workers.values()):
-                if w.task is None and w.proc.is_alive():
+                alive = w.task is None and w.proc.is_alive()
+                if finished and alive:
+                    with contextlib.suppress(Exception):
+                        w.conn.send(("release", None))
+                        self._idle.append(w)
+                        continue
+                if alive:
                     with contextlib.suppress(Exception):
                         w.conn.send(None)
-            for w in list(workers.values()):
-                w.proc.join(2 if w.task is None else 0)
+                w.proc.join(2 if alive else 0)
                 stop(w)
             sup.cleanup()

@@ -319,7 +319,10 @@ class ReportConfig(StrictModel):
 
 
 class ShardConfig(StrictModel):
-    samples_per_shard: int = Field(default=256, ge=1, description="Samples per shard (and per unit of work).")
+    samples_per_shard: int = Field(default=256, ge=1, description=(
+        "Samples per shard (and per unit of work), on average: samples go to shards by a hash of their key, so a "
+        "take-down rewrites only the shards that held its samples. Each split gets a power-of-two count of shards "
+        "holding half to all of this many; a later build keeps the count while they hold a quarter to twice it."))
     max_shard_bytes: int = Field(default=1 << 30, ge=1 << 16, description="A shard rolls over past this size.")
     video_crf: int = Field(default=18, ge=0, le=51, description="x264 quality of target mp4s.")
 

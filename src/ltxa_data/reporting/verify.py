@@ -116,9 +116,10 @@ def check_removals(recipe: Recipe) -> list[str]:
         text = p.read_text(encoding="utf-8", errors="replace")
         if any(w in text for w in words):
             problems.append(f"{p}: names a removed video or file (write the report again)")
-    for p in sorted((recipe.output_dir / "fingerprints").glob("*.arrow")):
-        traces(pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(p))).read_all().select(["video_id"])),  # type: ignore[arg-type]
-               f"fingerprints file {p.name}")
+    for folder in ("fingerprints", "scenes"):  # the hash files, and the pictures the scenes stage leaves for them
+        for p in sorted((recipe.output_dir / folder).glob("*.arrow")):
+            traces(pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(p))).read_all().select(["video_id"])),  # type: ignore[arg-type]
+                   f"{folder} file {p.name}")
     voices_path = table_path(m, "voices")
     removed, _ = removals.voices(embedder_of(recipe))
     if voices_path.exists() and len(removed):

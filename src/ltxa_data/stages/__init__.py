@@ -19,9 +19,9 @@ from .targets import TargetsStage
 
 STAGES: tuple[type[Stage], ...] = (
     ScanStage,
+    ScenesStage,
     FingerprintsStage,
     DuplicatesStage,
-    ScenesStage,
     DiarizeStage,
     EmbedStage,
     IdentifyStage,

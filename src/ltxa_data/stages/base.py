@@ -62,8 +62,9 @@ class Stage(ABC):
     """GPUs one worker needs, at least; a `cuda` device gives one (or a share: `executor.workers_per_gpu`)."""
     memory_gb: ClassVar[float] = 0.0
     """Host memory one worker needs (0: unknown, or fitted by `fit_memory`)."""
-    previous_buckets: int | None = None
-    """The bucket count of this stage's previous plan (set by the pipeline before `plan`), for `bucket_count`."""
+    previous_buckets: dict[str, int]
+    """The bucket counts of this stage's previous plan by partition-key prefix ("" for plain `00003-of-00008`
+    keys; set by the pipeline before `plan`), for `bucket_count`."""
     in_driver: ClassVar[bool] = False
     """Runs in the driver process: only for stages that read manifest tables and never a media file."""
     crash_advice: ClassVar[str] = "use fewer workers (executor.workers)"
@@ -84,10 +85,19 @@ class Stage(ABC):
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
+        self.previous_buckets = {}
 
     @abstractmethod
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         """Split the work into partitions (runs in the driver; must be cheap and deterministic)."""
+
+    def cost(self, partition: Partition) -> float:
+        """The partition's work relative to the others', so that the largest start first and the stage's last
+        partitions do not leave workers idle: its videos' seconds when it carries them, else its rows."""
+        videos = partition.data.get("videos")
+        if isinstance(videos, pl.DataFrame) and "duration_s" in videos.columns:
+            return float(videos.get_column("duration_s").sum() or 0.0)
+        return float(sum(len(v) for v in partition.data.values() if isinstance(v, (pl.DataFrame, list))))
 
     def setup(self) -> None:  # noqa: B027 - optional hook; most stages load nothing
         """Load models and other per-worker state. Called once per worker before `process`."""

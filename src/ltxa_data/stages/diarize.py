@@ -25,7 +25,7 @@ class DiarizeStage(Stage):
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "duration_s")
         return partitions_by("video_id", self.recipe.diarize.videos_per_partition, {"videos": videos},
-                             previous=self.previous_buckets)
+                             previous=self.previous_buckets.get(""))
 
     def devices(self) -> list[str]:
         return [self.recipe.diarize.pyannote.device] if self.recipe.diarize.backend == "pyannote" else []

@@ -35,7 +35,7 @@ class EmbedStage(Stage):
         videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path")
         videos = videos.filter(pl.col("video_id").is_in(turns.get_column("video_id").unique().to_list()))
         return partitions_by("video_id", self.recipe.embed.videos_per_partition, {"videos": videos, "turns": turns},
-                             previous=self.previous_buckets)
+                             previous=self.previous_buckets.get(""))
 
     def devices(self) -> list[str]:
         return [self.recipe.embed.speechbrain_ecapa.device] if self.recipe.embed.backend == "speechbrain_ecapa" else []

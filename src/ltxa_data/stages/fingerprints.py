@@ -1,6 +1,9 @@
 """fingerprints: a perceptual fingerprint of each video's picture and sound (`analysis.fingerprint`),
 so that the duplicates stage can find copies of one clip.
 
+The picture half comes from the scenes stage's decode of the video (its `picture_file`); only a video whose
+picture that pass could not compute is decoded here again (and fails here with the reason if it cannot be).
+
 The hashes of a partition's videos go to one Arrow IPC file (`fingerprints/part-<key>.arrow` in output.dir,
 `analysis.fingerprint_store`), which the duplicates stage memory-maps: the table itself stays small (a row per
 video: where its hashes are), and a million videos' hashes never have to be in memory at once.
@@ -10,8 +13,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..analysis.fingerprint import VERSION, Fingerprint, video_fingerprint
-from ..analysis.fingerprint_store import write_fingerprints
+from ..analysis.fingerprint import STEP_S, VERSION, Fingerprint, video_fingerprint
+from ..analysis.fingerprint_store import read_picture, write_fingerprints
 from ..gates import failure
 from ..schemas import blank_row
 from ..storage import frame_hash
@@ -23,7 +26,7 @@ class FingerprintsStage(Stage):
     name = "fingerprints"
     table = "fingerprints"
     version = "1"
-    reads = ("videos",)
+    reads = ("videos", "scenes")
     sections = ("duplicates",)
 
     def config_hash(self) -> str:
@@ -34,15 +37,19 @@ class FingerprintsStage(Stage):
         if not self.recipe.duplicates.detect:
             return []
         videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "duration_s", "audio_codec")
+        pictures = tables["scenes"].filter(pl.col("status") == "ok").select("video_id", "picture_file", "picture_row")
+        videos = videos.join(pictures, on="video_id", how="left")
         return partitions_by("video_id", self.recipe.duplicates.videos_per_partition, {"videos": videos},
-                             previous=self.previous_buckets)
+                             previous=self.previous_buckets.get(""))
 
     def process(self, partition: Partition) -> StageResult:
         prints: list[tuple[str, Fingerprint]] = []
 
         def one(video: dict) -> list[dict]:
+            picture = None if video["picture_file"] is None else read_picture(
+                self.recipe.output_dir, video["picture_file"], video["picture_row"], video["video_id"], STEP_S)
             fp = video_fingerprint(video["path"], duration_s=video["duration_s"],
-                                   has_audio=video["audio_codec"] is not None)
+                                   has_audio=video["audio_codec"] is not None, picture=picture)
             prints.append((video["video_id"], fp))
             return []
 

@@ -64,7 +64,7 @@ class ScanStage(Stage):
             except OSError:
                 files.append((path, rel, -1, -1))
         buckets = hash_buckets(files, lambda f: f[0], self.recipe.scan.files_per_partition,
-                               self.previous_buckets)
+                               self.previous_buckets.get(""))
         return [Partition(key, {"files": fs}, frame_hash(fs)) for key, fs in buckets]
 
     def setup(self) -> None:

@@ -1,20 +1,35 @@
-"""scenes: hard cuts in each video (PySceneDetect), so that no target window crosses one."""
+"""scenes: hard cuts in each video (PySceneDetect), so that no target window crosses one.
+
+This is the build's one decode of every frame of a video: the same pass computes the picture half of the
+video's fingerprint (`analysis.fingerprint.PicturePass`, when `duplicates.detect` is on) and leaves it in
+`scenes/part-<key>.arrow` (output.dir), where the fingerprints stage, which runs next, reads it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import polars as pl
 
+from ..analysis.fingerprint import STEP_S, PicturePass
+from ..analysis.fingerprint import VERSION as FINGERPRINT_VERSION
+from ..analysis.fingerprint_store import write_pictures
 from ..errors import SystemicError
 from ..gates import failure
-from ..media import MediaError
+from ..media import MediaError, frame_seconds
 from ..schemas import blank_row
+from ..storage import frame_hash
 from .base import Partition, Stage, StageResult, guarded, partitions_by
 from .scan import ok_videos
 
+Tap = Callable[[Any, Any], None]
+"""Called with each decoded frame (PyAV) and its stream, in decode order."""
 
-def _small_frame_stream(path: str):  # -> scenedetect VideoStream
+
+def _small_frame_stream(path: str, tap: Tap | None = None):  # -> scenedetect VideoStream
     """PySceneDetect's PyAV stream, but each frame is scaled by FFmpeg straight from the decoded picture
-    to the width PySceneDetect would downscale to (>= 256 px): no full-size BGR frame, no Python resize."""
+    to the width PySceneDetect would downscale to (>= 256 px): no full-size BGR frame, no Python resize.
+    `tap` sees every decoded frame first."""
     from scenedetect.backends.pyav import VideoStreamAv
     from scenedetect.scene_manager import compute_downscale_factor
 
@@ -27,6 +42,8 @@ def _small_frame_stream(path: str):  # -> scenedetect VideoStream
 
         def read(self, decode: bool = True):  # type: ignore[override]
             got = super().read(decode=False)
+            if got and tap is not None:
+                tap(self._frame, self._video_stream)
             if not got or not decode:
                 return got
             w, h = self.frame_size
@@ -35,20 +52,61 @@ def _small_frame_stream(path: str):  # -> scenedetect VideoStream
     return SmallFrames(path)
 
 
+class _PictureTap:
+    """Feeds a `PicturePass` from the scene detector's decode; its faults are its own (the cuts stand)."""
+
+    def __init__(self, picture: PicturePass) -> None:
+        self.picture, self.wanted, self.error = picture, True, None
+        self.frame_s: float | None = None
+
+    def __call__(self, frame: Any, stream: Any) -> None:
+        if self.wanted:
+            try:
+                self.frame_s = frame_seconds(stream)
+                self.wanted = self.picture.feed(frame, stream)
+            except Exception as e:
+                self.wanted, self.error = False, e
+
+    def result(self, decode_failures: int) -> tuple[Any, Any] | None:
+        if self.error is not None or decode_failures or self.frame_s is None:
+            return None  # the fingerprints stage decodes the picture itself, and says why if it fails
+        try:
+            return self.picture.result(self.frame_s)
+        except MediaError:
+            return None
+
+
 def detect_cuts(path: str, threshold: float, min_shot_s: float) -> list[float]:
     """Instants (seconds) where a new shot starts, from PySceneDetect's content detector (HSV
     change between consecutive frames, decoded with PyAV on a picture FFmpeg downscales)."""
+    return picture_pass(path, 0.0, (threshold, min_shot_s), picture=False)[0]
+
+
+def picture_pass(path: str, duration_s: float, cuts: tuple[float, float] | None,
+                 picture: bool) -> tuple[list[float], tuple[Any, Any] | None]:
+    """One decode of a video: (its cuts, with `cuts` = (threshold, min_shot_s), else none; the picture half of
+    its fingerprint when `picture`, None when it could not be computed: a decode error, a short stream)."""
     from scenedetect import ContentDetector, SceneManager
 
+    tap = _PictureTap(PicturePass(duration_s)) if picture else None
+    found: list[float] = []
     try:
-        video = _small_frame_stream(path)
-        manager = SceneManager()
-        manager.auto_downscale = False  # the stream's frames are small already
-        manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=min_shot_s))
-        manager.detect_scenes(video=video)
+        video = _small_frame_stream(path, tap)
+        if cuts is not None:
+            manager = SceneManager()
+            manager.auto_downscale = False  # the stream's frames are small already
+            manager.add_detector(ContentDetector(threshold=cuts[0], min_scene_len=cuts[1]))
+            manager.detect_scenes(video=video)
+            found = [round(c.get_seconds(), 6) for c in manager.get_cut_list()]
+        elif tap is not None:
+            while tap.wanted and video.read(decode=False):
+                pass
     except Exception as e:  # PySceneDetect wraps decoder errors in its own types
+        if cuts is None:
+            return found, None
         raise MediaError(f"scene detection failed: {type(e).__name__}: {e}") from None
-    return [round(c.get_seconds(), 6) for c in manager.get_cut_list()]
+    # The scene detector skips a frame that does not decode; a fingerprint is not made from such a file here.
+    return found, None if tap is None else tap.result(getattr(video, "_decode_failures", 0))
 
 
 def crosses_cut(start_s: float, last_frame_s: float, cuts: list[float] | None, eps: float = 1e-6) -> bool:
@@ -60,14 +118,19 @@ def crosses_cut(start_s: float, last_frame_s: float, cuts: list[float] | None, e
 class ScenesStage(Stage):
     name = "scenes"
     table = "scenes"
-    version = "2"
+    version = "3"  # 3: the picture half of the fingerprints in the same decode
     reads = ("videos",)
     sections = ("scenes",)
 
+    def config_hash(self) -> str:
+        # The pictures it leaves for the fingerprints stage: whether, and in which format.
+        pictures = (self.recipe.duplicates.detect, FINGERPRINT_VERSION, STEP_S)
+        return frame_hash(self.table, self.version, self.recipe.section_hash(*self.sections), *pictures)
+
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
-        videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path")
+        videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "duration_s")
         return partitions_by("video_id", self.recipe.scenes.videos_per_partition, {"videos": videos},
-                             previous=self.previous_buckets)
+                             previous=self.previous_buckets.get(""))
 
     def setup(self) -> None:
         try:
@@ -76,13 +139,28 @@ class ScenesStage(Stage):
             raise SystemicError(f"scenedetect does not import ({e}); install the project's dependencies") from e
 
     def process(self, partition: Partition) -> StageResult:
-        return StageResult(guarded(partition.data["videos"].to_dicts(), self._detect, self._failed,
-                                   lambda v: v["path"]))
+        pictures: list[tuple[str, float, Any, Any]] = []
+        rel = f"scenes/part-{partition.key}.arrow"
 
-    def _detect(self, video: dict) -> list[dict]:
-        cfg = self.recipe.scenes
-        cuts = detect_cuts(video["path"], cfg.threshold, cfg.min_shot_s) if cfg.detect else []
-        return [dict(video_id=video["video_id"], cut_s=cuts, num_shots=len(cuts) + 1, status="ok", error=None)]
+        def detect(video: dict) -> list[dict]:
+            cfg = self.recipe.scenes
+            cuts, picture = [], None
+            if cfg.detect or self.recipe.duplicates.detect:
+                cuts, picture = picture_pass(video["path"], video["duration_s"],
+                                             (cfg.threshold, cfg.min_shot_s) if cfg.detect else None,
+                                             picture=self.recipe.duplicates.detect)
+            where = dict(picture_file=None, picture_row=None)
+            if picture is not None:
+                where = dict(picture_file=rel, picture_row=len(pictures))
+                pictures.append((video["video_id"], STEP_S, *picture))
+            return [dict(video_id=video["video_id"], cut_s=cuts, num_shots=len(cuts) + 1, **where, status="ok",
+                         error=None)]
+
+        rows = guarded(partition.data["videos"].to_dicts(), detect, self._failed, lambda v: v["path"])
+        if not pictures:
+            return StageResult(rows)
+        write_pictures(self.recipe.output_dir / rel, pictures)
+        return StageResult(rows, [rel])
 
     def _failed(self, video: dict, reason: str) -> dict:
         return blank_row("scenes", video_id=video["video_id"], status="failed",

@@ -29,7 +29,7 @@ from ..memory import GIB, encode_memory, gpu_memory_total, plan_workers
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES
 from ..shard_format import REUSE_DIR, ShardError, ShardWriter, read_members
 from ..storage import frame_hash, table_path
-from .base import Faults, Partition, Stage, StageResult, guarded
+from .base import Faults, Partition, Stage, StageResult, guarded, hash_buckets
 from .scan import ok_videos
 
 
@@ -121,13 +121,14 @@ class ShardStage(Stage):
         for sample in samples:
             sample["sample_hash"] = frame_hash(sample, content, digest)
             sample["media_hash"] = frame_hash(media_part(sample), content, digest)
+        # Samples are placed by a hash of their key (`hash_buckets`, as partitions are): a take-down or a few
+        # new videos rewrite only the shards that hold those samples, not every shard after the first change.
         parts: list[Partition] = []
         for split in SPLITS:
             keyed = [s for s in samples if s["split"] == split]
-            for j in range(0, len(keyed), n):
-                data = {"split": split, "shard_index": j // n, "samples": keyed[j : j + n],
-                        "checkpoint_sha256": digest}
-                parts.append(Partition(f"{split}-{j // n:05d}", data, frame_hash(data)))
+            for bucket, chunk in hash_buckets(keyed, lambda s: s["key"], n, self.previous_buckets.get(f"{split}-")):
+                data = {"split": split, "bucket": bucket, "samples": chunk, "checkpoint_sha256": digest}
+                parts.append(Partition(f"{split}-{bucket}", data, frame_hash(data)))
         return parts
 
     def before_run(self, todo: list[Partition]) -> None:
@@ -213,9 +214,9 @@ class ShardStage(Stage):
                     sample_hash=sample["sample_hash"], media_hash=sample["media_hash"], status="ok", error=None)
 
     def process(self, partition: Partition) -> StageResult:
-        split, index = partition.data["split"], partition.data["shard_index"]
+        split, bucket = partition.data["split"], partition.data["bucket"]
         reuse = partition.data.get("reuse") or {}
-        writer = ShardWriter(self.recipe.output_dir, f"shards/{split}/{split}-{index:05d}",
+        writer = ShardWriter(self.recipe.output_dir, f"shards/{split}/{split}-{bucket}",
                              self.recipe.shard.max_shard_bytes)
         try:
             if self.encoder is None:

@@ -52,7 +52,7 @@ class SpeakerWindowStage(Stage):
             "video_id", "speaker", "start_s", "end_s", "overlap")
         return partitions_by("video_id", self.recipe.diarize.videos_per_partition,
                              {"videos": videos, "turns": turns, "identities": identities},
-                             previous=self.previous_buckets)
+                             previous=self.previous_buckets.get(""))
 
     def process(self, partition: Partition) -> StageResult:
         turns, ids = partition.data["turns"], partition.data["identities"]

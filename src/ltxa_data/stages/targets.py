@@ -42,7 +42,7 @@ from ..backends import (
 from ..backends.active_speaker import SyncClip
 from ..gates import TARGET_GATES, failure, first_failed
 from ..ids import child_id
-from ..media import read_audio, read_frames
+from ..media import KeptFrames, read_audio, read_frames, read_window
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
 from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans
@@ -108,12 +108,15 @@ class TargetsStage(SpeakerWindowStage):
         cfg = self.recipe.targets.face
         offsets = sampled_offsets(cfg.sample_every)
         start = row["start_frame"]
+        kept = None
         if self.analyzer is None:
             frames, work = read_frames(video["path"], [(start + k) / TARGET_FPS for k in offsets]), 1.0
             sampled = frames
         else:
-            frames = read_frames(video["path"], [(start + k) / TARGET_FPS for k in range(TARGET_FRAMES)],
-                                 max_side=WORKING_SIDE)
+            # The text gate's frames are cut from the same decode once the crop is known (no second decode).
+            keep = text_frames(self.recipe) if self.text is not None and self.recipe.targets.picture.check else []
+            frames, kept = read_window(video["path"], [(start + k) / TARGET_FPS for k in range(TARGET_FRAMES)],
+                                       max_side=WORKING_SIDE, keep=keep)
             work = frames.shape[2] / video["width"]
             sampled = frames[offsets]
         small, scale = downscale(sampled, cfg.detect_side)
@@ -140,7 +143,7 @@ class TargetsStage(SpeakerWindowStage):
                     video["rel_path"], f"the face leaves the centre crop in {outside}/{len(track)} tracked frames")}
         if self.analyzer is None:
             return self.check_speech(video, row)
-        return self.check_face(video, row, track, frames, work)
+        return self.check_face(video, row, track, frames, work, kept)
 
     def check_speech(self, video: dict, row: dict) -> dict:
         """The row with the learned quality of its audio (as the shard carries it), skipped under a floor."""
@@ -163,10 +166,11 @@ class TargetsStage(SpeakerWindowStage):
         return {**row, "status": "skipped", "skipped_by": gate.name, "error": failure(video["rel_path"], why)}
 
     def check_face(self, video: dict, row: dict, track: list[list[float]], frames: np.ndarray,
-                   work: float) -> dict:
+                   work: float, kept: KeptFrames | None = None) -> dict:
         """The row with its active-speaker score and face descriptor, or skipped when the face does not
         speak with the voice. Both look at a square around the tracked face in every frame of the window
-        (`frames`: the window's frames at `work` x the source's displayed size)."""
+        (`frames`: the window's frames at `work` x the source's displayed size; `kept`: the decoded frames
+        the text gate searches)."""
         cfg = self.recipe.targets
         faces, boxes = face_views(frames, track, work)
         assert self.analyzer is not None
@@ -174,9 +178,11 @@ class TargetsStage(SpeakerWindowStage):
         if cfg.picture.check:
             crop = (row["crop_x"], row["crop_y"], row["crop_w"], row["crop_h"])
             # The text is searched in the crop as the shard cuts it (source pixels), not in the working frames.
-            shown = None if self.text is None else read_frames(
-                video["path"], [(row["start_frame"] + i) / TARGET_FPS for i in text_frames(self.recipe)], crop=crop,
-                size=TEXT_SIDE, pad=cfg.face.pad)
+            shown = None
+            if self.text is not None:
+                shown = kept.cut(crop, TEXT_SIDE, cfg.face.pad) if kept is not None else read_frames(
+                    video["path"], [(row["start_frame"] + i) / TARGET_FPS for i in text_frames(self.recipe)],
+                    crop=crop, size=TEXT_SIDE, pad=cfg.face.pad)
             measures, records = picture_gates(self.recipe, faces, boxes, landmarks, crop, self.text, shown)
             row = self.gated(video, {**row, **measures}, records)
             if row["status"] != "ok":

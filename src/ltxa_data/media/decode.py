@@ -1,37 +1,17 @@
-"""Media I/O on PyAV (which bundles FFmpeg): probing, decoding audio and frame-exact video windows,
-encoding mp4/wav. Every stage that touches media goes through here.
-
-Video geometry is always the displayed picture: frames stored sideways with a display matrix (phone
-portrait clips) are turned upright and non-square pixels are stretched square, so sizes, crop boxes
-and frames outside this module are all in displayed pixels (what ffmpeg and players show)."""
+"""Reading media: probing, decoding audio and frame-exact video windows (`ltxa_data.media`)."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
-import soundfile as sf
 from PIL import Image
-
-__all__ = [
-    "MediaError",
-    "ProbeResult",
-    "crop_frame",
-    "encode_video",
-    "encode_wav",
-    "mux_target",
-    "probe",
-    "read_audio",
-    "read_frames",
-    "write_video",
-]
 
 
 class MediaError(Exception):
@@ -353,81 +333,178 @@ def read_frames(
     `max_side` (without `crop`) shrinks the displayed frame so that its longer side is at most that,
     in FFmpeg's scaler straight from the decoded picture (no full-size RGB copy).
     """
+    return read_window(path, times, crop, size, pad, max_side)[0]
+
+
+def read_window(
+    path: Path | str,
+    times: Sequence[float],
+    crop: tuple[int, int, int, int] | None = None,
+    size: int | None = None,
+    pad: str = "black",
+    max_side: int | None = None,
+    keep: Sequence[int] = (),
+) -> tuple[np.ndarray, KeptFrames]:
+    """`read_frames`, and the decoded frames of the instants `keep` (indices into `times`), kept to be cut later
+    (`KeptFrames.cut`) exactly as `read_frames` would cut them, without decoding the window again."""
     if max_side is not None and crop is not None:
         raise ValueError("max_side shrinks whole frames; it cannot be combined with crop")
     times = list(times)
     if not times:
         raise ValueError("no times requested")
-    eps = 1e-6
     out: list[np.ndarray | None] = [None] * len(times)
+    wanted = set(keep)
+    kept: dict[int, av.VideoFrame] = {}
     with _open(path) as c:
         if not c.streams.video:
             raise MediaError("no video stream")
         vs = c.streams.video[0]
         sar = _sample_aspect(vs)
-        rotation: int | None = None
+        cutter: _Cutter | None = None  # one geometry for the whole call: the first frame's
         # No frame threading: closing a frame-threaded decoder after breaking out of decode()
         # can hang in FFmpeg (seen with PyAV 18). Slice threading is safe and on by default.
         if times[0] > 2.0:
             c.seek(int((times[0] - 1.0) / vs.time_base), stream=vs, backward=True)
-        k = 0
-        held: av.VideoFrame | None = None  # the frame on screen so far
-        held_rgb: np.ndarray | None = None  # it, converted once an instant needs it (skipped frames never are)
-        last_t = -math.inf
-
-        graph: av.filter.Graph | None = None
 
         def convert(frame: av.VideoFrame) -> np.ndarray:
-            nonlocal graph
-            if size is not None and crop is not None and sar == 1 and not rotation and _inside(crop, frame):
-                # FFmpeg's own crop (no copy) and scaler, from the decoded picture straight to the output
-                # size: 1.7x faster than a full-size RGB frame cropped and resized in Python (1080p).
-                if graph is None:
-                    graph = _crop_scale_graph(vs, crop, size)
-                graph.push(frame)
-                return graph.pull().to_ndarray()
+            assert cutter is not None
             if max_side is not None:
-                w, h = _square_size(frame.width, frame.height, sar)
-                scale = min(1.0, max_side / max(w, h))
-                if scale < 1 or (w, h) != (frame.width, frame.height):
-                    small = frame.reformat(width=max(1, round(w * scale)), height=max(1, round(h * scale)),
-                                           format="rgb24", interpolation="AREA")
-                    return _prepare(small.to_ndarray(), rotation or 0, None, size, pad)
-            return _prepare(_square(frame.to_ndarray(format="rgb24"), sar), rotation or 0, crop, size, pad)
+                small = shrunk(frame, sar, cutter.rotation, max_side)
+                return small if size is None else _prepare(small, 0, None, size, pad)
+            return cutter.cut(frame, crop, size, pad)
 
+        def emit(k: int, image: np.ndarray) -> None:
+            out[k] = image
+            if k in wanted:
+                kept[k] = sampler.held
+
+        sampler = FrameSampler(times, convert, emit)
         try:
             for frame in c.decode(vs):
-                ft = float(frame.time if frame.time is not None else 0.0)
-                while k < len(times) and times[k] + eps < ft:
-                    if held_rgb is None and held is not None:
-                        held_rgb = convert(held)
-                    out[k] = held_rgb
-                    k += 1
-                if k >= len(times):
+                if cutter is None:
+                    cutter = _Cutter(sar, _rotation(frame))
+                if not sampler.feed(frame):
                     break
-                if rotation is None:  # one geometry for the whole call: the first frame's
-                    rotation = _rotation(frame)
-                held, held_rgb = frame, None
-                last_t = ft
-            if held is None:
-                raise MediaError("video stream decoded no frames")
-            if held_rgb is None and k < len(times):
-                held_rgb = convert(held)
+            sampler.finish(frame_seconds(vs))
         except av.FFmpegError as e:
             raise MediaError(f"video decode failed: {_ffmpeg_reason(e)}") from None
-        # Past the last frame only its own display interval may be held, not arbitrary time.
-        frame_dur = 1.0 / float(vs.average_rate or vs.guessed_rate or 25)
-        if k < len(times) and times[-1] > last_t + frame_dur + eps:
-            raise MediaError(f"video ends at {last_t + frame_dur:.3f} s, before the requested {times[-1]:.3f} s")
-        while k < len(times):
-            out[k] = held_rgb
-            k += 1
-        first = next(f for f in out if f is not None)
+    first = out[0]
+    assert first is not None and cutter is not None, "FrameSampler.finish hands out every instant"
     # The one copy of each frame (np.stack would keep a rot90 view's strides, not C order).
     stacked = np.empty((len(out), *first.shape), np.uint8)
     for i, f in enumerate(out):
-        stacked[i] = first if f is None else f
-    return stacked
+        stacked[i] = f
+    return stacked, KeptFrames([kept[k] for k in keep], cutter)
+
+
+class _Cutter:
+    """Decoded frames of one video to displayed pixels, cropped and sized (`read_frames`' `crop`, `size`, `pad`)."""
+
+    def __init__(self, sar: float, rotation: int) -> None:
+        self.sar, self.rotation = sar, rotation
+        self.graphs: dict[tuple, av.filter.Graph] = {}
+
+    def cut(self, frame: av.VideoFrame, crop: tuple[int, int, int, int] | None, size: int | None,
+            pad: str) -> np.ndarray:
+        if size is not None and crop is not None and self.sar == 1 and not self.rotation and _inside(crop, frame):
+            # FFmpeg's own crop (no copy) and scaler, from the decoded picture straight to the output
+            # size: 1.7x faster than a full-size RGB frame cropped and resized in Python (1080p).
+            shape = (frame.width, frame.height, frame.format.name, crop, size)
+            graph = self.graphs.get(shape)
+            if graph is None:
+                graph = self.graphs[shape] = _crop_scale_graph(frame, crop, size)
+            graph.push(frame)
+            return graph.pull().to_ndarray()
+        return _prepare(_square(frame.to_ndarray(format="rgb24"), self.sar), self.rotation, crop, size, pad)
+
+
+@dataclass
+class KeptFrames:
+    """Decoded frames kept by `read_window`, with their video's geometry."""
+
+    frames: list[av.VideoFrame]
+    cutter: _Cutter
+
+    def cut(self, crop: tuple[int, int, int, int] | None, size: int | None, pad: str = "black") -> np.ndarray:
+        """The kept frames as `read_frames` with this `crop`, `size` and `pad` gives them: uint8 [K, H, W, 3]."""
+        if not self.frames:
+            raise ValueError("no frames were kept")
+        return np.stack([self.cutter.cut(f, crop, size, pad) for f in self.frames])
+
+
+class FrameSampler:
+    """The frame on screen at each of `times` (seconds, increasing) from a video's frames fed in decode order:
+    the last frame with pts <= t (an instant before the first frame gets the first frame). Each frame an
+    instant needs is converted once by `convert` and handed out as `emit(index, image)`, in index order for
+    instants after the first frame; frames no instant needs are never converted. `read_frames` reads through
+    one; a single pass over a whole video can feed several (the scenes stage's, for the fingerprints)."""
+
+    EPS = 1e-6
+
+    def __init__(self, times: Sequence[float], convert: Callable[[av.VideoFrame], np.ndarray],
+                 emit: Callable[[int, np.ndarray], None]) -> None:
+        self.times, self.convert, self.emit = list(times), convert, emit
+        self.k = 0
+        self.early: list[int] = []  # instants before the first frame: they get the first frame converted
+        self.held: av.VideoFrame | None = None  # the frame on screen so far
+        self.held_image: np.ndarray | None = None  # it, converted once an instant needs it
+        self.last_t = -math.inf
+
+    def _hand_out(self, k: int) -> None:
+        if self.held is None:
+            self.early.append(k)
+            return
+        if self.held_image is None:
+            self.held_image = self.convert(self.held)
+            for e in self.early:
+                self.emit(e, self.held_image)
+            self.early = []
+        self.emit(k, self.held_image)
+
+    def feed(self, frame: av.VideoFrame) -> bool:
+        """Take the next decoded frame; False once every instant is handed out (stop decoding)."""
+        ft = float(frame.time if frame.time is not None else 0.0)
+        while self.k < len(self.times) and self.times[self.k] + self.EPS < ft:
+            self._hand_out(self.k)
+            self.k += 1
+        if self.k >= len(self.times):
+            return False
+        self.held, self.held_image, self.last_t = frame, None, ft
+        return True
+
+    def finish(self, frame_s: float) -> None:
+        """After the last frame: the instants left get it, if within its display interval (`frame_s`)."""
+        if self.held is None:
+            raise MediaError("video stream decoded no frames")
+        # Past the last frame only its own display interval may be held, not arbitrary time.
+        if self.k < len(self.times) and self.times[-1] > self.last_t + frame_s + self.EPS:
+            raise MediaError(f"video ends at {self.last_t + frame_s:.3f} s, before the requested "
+                             f"{self.times[-1]:.3f} s")
+        while self.k < len(self.times):
+            self._hand_out(self.k)
+            self.k += 1
+
+
+def frame_seconds(vs: av.video.stream.VideoStream) -> float:
+    """One frame's display interval at the stream's average rate (25 fps when unknown)."""
+    return 1.0 / float(vs.average_rate or vs.guessed_rate or 25)
+
+
+def shrunk(frame: av.VideoFrame, sar: float, rotation: int, max_side: int) -> np.ndarray:
+    """A decoded frame as displayed (upright `rotation`, square pixels), its longer side at most `max_side`,
+    shrunk by FFmpeg's area scaler straight from the decoded picture (no full-size RGB copy)."""
+    w, h = _square_size(frame.width, frame.height, sar)
+    scale = min(1.0, max_side / max(w, h))
+    if scale < 1 or (w, h) != (frame.width, frame.height):
+        small = frame.reformat(width=max(1, round(w * scale)), height=max(1, round(h * scale)),
+                               format="rgb24", interpolation="AREA")
+        return _prepare(small.to_ndarray(), rotation, None, None)
+    return _prepare(frame.to_ndarray(format="rgb24"), rotation, None, None)
+
+
+def frame_geometry(vs: av.video.stream.VideoStream, frame: av.VideoFrame) -> tuple[float, int]:
+    """(the stream's sample aspect, the clockwise turn that brings `frame` upright): what `shrunk` needs."""
+    return _sample_aspect(vs), _rotation(frame)
 
 
 def _inside(crop: tuple[int, int, int, int], frame: av.VideoFrame) -> bool:
@@ -435,12 +512,15 @@ def _inside(crop: tuple[int, int, int, int], frame: av.VideoFrame) -> bool:
     return x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= frame.width and y + h <= frame.height
 
 
-def _crop_scale_graph(vs: av.video.stream.VideoStream, crop: tuple[int, int, int, int], size: int) -> av.filter.Graph:
-    """buffer -> crop (exact, odd offsets kept) -> bicubic scale to size x size -> rgb24."""
+def _crop_scale_graph(frame: av.VideoFrame, crop: tuple[int, int, int, int], size: int) -> av.filter.Graph:
+    """buffer (the frame's size and format) -> crop (exact, odd offsets kept) -> bicubic scale to size x size
+    -> rgb24."""
     x, y, w, h = crop
     g = av.filter.Graph()
-    g.link_nodes(g.add_buffer(template=vs), g.add("crop", f"{w}:{h}:{x}:{y}:exact=1"),
-                 g.add("scale", f"{size}:{size}:flags=bicubic"), g.add("format", "rgb24"), g.add("buffersink"))
+    buffer = g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                          time_base=frame.time_base or Fraction(1, 90000))
+    g.link_nodes(buffer, g.add("crop", f"{w}:{h}:{x}:{y}:exact=1"), g.add("scale", f"{size}:{size}:flags=bicubic"),
+                 g.add("format", "rgb24"), g.add("buffersink"))
     g.configure()
     return g
 
@@ -481,128 +561,3 @@ def _prepare(rgb: np.ndarray, rotation: int, crop: tuple[int, int, int, int] | N
     return shown
 
 
-def encode_video(frames: np.ndarray, fps: int, crf: int = 18, preset: str = "veryfast") -> bytes:
-    """Encode uint8 [F, H, W, 3] frames as an H.264 mp4 (yuv420p, constant `fps`), no audio."""
-    buf = io.BytesIO()
-    write_video(buf, frames, fps=fps, crf=crf, preset=preset)
-    return buf.getvalue()
-
-
-def write_video(
-    dest: Path | str | io.BytesIO,
-    frames: Iterable[np.ndarray],
-    fps: float | Fraction,
-    audio: np.ndarray | None = None,
-    sample_rate: int | None = None,
-    crf: int = 18,
-    preset: str = "veryfast",
-    frame_times: Sequence[float] | None = None,
-    rotation: int = 0,
-    sample_aspect: float | Fraction = 1,
-) -> None:
-    """Write an mp4: H.264 video (+ AAC audio from float32 [C, N] when `audio` is given).
-
-    `frame_times` (seconds) writes a variable-frame-rate file with those presentation times.
-    `frames` are the displayed picture; `rotation` and `sample_aspect` store them the way phones and
-    anamorphic sources do, and `read_frames` returns them as given. `rotation` (0, 90, 180, 270) stores
-    them turned that far counter-clockwise, with a display matrix saying to turn them back clockwise
-    (`probe` reads it as `rotation`). `sample_aspect` != 1 squeezes the stored width (SAR > 1) or height
-    (SAR < 1) and labels the pixels with that aspect ratio; the squeezed side must come out a whole,
-    even number of pixels that `probe` stretches back to the given size.
-    """
-    if rotation % 90 or not 0 <= rotation < 360:
-        raise ValueError(f"rotation must be 0, 90, 180 or 270, not {rotation}")
-    sar = Fraction(sample_aspect).limit_denominator(1000)
-    if sar <= 0:
-        raise ValueError(f"sample_aspect must be positive, not {sample_aspect}")
-    rate = Fraction(fps).limit_denominator(1001)
-    target = dest if isinstance(dest, io.BytesIO) else str(dest)
-    with av.open(target, mode="w", format="mp4") as c:
-        vs = None
-        a_stream = None
-        if audio is not None:
-            if sample_rate is None:
-                raise ValueError("sample_rate is required with audio")
-            layout = {1: "mono", 2: "stereo"}[audio.shape[0]]
-            a_stream = c.add_stream("aac", rate=sample_rate, layout=layout)
-        tb = Fraction(1, 90000) if frame_times is not None else 1 / rate
-        stored_size: tuple[int, int] | None = None
-        for i, shown in enumerate(frames):
-            arr = np.rot90(shown, k=rotation // 90) if rotation else shown
-            if stored_size is None:
-                stored_size = _stored_size(arr.shape[1], arr.shape[0], float(sar))
-            if stored_size != (arr.shape[1], arr.shape[0]):
-                import cv2
-
-                arr = cv2.resize(np.ascontiguousarray(arr), stored_size, interpolation=cv2.INTER_AREA)
-            if vs is None:
-                vs = c.add_stream("libx264", rate=rate)
-                vs.width, vs.height = stored_size
-                vs.pix_fmt = "yuv420p"
-                if sar != 1:
-                    vs.codec_context.sample_aspect_ratio = sar
-                if rotation:
-                    _set_rotation(vs, rotation)
-                vs.time_base = tb
-                vs.codec_context.time_base = tb
-                vs.options = {"crf": str(crf), "preset": preset, "threads": "1"}
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
-            vf.pts = round(frame_times[i] / tb) if frame_times is not None else i
-            vf.time_base = tb
-            for p in vs.encode(vf):
-                c.mux(p)
-        if vs is None:
-            raise ValueError("no frames to write")
-        for p in vs.encode():
-            c.mux(p)
-        if a_stream is not None:
-            assert audio is not None and sample_rate is not None
-            pcm = np.ascontiguousarray(audio.astype(np.float32))
-            step = 1024 * 16
-            for s in range(0, pcm.shape[1], step):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, s : s + step]), format="fltp",
-                                                layout=a_stream.layout.name)
-                af.sample_rate = sample_rate
-                af.pts = s
-                af.time_base = Fraction(1, sample_rate)
-                for p in a_stream.encode(af):
-                    c.mux(p)
-            for p in a_stream.encode():
-                c.mux(p)
-
-
-def _stored_size(width: int, height: int, sar: float) -> tuple[int, int]:
-    """The inverse of `_square_size`: the stored size whose square-pixel size is width x height."""
-    w, h = (round(width / sar), height) if sar > 1 else (width, round(height * sar))
-    if (w % 2 or h % 2 or _square_size(w, h, sar) != (width, height)) and sar != 1:
-        raise ValueError(f"{width}x{height} at sample aspect {sar} has no whole, even stored size ({w}x{h})")
-    return w, h
-
-
-def _set_rotation(vs: av.video.stream.VideoStream, rotation: int) -> None:
-    if not hasattr(vs, "set_display_rotation"):
-        raise MediaError(f"PyAV {av.__version__} cannot write a display matrix (VideoStream.set_display_rotation)")
-    vs.set_display_rotation(-rotation)  # PyAV's angle is counter-clockwise, ours clockwise
-
-
-def encode_wav(audio: np.ndarray, sample_rate: int) -> bytes:
-    """Encode float32 [C, N] audio as 16-bit PCM wav bytes."""
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(audio.T, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def mux_target(mp4: bytes, wav: bytes, dest: Path) -> None:
-    """The target's H.264 video with its own audio as AAC, so a browser plays them together."""
-    with av.open(io.BytesIO(mp4)) as vin, av.open(io.BytesIO(wav)) as ain, av.open(str(dest), "w", format="mp4") as out:
-        vstream = out.add_stream_from_template(vin.streams.video[0])
-        astream = out.add_stream("aac", rate=ain.streams.audio[0].rate, layout="stereo")
-        for packet in vin.demux(vin.streams.video[0]):
-            if packet.dts is None:
-                continue
-            packet.stream = vstream
-            out.mux(packet)
-        for frame in ain.decode(audio=0):
-            frame.pts = None
-            out.mux(astream.encode(frame))
-        out.mux(astream.encode(None))
