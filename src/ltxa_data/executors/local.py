@@ -137,7 +137,10 @@ class LocalExecutor:
         ctx = multiprocessing.get_context("spawn")
         workers: dict[int, _Worker] = {}
         # Kept workers this map cannot use hold memory (and perhaps a GPU) another stage's workers need.
-        keep = [w for w in self._idle if w.env in envs and w.proc.is_alive()]
+        keep: list[_Worker] = []
+        for w in self._idle:
+            if w.proc.is_alive() and sum(k.env == w.env for k in keep) < envs.count(w.env):
+                keep.append(w)
         _close_pool([w for w in self._idle if w not in keep])
         self._idle[:] = keep
 
@@ -146,15 +149,19 @@ class LocalExecutor:
             if reused is not None:
                 self._idle.remove(reused)
                 w = _Worker(slot, reused.proc, reused.conn, reused.env)
-            else:
-                parent, child = ctx.Pipe()
-                # Not daemonic: a stage may start processes of its own (daemonic ones may not). A worker whose
-                # driver dies sees its pipe close and exits.
-                proc = ctx.Process(target=_worker_main, args=(child,), daemon=False, name=f"ltxa-worker-{slot}")
-                with _environment(envs[slot]):
-                    proc.start()
-                child.close()
-                w = _Worker(slot, proc, parent, envs[slot])
+                try:
+                    w.conn.send(("factory", factory))
+                    return w
+                except OSError:  # it died while kept (the out-of-memory killer?): a fresh one instead
+                    _stop(w)
+            parent, child = ctx.Pipe()
+            # Not daemonic: a stage may start processes of its own (daemonic ones may not). A worker whose
+            # driver dies sees its pipe close and exits.
+            proc = ctx.Process(target=_worker_main, args=(child,), daemon=False, name=f"ltxa-worker-{slot}")
+            with _environment(envs[slot]):
+                proc.start()
+            child.close()
+            w = _Worker(slot, proc, parent, envs[slot])
             w.conn.send(("factory", factory))
             return w
 

@@ -434,7 +434,7 @@ class KeptFrames:
 
 class FrameSampler:
     """The frame on screen at each of `times` (seconds, increasing) from a video's frames fed in decode order:
-    the last frame with pts <= t (an instant before the first frame gets the first frame). Each frame an
+    the last frame with pts <= t (an instant before the first frame gets the first frame's image). Each frame an
     instant needs is converted once by `convert` and handed out as `emit(index, image)`, in index order for
     instants after the first frame; frames no instant needs are never converted. `read_frames` reads through
     one; a single pass over a whole video can feed several (the scenes stage's, for the fingerprints)."""

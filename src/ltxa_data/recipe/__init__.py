@@ -69,8 +69,8 @@ class StageResources(StrictModel):
     name: `executor.resources.<stage>.<field>`, e.g. `executor.resources.diarize.gpus: 0.5`."""
 
     cpus: float | None = Field(default=None, gt=0, description="CPU cores one worker of the stage asks for "
-                               "(default: the stage's own). `<stage>` is a stage name: `scan`, `fingerprints`, "
-                               "`duplicates`, `scenes`, `diarize`, `embed`, `identify`, `targets`, "
+                               "(default: the stage's own). `<stage>` is a stage name: `scan`, `scenes`, "
+                               "`fingerprints`, `duplicates`, `diarize`, `embed`, `identify`, `targets`, "
                                "`identity_faces`, `references`, `pairs`, `swap_eval`, `shard`.")
     gpus: float | None = Field(default=None, ge=0, description="GPUs one worker of the stage asks for; a fraction "
                                "packs several workers on a card (0.5: two) (default: the stage's own, a GPU share "

@@ -2,7 +2,10 @@
 
 This is the build's one decode of every frame of a video: the same pass computes the picture half of the
 video's fingerprint (`analysis.fingerprint.PicturePass`, when `duplicates.detect` is on) and leaves it in
-`scenes/part-<key>.arrow` (output.dir), where the fingerprints stage, which runs next, reads it."""
+`scenes/part-<key>.arrow` (output.dir), where the fingerprints stage, which runs next, reads it. The pictures are
+not in this stage's config hash: turning duplicates on later, or another fingerprint format, costs the fingerprints
+stage one decode of its own (`read_picture` refuses a picture of another format) rather than every scene
+detection again."""
 
 from __future__ import annotations
 
@@ -12,13 +15,11 @@ from typing import Any
 import polars as pl
 
 from ..analysis.fingerprint import STEP_S, PicturePass
-from ..analysis.fingerprint import VERSION as FINGERPRINT_VERSION
 from ..analysis.fingerprint_store import write_pictures
 from ..errors import SystemicError
 from ..gates import failure
 from ..media import MediaError, frame_seconds
 from ..schemas import blank_row
-from ..storage import frame_hash
 from .base import Partition, Stage, StageResult, guarded, partitions_by
 from .scan import ok_videos
 
@@ -72,7 +73,7 @@ class _PictureTap:
             return None  # the fingerprints stage decodes the picture itself, and says why if it fails
         try:
             return self.picture.result(self.frame_s)
-        except MediaError:
+        except Exception:  # the last frames are converted here: whatever fails, the cuts stand
             return None
 
 
@@ -121,11 +122,6 @@ class ScenesStage(Stage):
     version = "3"  # 3: the picture half of the fingerprints in the same decode
     reads = ("videos",)
     sections = ("scenes",)
-
-    def config_hash(self) -> str:
-        # The pictures it leaves for the fingerprints stage: whether, and in which format.
-        pictures = (self.recipe.duplicates.detect, FINGERPRINT_VERSION, STEP_S)
-        return frame_hash(self.table, self.version, self.recipe.section_hash(*self.sections), *pictures)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         videos = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "duration_s")
