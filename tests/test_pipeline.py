@@ -163,11 +163,14 @@ def test_changing_one_setting_reruns_only_the_stages_it_affects(built: Recipe, t
     assert frames(recipe, "references").group_by("voice_id").len()["len"].max() == 1
     assert verify_build(recipe) == []
 
-    recipe = copy_build(built, tmp_path / "layout", shard={"samples_per_shard": 3})
+    # Far enough from 4 that the shard counts are not kept (`bucket_count`): samples go to hash buckets, twice
+    # as many as samples or fewer, so a shard holds one or two on average.
+    recipe = copy_build(built, tmp_path / "layout", shard={"samples_per_shard": 1})
     ran = {r.stage: r.ran for r in build(recipe, progress=False)}
     assert ran["shard"] > 0 and ran["pairs"] == 0
     assert verify_build(recipe) == [], "re-sharding leaves no stale or missing tar"
-    assert frames(recipe, "shards").group_by("shard").len()["len"].max() <= 3
+    per_shard = frames(recipe, "shards").group_by("shard").len()["len"]
+    assert per_shard.len() > frames(built, "shards")["shard"].n_unique() and per_shard.mean() <= 2
 
 
 def test_adding_a_video_reruns_only_its_partitions_and_keeps_ids_and_splits(

@@ -133,6 +133,6 @@ def test_unknown_stage_names_are_refused(tmp_path: Path, capsys: pytest.CaptureF
     (tmp_path / "videos").mkdir()
     p = write_recipe(tmp_path, recipe_dict(tmp_path / "videos"))
     assert main(["build", str(p), "--only", "scanner", "--no-progress"]) == 2
-    assert "no stage 'scanner' (stages: scan, fingerprints," in capsys.readouterr().err
+    assert "no stage 'scanner' (stages: scan, scenes, fingerprints," in capsys.readouterr().err
     assert main(["build", str(p), "--only", "turns", "--no-progress"]) == 2
     assert "'turns' is a table; the stage that writes it is 'diarize'" in capsys.readouterr().err

@@ -497,3 +497,19 @@ def test_threads_per_worker_auto_shares_the_cores(monkeypatch: pytest.MonkeyPatc
             parse_recipe({**base, "executor": {"threads_per_worker": bad}})
     assert jobs.thread_env(jobs.worker_threads("auto", 4, 1.0, True))["OMP_NUM_THREADS"] == "4"
 
+
+
+def test_the_largest_partitions_start_first(tmp_path: Path) -> None:
+    """`Stage.cost`: a partition's video seconds (else its rows), by which the build starts the largest first
+    so that a stage's last partitions do not leave workers idle."""
+    import polars as pl
+
+    from ltxa_data.stages import ScenesStage, ShardStage
+    from ltxa_data.stages.base import Partition
+
+    recipe = parse_recipe({"name": "cost", "input": {"paths": [str(tmp_path)]},
+                           "output": {"dir": str(tmp_path / "out")}}, base_dir=tmp_path)
+    long, short = (Partition(k, {"videos": pl.DataFrame({"duration_s": d})}) for k, d in (("a", [200.0, 40.0]),
+                                                                                          ("b", [90.0])))
+    assert ScenesStage(recipe).cost(long) == 240.0 and ScenesStage(recipe).cost(short) == 90.0
+    assert ShardStage(recipe).cost(Partition("s", {"split": "train", "samples": [{}] * 7})) == 7.0

@@ -333,20 +333,19 @@ def read_frames(
     `max_side` (without `crop`) shrinks the displayed frame so that its longer side is at most that,
     in FFmpeg's scaler straight from the decoded picture (no full-size RGB copy).
     """
-    return read_window(path, times, crop, size, pad, max_side)[0]
+    return _read(path, times, crop, size, pad, max_side, ())[0]
 
 
-def read_window(
-    path: Path | str,
-    times: Sequence[float],
-    crop: tuple[int, int, int, int] | None = None,
-    size: int | None = None,
-    pad: str = "black",
-    max_side: int | None = None,
-    keep: Sequence[int] = (),
-) -> tuple[np.ndarray, KeptFrames]:
-    """`read_frames`, and the decoded frames of the instants `keep` (indices into `times`), kept to be cut later
-    (`KeptFrames.cut`) exactly as `read_frames` would cut them, without decoding the window again."""
+def read_window(path: Path | str, times: Sequence[float], keep: Sequence[int],
+                max_side: int | None = None) -> tuple[np.ndarray, KeptFrames]:
+    """`read_frames(path, times, max_side=max_side)`, and the decoded frames of the instants `keep` (indices into
+    `times`), kept to be cut later (`KeptFrames.cut`) exactly as `read_frames` would cut them, without decoding
+    the window again."""
+    return _read(path, times, None, None, "black", max_side, keep)
+
+
+def _read(path: Path | str, times: Sequence[float], crop: tuple[int, int, int, int] | None, size: int | None,
+          pad: str, max_side: int | None, keep: Sequence[int]) -> tuple[np.ndarray, KeptFrames]:
     if max_side is not None and crop is not None:
         raise ValueError("max_side shrinks whole frames; it cannot be combined with crop")
     times = list(times)

@@ -50,7 +50,9 @@ def _small_frame_stream(path: str, tap: Tap | None = None):  # -> scenedetect Vi
             w, h = self.frame_size
             return self._frame.reformat(width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
 
-    return SmallFrames(path)
+    # suppress_output: else PySceneDetect hands FFmpeg's log to stderr for the whole process (a kept worker then
+    # prints every later stage's encoder log).
+    return SmallFrames(path, suppress_output=True)
 
 
 class _PictureTap:

@@ -115,8 +115,8 @@ class TargetsStage(SpeakerWindowStage):
         else:
             # The text gate's frames are cut from the same decode once the crop is known (no second decode).
             keep = text_frames(self.recipe) if self.text is not None and self.recipe.targets.picture.check else []
-            frames, kept = read_window(video["path"], [(start + k) / TARGET_FPS for k in range(TARGET_FRAMES)],
-                                       max_side=WORKING_SIDE, keep=keep)
+            frames, kept = read_window(video["path"], [(start + k) / TARGET_FPS for k in range(TARGET_FRAMES)], keep,
+                                       max_side=WORKING_SIDE)
             work = frames.shape[2] / video["width"]
             sampled = frames[offsets]
         small, scale = downscale(sampled, cfg.detect_side)
