@@ -65,7 +65,8 @@ class _PictureTap:
     def __call__(self, frame: Any, stream: Any) -> None:
         if self.wanted:
             try:
-                self.frame_s = frame_seconds(stream)
+                if self.frame_s is None:
+                    self.frame_s = frame_seconds(stream)
                 self.wanted = self.picture.feed(frame, stream)
             except Exception as e:
                 self.wanted, self.error = False, e
