@@ -94,12 +94,16 @@ def write_pictures(dest: Path, pictures: list[tuple[str, float, np.ndarray, np.n
     write_bytes_atomic(dest, sink.getvalue().to_pybytes())
 
 
-def read_picture(output_dir: Path, file: str, row: int, video_id: str,
-                 step_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+def read_picture(output_dir: Path, file: str, row: int, video_id: str, step_s: float,
+                 opened: dict[str, pa.Table] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """(hashes, low DCT terms) of `video_id` at `row` of picture `file`; None when the file is gone or holds
-    something else there (another video, version or grid): the caller decodes the picture itself."""
+    something else there (another video, version or grid): the caller decodes the picture itself. `opened`
+    keeps the files memory-mapped so far, for the other videos of a file."""
+    opened = {} if opened is None else opened
     try:
-        table = pa.ipc.open_file(pa.memory_map(str(output_dir / file))).read_all()
+        if file not in opened:
+            opened[file] = pa.ipc.open_file(pa.memory_map(str(output_dir / file))).read_all()
+        table = opened[file]
         if not 0 <= row < table.num_rows:
             return None
         r = {name: table.column(name)[row].as_py() for name in ("video_id", "fp_version", "fp_step_s")}

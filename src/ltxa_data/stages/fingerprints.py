@@ -44,10 +44,12 @@ class FingerprintsStage(Stage):
 
     def process(self, partition: Partition) -> StageResult:
         prints: list[tuple[str, Fingerprint]] = []
+        opened: dict = {}  # a scenes partition's picture file serves all its videos here
 
         def one(video: dict) -> list[dict]:
             picture = None if video["picture_file"] is None else read_picture(
-                self.recipe.output_dir, video["picture_file"], video["picture_row"], video["video_id"], STEP_S)
+                self.recipe.output_dir, video["picture_file"], video["picture_row"], video["video_id"], STEP_S,
+                opened)
             fp = video_fingerprint(video["path"], duration_s=video["duration_s"],
                                    has_audio=video["audio_codec"] is not None, picture=picture)
             prints.append((video["video_id"], fp))
