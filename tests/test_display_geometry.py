@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ltxa_data.media import ProbeResult, probe, read_frames, write_video
-from ltxa_data.stages.scenes import detect_cuts
+from ltxa_data.stages.scenes import _content_detector, _small_frame_stream, detect_cuts
 
 W, H = 96, 160  # the upright picture: portrait, like a phone held upright
 BAR = 12  # rows of the red bar along the top
@@ -159,3 +159,21 @@ def test_scene_cuts_do_not_depend_on_rotation(tmp_path: Path) -> None:
     # A window read past a seek (after 2 s) is upright too.
     frames = read_frames(tmp_path / "shots90.mp4", [2.2, 2.3])
     assert frames.shape == (2, H, W, 3)
+
+
+def test_the_content_score_is_pyscenedetects_bit_for_bit(tmp_path: Path) -> None:
+    """The scenes stage's frame score (one OpenCV difference of HSV frames) equals PySceneDetect's own, frame by
+    frame, on a grainy clip with cuts."""
+    from scenedetect import ContentDetector
+
+    path = tmp_path / "shots.mp4"
+    _shots_clip(path, 0)
+    ours, stock = _content_detector(27.0, 0.5), ContentDetector(threshold=27.0, min_scene_len=0.5)
+    video, scores = _small_frame_stream(str(path)), []
+    while (frame := video.read()) is not False:
+        grain = np.random.default_rng(video.frame_number).integers(-12, 13, frame.shape)
+        frame = np.clip(frame + grain, 0, 255).astype(np.uint8)
+        assert ours.process_frame(video.position, frame) == stock.process_frame(video.position, frame)
+        scores.append((ours._frame_score, stock._frame_score))
+    assert len(scores) == 60 and sum(a > 27.0 for a, _ in scores) == 2
+    assert all(a == b for a, b in scores), scores

@@ -8,12 +8,15 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from ltxa_data.pipeline import build
 from ltxa_data.recipe import Recipe
 from ltxa_data.reporting.verify import verify_build
 from ltxa_data.shard_format import REUSE_DIR, read_members
 from ltxa_data.stages import STAGES, ShardStage
+from ltxa_data.stages import shard as shard_module
+from ltxa_data.stages.shard import cut_sample, media_members
 from ltxa_data.storage import read_frame
 
 from .conftest import SIZE, copy_build
@@ -78,3 +81,38 @@ def test_a_take_down_moves_no_other_sample(built: Recipe) -> None:
         now = after.get(p.key)
         assert [s["key"] for s in now.data["samples"]] == kept if now else not kept
         assert (now is not None and now.input_hash == p.input_hash) == (p.key not in held)
+
+
+def test_the_shard_stage_takes_the_windows_the_targets_stage_cut(built: Recipe, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """One decode per window: every ok target left its clip (`target_clips`); a sample's mp4 in the shards is
+    byte for byte what the shard stage makes when it cuts the window itself; with the clip there the shard stage
+    decodes no frame; a clip made otherwise (another crf) or gone is not taken."""
+    targets = read_frame(built.manifests_dir, "targets", ok_only=True)
+    assert targets.height > 0 and targets["clip_file"].null_count() == 0
+    tables = {t: read_frame(built.manifests_dir, t) for t in ShardStage.reads}
+    stage = ShardStage(built)
+    stage.setup()
+    samples = {s["key"]: s for p in stage.plan(tables) for s in p.data["samples"]}
+    shards = read_frame(built.manifests_dir, "shards", ok_only=True)
+    size, pad, crf = built.targets.size, built.targets.face.pad, built.shard.video_crf
+
+    def no_decode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the shard stage decoded a window")
+
+    for row in shards.head(3).iter_rows(named=True):
+        sample = samples[row["key"]]
+        mp4 = read_members(built.shards_dir / row["shard"], row["offset"], row["nbytes"])[f"{row['key']}.mp4"]
+        assert mp4 == media_members(cut_sample(sample, size, pad), crf)["mp4"]
+        with monkeypatch.context() as patch:
+            patch.setattr(shard_module, "read_frames", no_decode)
+            cut = stage._cut(sample)
+        assert cut.frames is None and cut.media is not None and cut.media["mp4"] == mp4
+
+    sample = samples[shards["key"][0]]
+    other = ShardStage(copy_build(built, tmp_path, shard={"video_crf": crf + 5}))
+    other.setup()
+    cut = other._cut(sample)
+    assert cut.frames is not None and cut.media is None, "a clip encoded at another crf is not taken"
+    cut = stage._cut({**sample, "clip": "targets/gone.arrow"})
+    assert cut.frames is not None and cut.media is None

@@ -188,6 +188,8 @@ TARGETS = TableSchema(
         ("text_fraction", _F, "picture: share of the searched frames showing overlay text (subtitles, captions) "
          "inside the crop"),
         *_dnsmos_columns("the target's audio (4.84 s)"),
+        ("clip_file", _S, "the Arrow IPC file (relative to output.dir) where the window's own decode left its mp4, "
+         "cut and encoded as the shard stage would (`stages/target_clips.py`), for the shard stage; null: none"),
         ("skipped_by", _S, "the check that skipped the row: window (no window where one speaker talks), duplicate (a "
          "copy of a clip whose best copy gives the targets: duplicates.targets one), or the failed gate's name "
          "(`gates`; a sync offset counts under active_speaker, a dominant-face share under face_identity)"),

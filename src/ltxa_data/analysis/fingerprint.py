@@ -41,6 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pyarrow as pa
+from av.video.reformatter import VideoReformatter
 
 from ..media import FrameSampler, MediaError, frame_geometry, probe, read_audio, read_frames, shrunk
 from .clustering import GraphConfig, knn
@@ -184,7 +185,8 @@ class PicturePass:
         """Take the next decoded frame (PyAV) of `stream`; False once no later frame is needed."""
         if self.sampler is None:
             sar, rotation = frame_geometry(stream, frame)
-            self.sampler = FrameSampler(self.times, lambda f: shrunk(f, sar, rotation, _MAX_SIDE), self._put)
+            scaler = VideoReformatter()
+            self.sampler = FrameSampler(self.times, lambda f: shrunk(f, sar, rotation, _MAX_SIDE, scaler), self._put)
         return self.sampler.feed(frame)
 
     def _put(self, i: int, rgb: np.ndarray) -> None:

@@ -38,10 +38,10 @@ LATENT_MEMBERS = ("latents.pth", "audio_latents.pth", "reference_audio_latents.p
 
 @dataclass
 class CutSample:
-    """One sample's media, cut and ready to encode: frames uint8 [F, S, S, 3], audio float32 [2, n] at
-    16 kHz, references float32 [2, m] each (after their loudness gain)."""
+    """One sample's media, cut and ready to encode: frames uint8 [F, S, S, 3] (None: not decoded, the mp4 is in
+    `media`), audio float32 [2, n] at 16 kHz, references float32 [2, m] each (after their loudness gain)."""
 
-    frames: np.ndarray
+    frames: np.ndarray | None
     audio: np.ndarray
     references: list[np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)

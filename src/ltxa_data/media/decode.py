@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 
@@ -360,6 +361,7 @@ def _read(path: Path | str, times: Sequence[float], crop: tuple[int, int, int, i
         vs = c.streams.video[0]
         sar = _sample_aspect(vs)
         cutter: _Cutter | None = None  # one geometry for the whole call: the first frame's
+        scaler = VideoReformatter()
         # No frame threading: closing a frame-threaded decoder after breaking out of decode()
         # can hang in FFmpeg (seen with PyAV 18). Slice threading is safe and on by default.
         if times[0] > 2.0:
@@ -368,7 +370,7 @@ def _read(path: Path | str, times: Sequence[float], crop: tuple[int, int, int, i
         def convert(frame: av.VideoFrame) -> np.ndarray:
             assert cutter is not None
             if max_side is not None:
-                small = shrunk(frame, sar, cutter.rotation, max_side)
+                small = shrunk(frame, sar, cutter.rotation, max_side, scaler)
                 return small if size is None else _prepare(small, 0, None, size, pad)
             return cutter.cut(frame, crop, size, pad)
 
@@ -393,7 +395,7 @@ def _read(path: Path | str, times: Sequence[float], crop: tuple[int, int, int, i
     stacked = np.empty((len(out), *first.shape), np.uint8)
     for i, f in enumerate(out):
         stacked[i] = f
-    return stacked, KeptFrames([kept[k] for k in keep], cutter)
+    return stacked, KeptFrames({k: kept[k] for k in keep}, cutter)
 
 
 class _Cutter:
@@ -421,14 +423,26 @@ class _Cutter:
 class KeptFrames:
     """Decoded frames kept by `read_window`, with their video's geometry."""
 
-    frames: list[av.VideoFrame]
+    frames: dict[int, av.VideoFrame]
+    """By index into the `times` read."""
     cutter: _Cutter
 
-    def cut(self, crop: tuple[int, int, int, int] | None, size: int | None, pad: str = "black") -> np.ndarray:
-        """The kept frames as `read_frames` with this `crop`, `size` and `pad` gives them: uint8 [K, H, W, 3]."""
-        if not self.frames:
+    def cut(self, crop: tuple[int, int, int, int] | None, size: int | None, pad: str = "black",
+            which: Sequence[int] | None = None) -> np.ndarray:
+        """The kept frames `which` (indices into the times read; default: all kept, in order) as `read_frames` with
+        this `crop`, `size` and `pad` gives them: uint8 [K, H, W, 3]."""
+        which = sorted(self.frames) if which is None else list(which)
+        if not which:
             raise ValueError("no frames were kept")
-        return np.stack([self.cutter.cut(f, crop, size, pad) for f in self.frames])
+        missing = [k for k in which if k not in self.frames]
+        if missing:
+            raise ValueError(f"frames {missing} were not kept")
+        first = self.cutter.cut(self.frames[which[0]], crop, size, pad)
+        out = np.empty((len(which), *first.shape), np.uint8)
+        out[0] = first
+        for i, k in enumerate(which[1:], start=1):
+            out[i] = self.cutter.cut(self.frames[k], crop, size, pad)
+        return out
 
 
 class FrameSampler:
@@ -489,14 +503,17 @@ def frame_seconds(vs: av.video.stream.VideoStream) -> float:
     return 1.0 / float(vs.average_rate or vs.guessed_rate or 25)
 
 
-def shrunk(frame: av.VideoFrame, sar: float, rotation: int, max_side: int) -> np.ndarray:
+def shrunk(frame: av.VideoFrame, sar: float, rotation: int, max_side: int,
+           scaler: VideoReformatter | None = None) -> np.ndarray:
     """A decoded frame as displayed (upright `rotation`, square pixels), its longer side at most `max_side`,
-    shrunk by FFmpeg's area scaler straight from the decoded picture (no full-size RGB copy)."""
+    shrunk by FFmpeg's area scaler straight from the decoded picture (no full-size RGB copy). Pass the same
+    `scaler` for the frames of one stream: `frame.reformat` sets up a scaler per frame (~1 ms at 1080p)."""
     w, h = _square_size(frame.width, frame.height, sar)
     scale = min(1.0, max_side / max(w, h))
     if scale < 1 or (w, h) != (frame.width, frame.height):
-        small = frame.reformat(width=max(1, round(w * scale)), height=max(1, round(h * scale)),
-                               format="rgb24", interpolation="AREA")
+        small = (scaler or VideoReformatter()).reformat(
+            frame, width=max(1, round(w * scale)), height=max(1, round(h * scale)), format="rgb24",
+            interpolation="AREA")
         return _prepare(small.to_ndarray(), rotation, None, None)
     return _prepare(frame.to_ndarray(format="rgb24"), rotation, None, None)
 

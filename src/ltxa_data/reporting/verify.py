@@ -116,7 +116,8 @@ def check_removals(recipe: Recipe) -> list[str]:
         text = p.read_text(encoding="utf-8", errors="replace")
         if any(w in text for w in words):
             problems.append(f"{p}: names a removed video or file (write the report again)")
-    for folder in ("fingerprints", "scenes"):  # the hash files, and the pictures the scenes stage leaves for them
+    # The hash files, the pictures the scenes stage leaves for them, the clips the targets stage leaves for shards.
+    for folder in ("fingerprints", "scenes", "targets"):
         for p in sorted((recipe.output_dir / folder).glob("*.arrow")):
             traces(pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(p))).read_all().select(["video_id"])),  # type: ignore[arg-type]
                    f"{folder} file {p.name}")

@@ -31,8 +31,12 @@ def _small_frame_stream(path: str, tap: Tap | None = None):  # -> scenedetect Vi
     """PySceneDetect's PyAV stream, but each frame is scaled by FFmpeg straight from the decoded picture
     to the width PySceneDetect would downscale to (>= 256 px): no full-size BGR frame, no Python resize.
     `tap` sees every decoded frame first."""
+    from av.video.reformatter import VideoReformatter
     from scenedetect.backends.pyav import VideoStreamAv
     from scenedetect.scene_manager import compute_downscale_factor
+
+    # One reformatter for the stream: `frame.reformat` makes a scaler per frame, ~1 ms of a 1080p frame's cost.
+    small = VideoReformatter()
 
     class SmallFrames(VideoStreamAv):
         @property
@@ -48,11 +52,35 @@ def _small_frame_stream(path: str, tap: Tap | None = None):  # -> scenedetect Vi
             if not got or not decode:
                 return got
             w, h = self.frame_size
-            return self._frame.reformat(width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
+            return small.reformat(self._frame, width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
 
     # suppress_output: else PySceneDetect hands FFmpeg's log to stderr for the whole process (a kept worker then
     # prints every later stage's encoder log).
     return SmallFrames(path, suppress_output=True)
+
+
+def _content_detector(threshold: float, min_shot_s: float):  # -> scenedetect ContentDetector
+    """PySceneDetect's content detector, its frame score computed the same (bit for bit, tests compare) with
+    one OpenCV difference of the HSV frames instead of three numpy ones: a third of its cost per frame."""
+    import cv2
+    from scenedetect import ContentDetector
+
+    class Content(ContentDetector):
+        _hsv = None
+
+        def _calculate_frame_score(self, timecode, frame_img):  # type: ignore[override]
+            if self._weights.delta_edges > 0.0 or self.stats_manager is not None:
+                return super()._calculate_frame_score(timecode, frame_img)
+            hsv = cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV)
+            last, self._hsv = self._hsv, hsv
+            if last is None:
+                return 0.0
+            pixels = float(hsv.shape[0] * hsv.shape[1])
+            hue, sat, lum, _ = cv2.sumElems(cv2.absdiff(hsv, last))  # exact: integer sums < 2**53
+            parts = (hue / pixels, sat / pixels, lum / pixels, 0.0)
+            return sum(c * w for c, w in zip(parts, self._weights, strict=True)) / sum(abs(w) for w in self._weights)
+
+    return Content(threshold=threshold, min_scene_len=min_shot_s)
 
 
 class _PictureTap:
@@ -90,7 +118,7 @@ def picture_pass(path: str, duration_s: float, cuts: tuple[float, float] | None,
                  picture: bool) -> tuple[list[float], tuple[Any, Any] | None]:
     """One decode of a video: (its cuts, with `cuts` = (threshold, min_shot_s), else none; the picture half of
     its fingerprint when `picture`, None when it could not be computed: a decode error, a short stream)."""
-    from scenedetect import ContentDetector, SceneManager
+    from scenedetect import SceneManager
 
     tap = _PictureTap(PicturePass(duration_s)) if picture else None
     found: list[float] = []
@@ -99,7 +127,7 @@ def picture_pass(path: str, duration_s: float, cuts: tuple[float, float] | None,
         if cuts is not None:
             manager = SceneManager()
             manager.auto_downscale = False  # the stream's frames are small already
-            manager.add_detector(ContentDetector(threshold=cuts[0], min_scene_len=cuts[1]))
+            manager.add_detector(_content_detector(*cuts))
             manager.detect_scenes(video=video)
             found = [round(c.get_seconds(), 6) for c in manager.get_cut_list()]
         elif tap is not None:

@@ -31,6 +31,7 @@ from ..shard_format import REUSE_DIR, ShardError, ShardWriter, read_members
 from ..storage import frame_hash, table_path
 from .base import Faults, Partition, Stage, StageResult, guarded, hash_buckets
 from .scan import ok_videos
+from .target_clips import ClipReader, making
 
 
 def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
@@ -47,7 +48,7 @@ def sample_rows(tables: dict[str, pl.DataFrame]) -> list[dict]:
             start_frame=t["start_frame"], crop=[t["crop_x"], t["crop_y"], t["crop_w"], t["crop_h"]],
             crop_mode=t["crop_mode"], crop_pad=t["crop_pad"], face_track=t["face_track"],
             audio_shift_s=t["audio_shift_s"] or 0.0, sync_score=t["sync_score"], sync_offset=t["sync_offset"],
-            face_distance=t["face_distance"], lineage=sample_lineage(p),
+            face_distance=t["face_distance"], lineage=sample_lineage(p), clip=t.get("clip_file"),
             references=[dict(reference_id=r, video_id=refs[r]["video_id"], path=videos[refs[r]["video_id"]]["path"],
                              rel_path=videos[refs[r]["video_id"]]["rel_path"],
                              **{c: refs[r][c] for c in REFERENCE_FIELDS}) for r in p["reference_ids"]],
@@ -100,6 +101,7 @@ class ShardStage(Stage):
 
     def setup(self) -> None:
         self.encoder = None
+        self.clips = ClipReader(self.recipe.output_dir)
         if self.recipe.encode.backend == "ltx":
 
             self.encoder = SampleEncoder(self.recipe)
@@ -119,7 +121,8 @@ class ShardStage(Stage):
         # What a sample's bytes depend on, not how samples are laid out in shards (samples_per_shard, sizes).
         content = frame_hash(self.version, self.recipe.section_hash("targets", "encode"), self.recipe.shard.video_crf)
         for sample in samples:
-            sample["sample_hash"] = frame_hash(sample, content, digest)
+            sample["sample_hash"] = frame_hash({k: v for k, v in sample.items() if k not in NOT_CONTENT}, content,
+                                               digest)
             sample["media_hash"] = frame_hash(media_part(sample), content, digest)
         # Samples are placed by a hash of their key (`hash_buckets`, as partitions are): a take-down or a few
         # new videos rewrite only the shards that hold those samples, not every shard after the first change.
@@ -235,13 +238,21 @@ class ShardStage(Stage):
         return StageResult(rows, outputs)
 
     def _cut(self, sample: dict) -> CutSample:
-        return cut_sample(sample, self.recipe.targets.size, self.recipe.targets.face.pad)
+        """The sample cut; with the targets stage's clip of the window its mp4 is that clip, and without latents
+        to encode its frames are not decoded at all."""
+        cfg, crf = self.recipe.targets, self.recipe.shard.video_crf
+        clip = self.clips.get(sample.get("clip"), making(sample["target_id"], sample["start_frame"], sample["crop"],
+                                                         cfg.size, cfg.face.pad, crf))
+        cut = cut_sample(sample, cfg.size, cfg.face.pad, frames=clip is None or self.encoder is not None)
+        if clip is not None:
+            cut.media = media_members(cut, crf, mp4=clip)
+        return cut
 
     def _cut_with_media(self, sample: dict) -> CutSample:
         """On a cutting thread: the cut, and its mp4/wav when kept (x264 must not hold up the encoder)."""
         with isolation.item(sample["key"]):
             cut = self._cut(sample)
-            if self.recipe.encode.keep_media:
+            if self.recipe.encode.keep_media and cut.media is None:
                 cut.media = media_members(cut, self.recipe.shard.video_crf)
         return cut
 
@@ -383,11 +394,14 @@ def face_members(track: list[list[float]], crop: list[int], size: int, grow: flo
 
 METADATA_ONLY = ("identity_id", "split", "rel_path", "sync_score", "sync_offset", "face_distance", "lineage")
 """Fields of a sample that reach its json and nothing else (a reference's `rel_path` too)."""
+NOT_CONTENT = ("clip", "sample_hash", "media_hash")
+"""Fields of a sample that are not what it is made of: where the targets stage left its clip (the same bytes the
+shard would make, `target_clips`), its hashes."""
 
 
 def media_part(sample: dict) -> dict:
     """The sample less `METADATA_ONLY` (and its hashes): what its media and latents are made from."""
-    out = {k: v for k, v in sample.items() if k not in (*METADATA_ONLY, "sample_hash", "media_hash")}
+    out = {k: v for k, v in sample.items() if k not in (*METADATA_ONLY, *NOT_CONTENT)}
     out["references"] = [{k: v for k, v in r.items() if k != "rel_path"} for r in sample["references"]]
     return out
 
@@ -403,16 +417,16 @@ def metadata_of(sample: dict) -> dict:
     return meta
 
 
-def cut_sample(sample: dict, size: int, pad: str = "black") -> CutSample:
-    """Decode and cut one sample's media: frame-exact video and audio that start at the same instant,
-    and the references with their loudness gain. A crop that leaves the frame is padded (`pad`: black
-    or edge), never stretched. The audio starts `audio_shift_s` after the first frame when the active-speaker
+def cut_sample(sample: dict, size: int, pad: str = "black", frames: bool = True) -> CutSample:
+    """Decode and cut one sample's media: frame-exact video (none without `frames`) and audio that start at the
+    same instant, and the references with their loudness gain. A crop that leaves the frame is padded (`pad`:
+    black or edge), never stretched. The audio starts `audio_shift_s` after the first frame when the active-speaker
     check measured the sound that late (targets.active_speaker.shift_audio). Its `meta` is the sample's json,
     less what encoding adds."""
     start_s = sample["start_frame"] / TARGET_FPS
     shift = sample.get("audio_shift_s") or 0.0
     times = [(sample["start_frame"] + k) / TARGET_FPS for k in range(TARGET_FRAMES)]
-    frames = read_frames(sample["path"], times, crop=tuple(sample["crop"]), size=size, pad=pad)
+    video = read_frames(sample["path"], times, crop=tuple(sample["crop"]), size=size, pad=pad) if frames else None
     audio = read_audio(sample["path"], AUDIO_SAMPLE_RATE, channels=2, start_s=start_s + shift,
                        duration_s=TARGET_FRAMES / TARGET_FPS)
     meta = dict(
@@ -436,12 +450,15 @@ def cut_sample(sample: dict, size: int, pad: str = "black") -> CutSample:
             **{c: r.get(c) for c in REFERENCE_FIELDS}, applied_gain_db=applied,
             output_lufs=_finite(round(integrated_lufs(mono_mix(ref), AUDIO_SAMPLE_RATE), 3)),
             output_peak_dbfs=_finite(round(peak_dbfs(ref), 3))))
-    return CutSample(frames, audio, refs, meta)
+    return CutSample(video, audio, refs, meta)
 
 
-def media_members(cut: CutSample, crf: int) -> dict[str, bytes]:
-    """A cut sample's mp4 and wavs (target, then the references in order)."""
-    members = {"mp4": encode_video(cut.frames, TARGET_FPS, crf=crf), "wav": encode_wav(cut.audio, AUDIO_SAMPLE_RATE)}
+def media_members(cut: CutSample, crf: int, mp4: bytes | None = None) -> dict[str, bytes]:
+    """A cut sample's mp4 (`mp4`, else its frames encoded) and wavs (target, then the references in order)."""
+    if mp4 is None:
+        assert cut.frames is not None, "a sample cut without frames has its clip"
+        mp4 = encode_video(cut.frames, TARGET_FPS, crf=crf)
+    members = {"mp4": mp4, "wav": encode_wav(cut.audio, AUDIO_SAMPLE_RATE)}
     for i, ref in enumerate(cut.references):
         members[f"ref{i}.wav"] = encode_wav(ref, AUDIO_SAMPLE_RATE)
     return members

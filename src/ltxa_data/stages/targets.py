@@ -42,15 +42,21 @@ from ..backends import (
 from ..backends.active_speaker import SyncClip
 from ..gates import TARGET_GATES, failure, first_failed
 from ..ids import child_id
-from ..media import KeptFrames, read_audio, read_frames, read_window
+from ..media import KeptFrames, encode_video, read_audio, read_frames, read_window
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
+from .base import Partition, StageResult
 from .scenes import crosses_cut
 from .speaker_windows import SpeakerWindowStage, speaker_spans
+from .target_clips import making, write_clips
 from .target_quality import TEXT_SIDE, picture_gates, speech_gates, text_frames
 
 TARGET_SECONDS = TARGET_FRAMES / TARGET_FPS
 WORKING_SIDE = 640
 """With the face gates on, a window's frames are read once with their longer side at most this."""
+CLIP_HOLD_BYTES = 768 << 20
+"""A kept window's clip (`target_clips`) is cut from the targets stage's decode when the window's decoded frames
+take about this or less (8-bit 4:2:0, 1.5 bytes a pixel: 1080p takes 376 MB); a larger source's window is cut
+by the shard stage."""
 
 
 def center_square(width: int, height: int) -> tuple[int, int, int, int]:
@@ -81,7 +87,7 @@ def window_tries(recipe: Recipe) -> int:
 class TargetsStage(SpeakerWindowStage):
     name = "targets"
     table = "targets"
-    version = "8"  # 8: picture and speech-quality gates; 7: gate records (gates); 6: copies (duplicates.targets one)
+    version = "9"  # 9: clips for the shard stage; 8: picture and speech-quality gates; 7: gate records (gates)
     reads = ("videos", "scenes", "turns", "identities", "duplicates")
     sections = ("targets",)
 
@@ -100,6 +106,24 @@ class TargetsStage(SpeakerWindowStage):
             self.scorer = load_active_speaker(self.recipe)
         self.text = load_text_detector(self.recipe)
         self.speech = load_speech_quality(self.recipe, "targets")
+        enc = self.recipe.encode
+        # The shard stage writes an mp4 of each target unless it keeps latents only.
+        self.clip_crf = self.recipe.shard.video_crf if enc.backend == "none" or enc.keep_media else None
+        self.clips: list[dict] = []
+        self.clip_file = ""
+
+    def process(self, partition: Partition) -> StageResult:
+        """The rows of the partition's videos; the clips of its kept windows in `targets/part-<key>.arrow`."""
+        self.clips, self.clip_file = [], f"targets/part-{partition.key}.arrow"
+        result = super().process(partition)
+        if not self.clips:
+            return result
+        write_clips(self.recipe.output_dir / self.clip_file, self.clips)
+        return StageResult(result.rows, [*result.outputs, self.clip_file])
+
+    def holds_clip(self, video: dict) -> bool:
+        """Whether a window of `video` is decoded whole and kept for its clip (`CLIP_HOLD_BYTES`)."""
+        return self.clip_crf is not None and video["width"] * video["height"] * 1.5 * TARGET_FRAMES <= CLIP_HOLD_BYTES
 
     def track(self, video: dict, row: dict) -> dict:
         """The row with its face track (and, for `crop: face`, the crop around it), or skipped with the reason.
@@ -113,8 +137,11 @@ class TargetsStage(SpeakerWindowStage):
             frames, work = read_frames(video["path"], [(start + k) / TARGET_FPS for k in offsets]), 1.0
             sampled = frames
         else:
-            # The text gate's frames are cut from the same decode once the crop is known (no second decode).
+            # The text gate's frames, and the clip the shard stage takes, are cut from the same decode once the crop
+            # is known (no second decode).
             keep = text_frames(self.recipe) if self.text is not None and self.recipe.targets.picture.check else []
+            if self.holds_clip(video):
+                keep = list(range(TARGET_FRAMES))
             frames, kept = read_window(video["path"], [(start + k) / TARGET_FPS for k in range(TARGET_FRAMES)], keep,
                                        max_side=WORKING_SIDE)
             work = frames.shape[2] / video["width"]
@@ -180,8 +207,9 @@ class TargetsStage(SpeakerWindowStage):
             # The text is searched in the crop as the shard cuts it (source pixels), not in the working frames.
             shown = None
             if self.text is not None:
-                shown = kept.cut(crop, TEXT_SIDE, cfg.face.pad) if kept is not None else read_frames(
-                    video["path"], [(row["start_frame"] + i) / TARGET_FPS for i in text_frames(self.recipe)],
+                which = text_frames(self.recipe)
+                shown = kept.cut(crop, TEXT_SIDE, cfg.face.pad, which) if kept is not None else read_frames(
+                    video["path"], [(row["start_frame"] + i) / TARGET_FPS for i in which],
                     crop=crop, size=TEXT_SIDE, pad=cfg.face.pad)
             measures, records = picture_gates(self.recipe, faces, boxes, landmarks, crop, self.text, shown)
             row = self.gated(video, {**row, **measures}, records)
@@ -196,7 +224,19 @@ class TargetsStage(SpeakerWindowStage):
             picks = descriptor_frames(cfg.face_identity.frames)
             desc = mean_descriptor(self.analyzer, faces[picks], landmarks[picks])
             row["face_descriptor"] = [round(float(v), 5) for v in desc]
+        if kept is not None and len(kept.frames) == TARGET_FRAMES:
+            row = self.leave_clip(row, kept)
         return row
+
+    def leave_clip(self, row: dict, kept: KeptFrames) -> dict:
+        """The row with where its clip is: the window cut and encoded as the shard stage would, from `kept`."""
+        assert self.clip_crf is not None
+        cfg = self.recipe.targets
+        made = making(row["target_id"], row["start_frame"], [row["crop_x"], row["crop_y"], row["crop_w"],
+                                                            row["crop_h"]], cfg.size, cfg.face.pad, self.clip_crf)
+        mp4 = encode_video(kept.cut(tuple(made["crop"]), cfg.size, cfg.face.pad), TARGET_FPS, crf=self.clip_crf)
+        self.clips.append(dict(video_id=row["video_id"], **made, mp4=mp4))
+        return {**row, "clip_file": self.clip_file}
 
     def check_speaker(self, video: dict, row: dict, frames: np.ndarray, boxes: np.ndarray,
                       landmarks: np.ndarray) -> dict:
@@ -308,7 +348,8 @@ class TargetsStage(SpeakerWindowStage):
                     sync_offset=None, sync_confidence=None, mouth_activity=None, audio_shift_s=None,
                     face_descriptor=None, face_distance=None, face_agrees=None, upscale=None, face_sharpness=None,
                     head_yaw=None, head_pitch=None, head_roll=None, text_fraction=None, dnsmos_sig=None,
-                    dnsmos_bak=None, dnsmos_ovrl=None, dnsmos_povrl=None, skipped_by=None,
+                    dnsmos_bak=None, dnsmos_ovrl=None, dnsmos_povrl=None, clip_file=None,
+                    skipped_by=None,
                     gates=[TARGET_GATES["speech_ratio"].record(w.speech_ratio, self.recipe),
                            TARGET_GATES["other_speech"].record(covered(others, w.start, w.start + TARGET_SECONDS),
                                                                self.recipe)],
