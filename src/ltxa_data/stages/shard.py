@@ -219,6 +219,7 @@ class ShardStage(Stage):
     def process(self, partition: Partition) -> StageResult:
         split, bucket = partition.data["split"], partition.data["bucket"]
         reuse = partition.data.get("reuse") or {}
+        self.clips = ClipReader(self.recipe.output_dir)  # the clip files this partition's samples name, mapped once
         writer = ShardWriter(self.recipe.output_dir, f"shards/{split}/{split}-{bucket}",
                              self.recipe.shard.max_shard_bytes)
         try:
