@@ -45,6 +45,9 @@ The anchors run after the build, on the same files, one core each (`taskset -c <
 With `--scale full` the decode and speech anchors measure `--anchor-sources` sources (one of each format
 first); decode cost is extrapolated per format (size, rate) to the whole corpus. The window and cut anchors
 measure at most `--anchor-windows` windows, evenly spread. "ffmpeg cut + x264" is both in a row on one core.
+The targets stage also encodes the window of each target it keeps (its clip, which the shard stage takes instead
+of cutting and encoding the window again): its second row is the window read plus x264 for the kept share of its
+windows (samples / windows analysed), one core.
 Printed: a markdown table (stage, video s, wall s, ours, anchor, anchor's speed, ours / anchor), the whole
 build's wall time and real-time factor; OUT/results.json holds the same numbers.
 """
@@ -457,6 +460,9 @@ def main() -> None:
     }
     both = 1 / (1 / cut_rate + 1 / enc_rate) if cut_rate and enc_rate else None  # cut, then encode, one core
     extra = [("shard", "x264 alone", enc_rate), ("shard", "ffmpeg cut + x264", both)]
+    win_rate, kept = rate(win_s, win_t), samples.height / max(1, analysed.height)
+    if win_rate and enc_rate:  # the targets stage encodes the clip of each window it keeps
+        extra.append(("targets", "window read + x264 of the kept ones", 1 / (1 / win_rate + kept / enc_rate)))
 
     rows = []
     for r in reports:
@@ -465,10 +471,9 @@ def main() -> None:
         name, anchor = anchors.get(r.stage, ("", None))
         rows.append(dict(stage=r.stage, video_s=vs, wall_s=r.seconds, ours=ours, anchor=name, anchor_rate=anchor,
                          ratio=ours / anchor if ours and anchor else None, counts=r.counts))
-        if r.stage == "shard":
-            for _, ename, erate in extra:
-                rows.append(dict(stage="shard", video_s=vs, wall_s=r.seconds, ours=ours, anchor=ename,
-                                 anchor_rate=erate, ratio=ours / erate if ours and erate else None, counts=r.counts))
+        for _, ename, erate in (e for e in extra if e[0] == r.stage):
+            rows.append(dict(stage=r.stage, video_s=vs, wall_s=r.seconds, ours=ours, anchor=ename,
+                             anchor_rate=erate, ratio=ours / erate if ours and erate else None, counts=r.counts))
 
     def f(x: float | None, spec: str) -> str:
         return "" if x is None else format(x, spec)
