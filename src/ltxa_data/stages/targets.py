@@ -235,7 +235,7 @@ class TargetsStage(SpeakerWindowStage):
         made = making(row["target_id"], row["start_frame"], [row["crop_x"], row["crop_y"], row["crop_w"],
                                                             row["crop_h"]], cfg.size, cfg.face.pad, self.clip_crf)
         mp4 = encode_video(kept.cut(tuple(made["crop"]), cfg.size, cfg.face.pad), TARGET_FPS, crf=self.clip_crf)
-        self.clips.append(dict(video_id=row["video_id"], **made, mp4=mp4))
+        self.clips.append(dict(video_id=row.get("video_id"), **made, mp4=mp4))
         return {**row, "clip_file": self.clip_file}
 
     def check_speaker(self, video: dict, row: dict, frames: np.ndarray, boxes: np.ndarray,
