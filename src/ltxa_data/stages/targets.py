@@ -53,10 +53,10 @@ from .target_quality import TEXT_SIDE, picture_gates, speech_gates, text_frames
 TARGET_SECONDS = TARGET_FRAMES / TARGET_FPS
 WORKING_SIDE = 640
 """With the face gates on, a window's frames are read once with their longer side at most this."""
-CLIP_HOLD_BYTES = 768 << 20
+CLIP_HOLD_BYTES = 512 << 20
 """A kept window's clip (`target_clips`) is cut from the targets stage's decode when the window's decoded frames
-take about this or less (8-bit 4:2:0, 1.5 bytes a pixel: 1080p takes 376 MB); a larger source's window is cut
-by the shard stage."""
+take about this or less at 1.5 bytes a pixel (8-bit 4:2:0: 376 MB at 1080p; FFmpeg's padded buffers and the cut
+raise a worker's peak by ~0.7 GB there, measured); a larger source's window is cut by the shard stage."""
 
 
 def center_square(width: int, height: int) -> tuple[int, int, int, int]:
@@ -90,6 +90,7 @@ class TargetsStage(SpeakerWindowStage):
     version = "9"  # 9: clips for the shard stage; 8: picture and speech-quality gates; 7: gate records (gates)
     reads = ("videos", "scenes", "turns", "identities", "duplicates")
     sections = ("targets",)
+    memory_gb = 2.0  # a worker's peak, measured on 1080p windows with every gate on and the clip held
 
     def devices(self) -> list[str]:
         cfg = self.recipe.targets.active_speaker
