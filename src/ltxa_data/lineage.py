@@ -34,8 +34,8 @@ from .recipe import Recipe
 from .schemas import MODEL_FIELDS
 from .storage import cached_file_sha256
 
-SAMPLE_SECTIONS = ("diarize", "duplicates", "embed", "encode", "identify", "input", "pairs", "references", "scan",
-                   "scenes", "shard", "targets")
+SAMPLE_SECTIONS = ("attributes", "diarize", "duplicates", "embed", "encode", "identify", "input", "pairs",
+                   "references", "scan", "scenes", "shard", "targets")
 """The recipe sections that decide a sample: those of the shard stage and of every stage it reads from,
 directly or not (not swap_eval, report, export, executor). `stages.sample_sections()` derives them from the
 stages' declarations, and a test keeps the two equal (the stages import this module, so it cannot ask them)."""

@@ -22,6 +22,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from . import removals
+from .analysis.attribute_labels import labels_problems
 from .backends import backend_problems
 from .errors import SystemicError
 from .executors import Executor, make_executor
@@ -93,7 +94,7 @@ class PartitionWorker:
 def preflight(recipe: Recipe) -> None:
     """Refuse a build that cannot produce a real result, saying everything that is missing."""
 
-    problems = backend_problems(recipe) + missing_inputs(recipe) + removals.problems(recipe)
+    problems = backend_problems(recipe) + missing_inputs(recipe) + removals.problems(recipe) + labels_problems(recipe)
     if recipe.export.text_encoder:  # the export's text encoder: refused now, not after the build
 
         problems += text_encoder_problems(recipe)

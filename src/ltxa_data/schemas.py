@@ -255,6 +255,24 @@ REFERENCES = TableSchema(
     ),
 )
 
+ATTRIBUTES = TableSchema(
+    "attributes", "a target or reference window's value of one attribute (`attributes.<name>`), or why it has none",
+    ("window", "window_id", "attribute"),
+    (
+        ("window_id", _S, "the window: a target_id or a reference_id (the two may be equal)"),
+        ("attribute", _S, "the attribute's name"),
+        ("window", _S, "`target` or `reference`"),
+        ("video_id", _S, "the window's video"),
+        ("identity_id", _S, "the window's speaker"),
+        ("start_s", _F, "the window's start in its video"),
+        ("duration_s", _F, "its length"),
+        ("value", _S, "its value (null: none, the reason in `error`)"),
+        ("confidence", _F, "a classifier's probability of its top value (null for labels)"),
+        ("source", _S, "where the value came from: the labels file and its rows (`accent.csv line 7`), "
+         "`label_regex`, or the classifier's model"),
+    ),
+)
+
 PAIRS = TableSchema(
     "pairs", "a sample: target -> reference(s), split",
     ("key",),
@@ -262,9 +280,12 @@ PAIRS = TableSchema(
         ("key", _S, "sample key (= target_id)"),
         ("target_id", _S, "target window"),
         ("reference_ids", pa.list_(_S), "chosen reference windows, all from other videos"),
-        ("identity_id", _S, "identity of target and references"),
+        ("identity_id", _S, "identity of the target"),
         ("target_video_id", _S, "video of the target"),
         ("reference_video_ids", pa.list_(_S), "videos of the references"),
+        ("match", _S, "what target and references share: `identity`, or an attribute's name (`pairs.match`)"),
+        ("value", _S, "with an attribute: the value they share (null with `identity`)"),
+        ("reference_identity_ids", pa.list_(_S), "the references' identities, in reference order"),
         ("split", _S, "train / val / test"),
         ("target_path", _S, "lineage: the target's source file (videos.path)"),
         ("target_rel_path", _S, "lineage: that file relative to its input root (videos.rel_path)"),
@@ -297,7 +318,10 @@ SWAP_EVAL = TableSchema(
         ("reference_a_id", _S, "the target's own reference, as paired"),
         ("reference_b_id", _S, "swap: another identity's reference; seed: the same as A"),
         ("identity_b", _S, "identity of reference B"),
-        ("b_in_train", _B, "reference B's voice is a train identity (false: never seen in training)"),
+        ("b_in_train", _B, "reference B's voice is a train identity (false: never seen in training); with "
+         "`pairs.match` an attribute: B's value is carried by train pairs (false: a held-out value)"),
+        ("value_a", _S, "with an attribute: reference A's value (the target's)"),
+        ("value_b", _S, "with an attribute: reference B's value (another one, for swap cases)"),
     ),
 )
 
@@ -354,7 +378,7 @@ SHARDS = TableSchema(
 
 TABLES: dict[str, TableSchema] = {
     t.name: t for t in (VIDEOS, FINGERPRINTS, DUPLICATES, SCENES, TURNS, VOICES, IDENTITIES, TARGETS,
-                        IDENTITY_FACES, REFERENCES, PAIRS, SWAP_EVAL, SHARDS)
+                        IDENTITY_FACES, REFERENCES, ATTRIBUTES, PAIRS, SWAP_EVAL, SHARDS)
 }
 
 EVAL_RUNS = TableSchema(

@@ -22,12 +22,14 @@ from pydantic import (
     model_validator,
 )
 
+from .attributes import AttributeConfig, ReferenceSpeaker
 from .base import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, RecipeError, StrictModel
 from .references import ReferencesConfig
 from .targets import DEFAULT_SYNC_SCORE, ActiveSpeakerConfig, FaceConfig, FaceIdentityConfig, TargetsConfig
 
 __all__ = ["AUDIO_SAMPLE_RATE", "DEFAULT_SYNC_SCORE", "TARGET_FPS", "TARGET_FRAMES", "ActiveSpeakerConfig",
-           "FaceConfig", "FaceIdentityConfig", "RecipeError", "ReferencesConfig", "StrictModel", "TargetsConfig"]
+           "AttributeConfig", "FaceConfig", "FaceIdentityConfig", "RecipeError", "ReferencesConfig", "StrictModel",
+           "TargetsConfig"]
 
 
 class InputConfig(StrictModel):
@@ -71,7 +73,7 @@ class StageResources(StrictModel):
     cpus: float | None = Field(default=None, gt=0, description="CPU cores one worker of the stage asks for "
                                "(default: the stage's own). `<stage>` is a stage name: `scan`, `scenes`, "
                                "`fingerprints`, `duplicates`, `diarize`, `embed`, `identify`, `targets`, "
-                               "`identity_faces`, `references`, `pairs`, `swap_eval`, `shard`.")
+                               "`identity_faces`, `references`, `attributes`, `pairs`, `swap_eval`, `shard`.")
     gpus: float | None = Field(default=None, ge=0, description="GPUs one worker of the stage asks for; a fraction "
                                "packs several workers on a card (0.5: two) (default: the stage's own, a GPU share "
                                "when its device is `cuda`, or `auto` where GPUs exist).")
@@ -234,6 +236,10 @@ class SplitsConfig(StrictModel):
     near_duplicate_similarity: float = Field(default=0.9, gt=0, le=1, description="`verify` reports identities "
                                              "of different splits whose mean voices are at least this similar "
                                              "(cosine): possibly one person split in two (ECAPA: ~0.75).")
+    held_out_values: list[str] = Field(default=[], description="With `pairs.match` an attribute: values held out "
+                                       "for test, to measure values never seen in training. Identity groups whose "
+                                       "targets mostly carry one go to test; windows of a held-out value in train or "
+                                       "val are left out of the pairs (skipped, with the reason).")
 
     @model_validator(mode="after")
     def _sum(self) -> SplitsConfig:
@@ -276,6 +282,14 @@ class DuplicatesConfig(StrictModel):
 
 class PairsConfig(StrictModel):
     seed: int = Field(default=0, description="Seeds reference choice and split assignment.")
+    match: str = Field(default="identity", description="What a target and its references share: `identity` (the "
+                       "speaker) or the name of an attribute (`attributes.<name>`): references then carry the "
+                       "target's value of it. With an attribute, identities are placed in splits value by value, so "
+                       "that each split holds speakers of every value it can.")
+    reference_speaker: ReferenceSpeaker | None = Field(
+        default=None, description="How a reference's speaker relates to its target's: `same`, `different` or `any` "
+        "(default: `same` for `match: identity`, `different` for an attribute, so that the attribute is the only "
+        "thing they share). A reference always comes from another clip and from the target's split.")
     references_per_target: int = Field(default=1, ge=1, description="Distinct references chosen per target.")
     quality_weight: float = Field(default=4.0, ge=0, description="How strongly reference choice prefers quality "
                                   "within a quality band (`quality_band`): a target's references are drawn (seeded, "
@@ -400,7 +414,11 @@ class CorpusConfig(StrictModel):
     """The generated sample corpus (`ltxa-data corpus`, `ltxa-data demo`)."""
 
     seed: int = Field(default=0, description="Seeds every random choice of the generator.")
-    speakers: int = Field(default=8, ge=2, le=8, description="Distinct espeak-ng voices.")
+    speakers: int = Field(default=8, ge=2, le=8, description="Distinct espeak-ng voices (without `accents`).")
+    accents: list[str] = Field(default=[], description="espeak-ng English accents (`en-us`, `en-gb-x-rp`, "
+                               "`en-gb-scotland`, ...): when set, the corpus has `speakers_per_accent` speakers "
+                               "of each, in place of `speakers`, and a labels file `labels/accent.csv`.")
+    speakers_per_accent: int = Field(default=4, ge=1, le=8, description="Speakers per accent (with `accents`).")
     clips_per_speaker: int = Field(default=3, ge=1, description="Single-speaker clips per voice.")
     two_speaker_clips: int = Field(default=2, ge=0, description="Clips with two speakers taking turns.")
     scene_cut_clips: int = Field(default=1, ge=0, description="Clips with a hard scene cut.")
@@ -455,10 +473,35 @@ class Recipe(StrictModel):
     encode: EncodeConfig = EncodeConfig()
     export: ExportConfig = ExportConfig()
     report: ReportConfig = ReportConfig()
+    attributes: dict[str, AttributeConfig] = Field(default_factory=dict, description="Attributes every target "
+                                                   "and reference window gets a value of (`attributes.<name>`), "
+                                                   "for `pairs.match`.")
     corpus: CorpusConfig | None = Field(default=None, description="Set for a generated corpus (demo, tests).")
 
     # Set by load_recipe; not a YAML key.
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _pairs_match(self) -> Recipe:
+        for name in self.attributes:
+            if not name.isidentifier() or name == "identity":
+                raise ValueError(f"attributes.{name}: an attribute's name is a word of letters, digits and _, "
+                                 "not `identity`")
+        p = self.pairs
+        if p.match != "identity" and p.match not in self.attributes:
+            raise ValueError(f"pairs.match: {p.match!r} is neither `identity` nor an attribute "
+                             f"({', '.join(self.attributes) or 'attributes is empty'})")
+        if p.match == "identity" and p.reference_speaker not in (None, "same"):
+            raise ValueError(f"pairs.reference_speaker: {p.reference_speaker} needs pairs.match to be an attribute "
+                             "(with match: identity, a reference is the same speaker's)")
+        if p.match == "identity" and p.splits.held_out_values:
+            raise ValueError("pairs.splits.held_out_values needs pairs.match to be an attribute")
+        return self
+
+    @property
+    def reference_speaker(self) -> str:
+        """How a reference's speaker relates to its target's (`pairs.reference_speaker`, or its default)."""
+        return self.pairs.reference_speaker or ("same" if self.pairs.match == "identity" else "different")
 
     def resolve(self, p: str | Path) -> Path:
         """A recipe path made absolute against the recipe file's folder."""

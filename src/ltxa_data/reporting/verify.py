@@ -21,6 +21,7 @@ from ..shard_format import REUSE_DIR, ShardError, iter_sample_jsons, read_shard
 from ..stages.duplicates import clip_of, copies_skipped
 from ..stages.scenes import crosses_cut
 from ..storage import table_path
+from .verify_pairs import check_matches, check_pairs, check_swap_eval
 
 TARGET_SAMPLES = TARGET_FRAMES * AUDIO_SAMPLE_RATE // TARGET_FPS  # 77,440
 
@@ -60,9 +61,11 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_duplicates(tables["pairs"], tables["duplicates"], tables["targets"],
                                      recipe.duplicates.targets)
     if {"swap_eval", "pairs", "references"} <= tables.keys():
-        problems += check_swap_eval(tables["swap_eval"], tables["pairs"], tables["references"])
+        problems += check_swap_eval(tables["swap_eval"], tables["pairs"], tables["references"], recipe)
+    if {"pairs", "attributes", "references"} <= tables.keys():
+        problems += check_matches(tables["pairs"], tables["attributes"], tables["references"], recipe)
     if {"pairs", "targets", "references"} <= tables.keys():
-        problems += check_pairs(tables["pairs"], tables["targets"], tables["references"])
+        problems += check_pairs(tables["pairs"], tables["targets"], tables["references"], recipe)
         problems += check_references(tables["pairs"], tables["references"], recipe)
     if "shards" in tables:
         problems += check_shards(recipe, tables["shards"], tables.get("pairs"), check_media)
@@ -298,28 +301,6 @@ def check_duplicates(pairs: pl.DataFrame, duplicates: pl.DataFrame, targets: pl.
     return problems
 
 
-def check_swap_eval(cases: pl.DataFrame, pairs: pl.DataFrame, references: pl.DataFrame) -> list[str]:
-    """Swap cases change only the reference, to another identity's; seed cases change only the seed;
-    targets are held out; `b_in_train` tells the truth."""
-    split = dict(pairs.filter(pl.col("status") == "ok").select("identity_id", "split").unique().iter_rows())
-    ref_identity = dict(references.select("reference_id", "identity_id").iter_rows())
-    problems = []
-    for c in cases.filter(pl.col("status") == "ok").iter_rows(named=True):
-        where = f"swap_eval {c['case_id']}"
-        if c["split"] not in ("val", "test") or split.get(c["identity_id"]) != c["split"]:
-            problems.append(f"{where}: target is not held out")
-        if ref_identity.get(c["reference_a_id"]) != c["identity_id"]:
-            problems.append(f"{where}: reference A is not the target's identity")
-        if ref_identity.get(c["reference_b_id"]) != c["identity_b"]:
-            problems.append(f"{where}: reference B is not identity {c['identity_b']}")
-        if c["kind"] == "swap" and (c["identity_b"] == c["identity_id"] or c["seed_a"] != c["seed_b"]
-                                    or c["b_in_train"] != (split.get(c["identity_b"]) == "train")):
-            problems.append(f"{where}: a swap case must change only the reference, to another identity's")
-        if c["kind"] == "seed" and (c["reference_a_id"] != c["reference_b_id"] or c["seed_a"] == c["seed_b"]):
-            problems.append(f"{where}: a seed case must change only the seed")
-    return problems
-
-
 def near_duplicate_identities(recipe: Recipe, limit: int = 50) -> list[str]:
     """Identity pairs of different splits whose mean voices are at least
     `pairs.splits.near_duplicate_similarity` alike: possibly one person split in two (a leak). A
@@ -360,32 +341,6 @@ def check_identities(identities: pl.DataFrame) -> list[str]:
         pl.col("voice_id").list.len() > 1).sort("video_id")
     return [f"identity {r['identity_id']} holds {r['voice_id']}, local speakers of one video"
             for r in shared.iter_rows(named=True)]
-
-
-def check_pairs(pairs: pl.DataFrame, targets: pl.DataFrame, references: pl.DataFrame) -> list[str]:
-    """Identity-held-out splits; references from other videos of the same identity."""
-    problems = []
-    ok = pairs.filter(pl.col("status") == "ok")
-    multi = ok.group_by("identity_id").agg(pl.col("split").unique().sort()).filter(pl.col("split").list.len() > 1)
-    for r in multi.iter_rows(named=True):
-        problems.append(f"identity {r['identity_id']} appears in splits {r['split']}")
-    t_ident = dict(zip(targets["target_id"].to_list(), targets["identity_id"].to_list(), strict=True))
-    r_info = {r["reference_id"]: r for r in references.select("reference_id", "video_id", "identity_id").to_dicts()}
-    for p in ok.iter_rows(named=True):
-        if t_ident.get(p["target_id"]) != p["identity_id"]:
-            problems.append(f"pair {p['key']}: target identity {t_ident.get(p['target_id'])} != {p['identity_id']}")
-        if not p["reference_ids"]:
-            problems.append(f"pair {p['key']}: no reference")
-        for ref_id in p["reference_ids"] or []:
-            ref = r_info.get(ref_id)
-            if ref is None:
-                problems.append(f"pair {p['key']}: reference {ref_id} not in the references table")
-            elif ref["video_id"] == p["target_video_id"]:
-                problems.append(f"pair {p['key']}: reference {ref_id} comes from the target's own video")
-            elif ref["identity_id"] != p["identity_id"]:
-                problems.append(f"pair {p['key']}: reference {ref_id} is identity {ref['identity_id']}, "
-                                f"target is {p['identity_id']}")
-    return problems
 
 
 def check_references(pairs: pl.DataFrame, references: pl.DataFrame, recipe: Recipe) -> list[str]:

@@ -2,6 +2,7 @@
 progress bar); its class names the table it writes. `base` is the interface; `speaker_windows` is the shape
 targets and references share."""
 
+from .attributes import AttributesStage
 from .base import Partition, Stage, StageResult
 from .diarize import DiarizeStage
 from .duplicates import DuplicatesStage
@@ -28,6 +29,7 @@ STAGES: tuple[type[Stage], ...] = (
     TargetsStage,
     IdentityFacesStage,
     ReferencesStage,
+    AttributesStage,
     PairsStage,
     SwapEvalStage,
     ShardStage,

@@ -200,9 +200,9 @@ class Faults:
                                 "(a fault of the pipeline or a model, not of the inputs)") from e
 
 
-def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callable[[T, str], dict],
+def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callable[[T, str], dict | list[dict]],
             subject: Callable[[T], str]) -> list[dict]:
-    """Run `fn` per item; an input fault becomes a failed row, a systemic fault stops the run (`Faults`).
+    """Run `fn` per item; an input fault becomes its failed row(s), a systemic fault stops the run (`Faults`).
     `subject` names the item (its file) to the executor, so that an item that kills its worker costs
     only its own row."""
     items = list(items)
@@ -213,6 +213,7 @@ def guarded(items: Iterable[T], fn: Callable[[T], list[dict]], on_error: Callabl
             with isolation.item(subject(item)):
                 rows.extend(fn(item))
         except Exception as e:
-            rows.append(on_error(item, faults.reason(e)))
+            failed = on_error(item, faults.reason(e))
+            rows.extend(failed if isinstance(failed, list) else [failed])
     faults.check(len(items))
     return rows

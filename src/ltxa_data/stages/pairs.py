@@ -4,13 +4,12 @@ copies) — and its split."""
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping
 
 import polars as pl
 import pyarrow as pa
 
-from ..analysis.splits import assign_splits, identity_groups
+from ..analysis.splits import identity_groups
 from ..gates import failure
 from ..ids import unit_interval
 from ..lineage import build_lineage
@@ -18,6 +17,7 @@ from ..recipe import TARGET_FPS, TARGET_FRAMES
 from ..storage import frame_hash, table_path
 from .base import Partition, Stage, StageResult
 from .duplicates import clip
+from .matching import Matcher
 from .scan import ok_videos
 
 
@@ -77,10 +77,10 @@ def choose_references(
 class PairsStage(Stage):
     name = "pairs"
     table = "pairs"
-    reads = ("videos", "identities", "targets", "references", "duplicates")
+    reads = ("videos", "identities", "targets", "references", "duplicates", "attributes")
     in_driver = True
     sections = ("pairs",)
-    version = "7"  # 7: quality bands; 6: copies of one clip are one clip (duplicates)
+    version = "8"  # 8: pairs by attribute (match, value); 7: quality bands; 6: copies of one clip are one clip
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         targets = tables["targets"].filter(pl.col("status") == "ok").select("target_id", "video_id", "identity_id")
@@ -95,38 +95,51 @@ class PairsStage(Stage):
                 if table_path(m, "pairs").exists() else pl.DataFrame({"identity_id": [], "split": []}))
         sources = tables["videos"].filter(pl.col("source").is_not_null()).select("video_id", "source")
         files = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "fingerprint")
+        values = tables["attributes"].filter(pl.col("attribute") == self.recipe.pairs.match).select(
+            "window", "window_id", "value", "error")
         data = {"targets": targets.sort("target_id"), "references": refs.sort("reference_id"),
                 "links": links.sort("video_id", "identity_id"), "sources": sources.sort("video_id"),
                 "files": files.sort("video_id"),
                 "copies": tables["duplicates"].filter(pl.col("status") == "ok").select("video_id", "group_id")
-                .sort("video_id")}
+                .sort("video_id"), "values": values.sort("window", "window_id")}
         return [Partition("all", {**data, "previous": prev}, frame_hash(*data.values()))]
 
     def process(self, partition: Partition) -> StageResult:
         cfg = self.recipe.pairs
-        by_identity: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
-        for r in partition.data["references"].iter_rows(named=True):
-            by_identity[r["identity_id"]].append((r["reference_id"], r["video_id"], r["quality"]))
+        matcher = Matcher(self.recipe, partition.data["values"])
+        refs = partition.data["references"]
         targets = partition.data["targets"]
         hours = {i: n * TARGET_FRAMES / TARGET_FPS / 3600
                  for i, n in targets.group_by("identity_id").len().iter_rows()}
+        # With an attribute, a speaker with references and no target still needs a split (it gives references).
+        placed = set(hours) | (set(refs["identity_id"]) if matcher.attribute else set())
         clips = dict(partition.data["copies"].iter_rows())
         # Copies of one clip are one video to the splits: a group of copies lives in one split.
-        links = partition.data["links"].filter(pl.col("identity_id").is_in(list(hours))).rows()
+        links = partition.data["links"].filter(pl.col("identity_id").is_in(sorted(placed))).rows()
         groups = identity_groups((clip(v, clips), i) for v, i in links)
-        split = assign_splits(groups, hours, cfg.seed, cfg.splits, dict(partition.data["previous"].rows()))
+        windows: dict[str, list[tuple[str, str]]] = {}
+        for kind, frame in (("target", targets), ("reference", refs)):
+            for w, i in frame.select(frame.columns[0], "identity_id").rows():
+                windows.setdefault(i, []).append((kind, w))
+        split = matcher.splits(groups, hours, windows, dict(partition.data["previous"].rows()))
         source = dict(partition.data["sources"].iter_rows())
         files = {f["video_id"]: f for f in partition.data["files"].iter_rows(named=True)}
+        pool = matcher.pool(refs, split)
         rows = []
         for t in targets.iter_rows(named=True):
             own = source.get(t["video_id"])
+            t_split = split[t["identity_id"]]
+            value, why_not = matcher.value_of_target(t, t_split)
             # With sources known, a reference comes from another source, not only another video.
-            candidates = [c for c in by_identity.get(t["identity_id"], []) if own is None or source.get(c[1]) != own]
+            candidates = [c for c in matcher.candidates(pool, t, value, t_split)
+                          if own is None or source.get(c[1]) != own]
             chosen = choose_references(t["target_id"], t["video_id"], candidates, cfg.references_per_target,
-                                       cfg.seed, cfg.quality_weight, clips, cfg.quality_band)
+                                       cfg.seed, cfg.quality_weight, clips, cfg.quality_band) if why_not is None else []
+            identity_of = {c[0]: c[3] for c in candidates}
             row = dict(key=t["target_id"], target_id=t["target_id"], reference_ids=[c[0] for c in chosen],
                        identity_id=t["identity_id"], target_video_id=t["video_id"],
-                       reference_video_ids=[c[1] for c in chosen], split=split[t["identity_id"]],
+                       reference_video_ids=[c[1] for c in chosen], match=cfg.match, value=value,
+                       reference_identity_ids=[identity_of[c[0]] for c in chosen], split=t_split,
                        target_path=files[t["video_id"]]["path"], target_rel_path=files[t["video_id"]]["rel_path"],
                        target_fingerprint=files[t["video_id"]]["fingerprint"],
                        reference_paths=[files[c[1]]["path"] for c in chosen],
@@ -134,11 +147,11 @@ class PairsStage(Stage):
                        reference_fingerprints=[files[c[1]]["fingerprint"] for c in chosen],
                        models=None, toolkit_version=None, recipe_hash=None,  # the build's: `finalize`
                        status="ok", error=None)
-            if len(chosen) < cfg.references_per_target:
-                row.update(status="skipped", error=failure(
-                    t["target_id"], f"identity {t['identity_id']} has {len(chosen)} reference window(s) in other "
-                    f"videos{' (not copies of its own)' if t['video_id'] in clips else ''}"
-                    f"{f' of other sources than {own!r}' if own else ''}, {cfg.references_per_target} needed"))
+            if why_not is not None:
+                row.update(status="skipped", error=failure(t["target_id"], why_not))
+            elif len(chosen) < cfg.references_per_target:
+                row.update(status="skipped", error=failure(t["target_id"], matcher.shortfall(
+                    t, value, t_split, len(chosen), pool, own, t["video_id"] in clips)))
             rows.append(row)
         return StageResult(rows)
 
