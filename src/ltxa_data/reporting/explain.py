@@ -33,6 +33,7 @@ from ..stages.pairs import draw_key
 from ..stages.shard import sample_lineage
 from ..stages.targets import window_tries
 from ..storage import table_path
+from .explain_match import match_section
 
 WIDTH = 24
 """Label column width."""
@@ -434,7 +435,8 @@ class _Story:
         cfg, rc = recipe.pairs, recipe.references
         assert p is not None
         page.section("Why these references")
-        page.line(f"rule: references of identity {p['identity_id']} from other clips (a video with its copies)"
+        whose = f"identity {p['identity_id']}" if cfg.match == "identity" else "that value"
+        page.line(f"rule: references of {whose} from other clips (a video with its copies)"
                   f"{' and other sources (input.source_regex)' if recipe.input.source_regex else ''}, the best "
                   f"quality band first (bands {cfg.quality_band:g} wide, pairs.quality_band), drawn within a band "
                   f"without replacement with weight quality ** {cfg.quality_weight:g} (pairs.quality_weight), seeded "
@@ -466,7 +468,10 @@ class _Story:
                 page.kv("gain", "none (references.normalize_lufs is null)", indent=4)
             page.check(subject, "other clip", self._rel(r["video_id"]), "!=", "the target's or a copy of it",
                        self._clip(r["video_id"]) != self._clip(t["video_id"]), "pairs, duplicates", indent=4)
-        self._candidates()
+        if cfg.match == "identity":
+            self._candidates()
+        else:
+            match_section(page, recipe, p, t, self.refs, self._rel)
 
     def _candidates(self) -> None:
 

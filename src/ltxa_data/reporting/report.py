@@ -39,6 +39,7 @@ from ..removals import Removals
 from ..shard_format import read_sample
 from ..stages import TABLE_OF
 from ..storage import read_frame, table_path
+from .attribute_summary import report_html as attribute_html
 from .contact_sheet import contact_sheet
 from .eval_section import eval_sections
 from .figures import Step, funnel, plots, scan_table, span
@@ -162,19 +163,23 @@ def _rejected(recipe: Recipe) -> tuple[list[tuple[str, str, str, str]], int]:
 def _swap_eval(recipe: Recipe) -> tuple[str, int]:
     cases = scan_table(recipe.manifests_dir, "swap_eval", ["case_id", "kind", "split", "target_id", "identity_id",
                                                       "reference_a_id", "reference_b_id", "identity_b", "b_in_train",
-                                                      "seed_a", "seed_b", "status"])
+                                                      "value_a", "value_b", "seed_a", "seed_b", "status"])
     if cases is None or cases.height == 0:
         return "<p>No swap-eval cases in this build.</p>", 0
+    by_value = recipe.pairs.match != "identity"
     ok = cases.filter(pl.col("status") == "ok")
     summary = ok.group_by("split", "kind", "b_in_train").len().sort("split", "kind", "b_in_train")
-    top = html_table(["split", "kind", "reference B's voice in train", "cases"],
+    seen = f"reference B's {recipe.pairs.match} seen in training" if by_value else "reference B's voice in train"
+    top = html_table(["split", "kind", seen, "cases"],
                  [(r["split"], r["kind"], "-" if r["kind"] == "seed" else r["b_in_train"], r["len"])
                   for r in summary.iter_rows(named=True)])
     shown = ok.sort("case_id").head(recipe.report.table_rows)
+    values = ["value A", "value B"] if by_value else []
     body = html_table(["case", "kind", "split", "target", "identity", "reference A", "reference B", "identity B",
-                   "B in train", "seeds"],
+                   "B in train", *values, "seeds"],
                   [(r["case_id"], r["kind"], r["split"], r["target_id"], r["identity_id"], r["reference_a_id"],
-                    r["reference_b_id"], r["identity_b"], r["b_in_train"], f"{r['seed_a']} / {r['seed_b']}")
+                    r["reference_b_id"], r["identity_b"], r["b_in_train"],
+                    *((r["value_a"], r["value_b"]) if by_value else ()), f"{r['seed_a']} / {r['seed_b']}")
                    for r in shown.iter_rows(named=True)], "small filterable", "swap-table")
     return top + filter_box("swap-table") + body, ok.height
 
@@ -406,9 +411,11 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
     if not sheets:
         parts.append("<p>No samples with media in the shards.</p>")
     parts.append(f'<h2 id="pairs">Pairs</h2><p class="muted">{len(pairs)} of {shards.height:,} samples: the target '
-                 "with its own audio, next to the reference voices it is paired with (all from other clips of the "
-                 "same identity).</p>")
+                 "with its own audio, next to the reference voices it is paired with (all from other clips; "
+                 + ("of the same identity" if recipe.pairs.match == "identity" else
+                    f"sharing its {esc(recipe.pairs.match)}, from {esc(recipe.reference_speaker)} speakers") + ").</p>")
     parts.append(f'<div class="pairs">{"".join(_pair_html(p) for p in pairs)}</div>')
+    parts.append(f'<h2 id="attributes">Attributes</h2>{attribute_html(recipe)}')
     parts.append(f'<h2 id="swap">Swap-eval cases</h2><p class="muted">{n_swap:,} cases.</p>{swap_html}')
     parts.append(f'<h2 id="evals">Evaluations of generated output</h2>{eval_sections(recipe, work)}')
     note = f" (the first {len(rejected):,}; all are in the manifests)" if n_rejected > len(rejected) else ""
@@ -421,8 +428,8 @@ def write_report(recipe: Recipe, dest: Path | None = None, truth: Path | None = 
     parts.append(f'<h2 id="quality">Identity quality</h2>{quality}')
     parts.append(f'<p class="muted">Written in {time.perf_counter() - t0:.1f} s by <code>ltxa-data report</code>.</p>')
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (("funnel", "funnel"), ("plots", "plots"), ("sheets",
-                  "contact sheets"), ("pairs", "pairs"), ("swap", "swap eval"), ("evals", "evals"),
-                  ("rejected", "rejected"),
+                  "contact sheets"), ("pairs", "pairs"), ("attributes", "attributes"), ("swap", "swap eval"),
+                  ("evals", "evals"), ("rejected", "rejected"),
                   ("hygiene", "copies, take-downs"), ("quality", "identity quality")))
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(recipe.name)}: build report'
             f"</title><style>{CSS}</style></head><body><nav>{nav}</nav>{''.join(parts)}"

@@ -14,6 +14,7 @@ from ..removals import Removals
 from ..stages import STAGES
 from ..state import StageState, status_counts
 from ..storage import table_path
+from .attribute_summary import status_lines
 
 
 @dataclass
@@ -58,7 +59,7 @@ def format_status(recipe: Recipe, statuses: list[StageStatus]) -> str:
                      f"{c.get('failed', 0):>9}")
         for reason, n in st.reasons:
             lines.append(f"{'':<18}{n:>5} x {reason}")
-    return "\n".join(lines + hygiene_lines(recipe))
+    return "\n".join(lines + status_lines(recipe) + hygiene_lines(recipe))
 
 
 def hygiene_lines(recipe: Recipe) -> list[str]:
