@@ -10,9 +10,9 @@ the same split, so no source video feeds two splits. A group's split is, in orde
    in hash order (deterministic; balances hours even when a few identities hold many).
 
 With strata (`pairs.match` an attribute: each group's main value), new groups are placed stratum by stratum: with
-`by: identities` each split gets its share of the stratum's groups (largest remainder, in hash order), and a held-out
-split that would get fewer than `minimum` groups of a stratum gets none (a reference from a different speaker of
-the same value needs two there); with `by: hours`, the greedy fill runs inside each stratum.
+`by: identities` each split gets its share of the stratum's groups (largest remainder, in hash order); with `by: hours`,
+the greedy fill runs inside each stratum. Either way, a held-out split that would get fewer than `minimum` groups of a
+stratum gives its new ones to train (a reference from a different speaker of the same value needs two there).
 """
 
 from __future__ import annotations
@@ -80,7 +80,12 @@ def assign_splits(
             by_stratum[strata.get(g[0], "")].append(g)
         for members in by_stratum.values():
             if fractions.by == "hours":
-                out.update(assign_splits(members, hours, seed, fractions, previous))
+                placed = assign_splits(members, hours, seed, fractions, previous)
+                for split in ("val", "test"):  # too few of the stratum to pair among themselves
+                    new = [g for g in members if placed[g[0]] == split and not any(i in (previous or {}) for i in g)]
+                    if 0 < len([g for g in members if placed[g[0]] == split]) < minimum:
+                        placed.update({i: "train" for g in new for i in g})
+                out.update(placed)
             else:
                 out.update(_by_quota(members, seed, fractions, previous or {}, minimum))
         return out

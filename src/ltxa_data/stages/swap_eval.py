@@ -33,7 +33,8 @@ class SwapEvalStage(Stage):
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> list[Partition]:
         pairs = tables["pairs"].filter(pl.col("status") == "ok").select(
-            "target_id", "identity_id", "split", "reference_ids", "target_video_id", "reference_video_ids", "value")
+            "target_id", "identity_id", "split", "reference_ids", "target_video_id", "reference_video_ids", "value",
+            "reference_identity_ids")
         refs = tables["references"].filter(pl.col("status") == "ok").select(
             "reference_id", "video_id", "identity_id", "quality")
         values = tables["attributes"].filter((pl.col("attribute") == self.recipe.pairs.match)
@@ -125,5 +126,5 @@ def _value_cases(pairs: pl.DataFrame, refs: pl.DataFrame, per_identity: int, see
                     b = min(options, key=lambda b: unit_interval("swap-b", seed, t["target_id"], b["reference_id"]))
                     rows.append(_case(t, "swap", s, s, ref_a, b["reference_id"], b["identity_id"], in_train,
                                       b["value"]))
-            rows.append(_case(t, "seed", s, s + 1, ref_a, ref_a, t["identity_id"], False))
+            rows.append(_case(t, "seed", s, s + 1, ref_a, ref_a, t["reference_identity_ids"][0], False))
     return rows
