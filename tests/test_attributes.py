@@ -264,3 +264,27 @@ def test_swap_cases_by_value_swap_to_seen_and_unseen_values() -> None:
     assert cases["t1-seed-heldout"]["reference_b_id"] == "r_b" and cases["t1-seed-heldout"]["identity_b"] == "b"
     # t2 (z): x is not carried by train pairs either, so it is an unseen swap too; B is never the target's speaker.
     assert cases["t2-swap-heldout"]["identity_b"] in {"a", "b"}
+
+
+def test_a_classifier_gives_every_window_a_value_or_the_reason(built: Recipe, tmp_path: Path) -> None:
+    from .test_attribute_classifier import LAYOUTS, write_random_classifier
+
+    model = write_random_classifier(tmp_path / "accent-id-commonaccent_ecapa", "commonaccent")
+    labels = set(LAYOUTS["commonaccent"][2])
+    recipe = copy_build(built, tmp_path, attributes={
+        "accent": {"backend": "speechbrain_classifier", "model": str(model), "device": "cpu", "min_confidence": 0.0},
+        "confident": {"backend": "speechbrain_classifier", "model": str(model), "device": "cpu",
+                      "min_confidence": 0.99}}, pairs={"match": "accent", "reference_speaker": "any"})
+    (recipe.manifests_dir / "pairs.parquet").unlink()
+    build(recipe, progress=False)
+    attrs = read_frame(recipe.manifests_dir, "attributes")
+    windows = read_frame(recipe.manifests_dir, "targets", ok_only=True).height + read_frame(
+        recipe.manifests_dir, "references", ok_only=True).height
+    accent = attrs.filter(pl.col("attribute") == "accent")
+    assert accent.height == windows and set(accent["status"]) == {"ok"}
+    assert set(accent["value"]) <= labels and accent["confidence"].is_between(0, 1).all()
+    assert set(accent["source"]) == {model.name}
+    unsure = attrs.filter(pl.col("attribute") == "confident")
+    assert unsure.height == windows and set(unsure["status"]) == {"skipped"}  # random weights: never 99% sure
+    assert all("under attributes.confident.min_confidence 0.99" in e for e in unsure["error"])
+    assert verify_build(recipe) == []

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .face_detector import DlibFaceAnalyzer
     from .ltx_vae import LtxVaeEncoders
     from .speech_quality import SpeechQualityScorer
+    from .speechbrain_classifier import SpeechbrainClassifier
     from .text_detector import TextDetector
 
 
@@ -42,7 +43,7 @@ PLANNED: dict[tuple[str, str], str] = {}
 def backend_problems(recipe: Recipe) -> list[str]:
     """Why the recipe's backends cannot run, checked before any work starts (no model is loaded):
     backends this version lacks, model folders that are missing or incomplete, a hub id that is neither cached
-    nor reachable (no token, gated, no network, `HF_HUB_OFFLINE`)."""
+    nor reachable (no token, gated, no network, `HF_HUB_OFFLINE`), for every attribute's classifier too."""
     from .model_source import hub_problem, hub_token, model_source
 
     chosen = [("diarize", recipe.diarize.backend), ("embed", recipe.embed.backend), ("encode", recipe.encode.backend)]
@@ -73,7 +74,18 @@ def backend_problems(recipe: Recipe) -> list[str]:
         problems += _encoder_problems(recipe)
     if recipe.targets.face.required:
         problems += _face_problems(recipe)
-    return problems + _quality_problems(recipe)
+    return problems + _quality_problems(recipe) + _attribute_problems(recipe)
+
+
+def _attribute_problems(recipe: Recipe) -> list[str]:
+    """The classifier of every attribute that has one (`attributes.<name>.model`) can load (nothing is loaded)."""
+    problems = []
+    for name, cfg in recipe.attributes.items():
+        if cfg.backend == "speechbrain_classifier":
+            from .speechbrain_classifier import classifier_problems
+
+            problems += classifier_problems(cfg, recipe.base_dir, f"attributes.{name}.model")
+    return problems
 
 
 def _quality_problems(recipe: Recipe) -> list[str]:
@@ -215,6 +227,18 @@ def _yunet_model(recipe: Recipe) -> Path:
     if recipe.targets.face.yunet_model is None:
         raise SystemicError("targets.face.detector is yunet but targets.face.yunet_model is not set")
     return recipe.resolve(recipe.targets.face.yunet_model)
+
+
+def load_attribute_classifier(recipe: Recipe, name: str) -> SpeechbrainClassifier:
+    """The classifier of attribute `name` (`attributes.<name>`), loaded."""
+    if name not in recipe.attributes:
+        raise ValueError(f"the recipe has no attribute {name!r} ({', '.join(recipe.attributes) or 'none'})")
+    cfg = recipe.attributes[name]
+    if cfg.backend != "speechbrain_classifier":
+        raise ValueError(f"attributes.{name} has no classifier backend (its values come from {cfg.source})")
+    from .speechbrain_classifier import SpeechbrainClassifier
+
+    return SpeechbrainClassifier(cfg, recipe.base_dir, f"attributes.{name}.model")
 
 
 def load_embedder(recipe: Recipe) -> SpeakerEmbedder:

@@ -10,7 +10,7 @@ import polars as pl
 
 from ..analysis.labels import main_speaker_labels, video_identities_from_csv
 from ..analysis.windows import covered
-from ..recipe import Recipe
+from ..recipe import TARGET_FPS, TARGET_FRAMES, Recipe
 from ..storage import read_frame
 
 
@@ -349,3 +349,49 @@ def score_quality_gates(targets: pl.DataFrame, references: pl.DataFrame, videos:
                      + (f" ({', '.join(f'{g} {n}' for g, n in wrong)})" if wrong else "")
                      + f"; {refs.filter(pl.col('kind').is_in(_CLEAN_KINDS)).height} reference(s) kept")
     return [f"vs ground truth, material quality: {line}" for line in lines]
+
+
+def score_attribute_pairs(recipe: Recipe, ground_truth: dict) -> list[str]:
+    """With `pairs.match` an attribute whose true value per speaker the ground truth holds (`<attribute>s`, e.g.
+    `accents`): pairs per value and split, how many references carry their target's true value, the share from
+    another true speaker than the target's, and the swap-eval cases by kind."""
+    name = recipe.pairs.match
+    truth = ground_truth.get(f"{name}s")
+    if name == "identity" or not isinstance(truth, dict):
+        return []
+    m = recipe.manifests_dir
+    clips = {c["path"]: c for c in ground_truth["clips"]}
+    rel = dict(read_frame(m, "videos", ok_only=True).select("video_id", "rel_path").iter_rows())
+    pairs = read_frame(m, "pairs", ok_only=True)
+    refs = {r["reference_id"]: r for r in read_frame(m, "references", ok_only=True).iter_rows(named=True)}
+    targets = {t["target_id"]: t for t in read_frame(m, "targets", ok_only=True).iter_rows(named=True)}
+
+    def speaker(video_id: str, start: float, length: float) -> str | None:
+        clip = clips.get(rel.get(video_id, ""))
+        return window_truth(clip, start, length)[0] if clip else None
+
+    per = pairs.group_by("value", "split").len().sort("value", "split")
+    by_value: dict[str, list[str]] = defaultdict(list)
+    for r in per.iter_rows(named=True):
+        by_value[str(r["value"])].append(f"{r['split']} {r['len']}")
+    lines = [f"pairs by {name} and split: " + "; ".join(f"{v}: {', '.join(s)}" for v, s in sorted(by_value.items()))]
+    n_refs = same_value = other_speaker = labelled_right = 0
+    for p in pairs.iter_rows(named=True):
+        t = targets[p["target_id"]]
+        who = speaker(t["video_id"], t["start_s"], TARGET_FRAMES / TARGET_FPS)
+        labelled_right += truth.get(who) == p["value"]
+        for ref_id in p["reference_ids"]:
+            r = refs[ref_id]
+            ref_who = speaker(r["video_id"], r["start_s"], r["duration_s"])
+            n_refs += 1
+            same_value += ref_who is not None and truth.get(ref_who) == truth.get(who)
+            other_speaker += ref_who is not None and ref_who != who
+    lines.append(f"vs ground truth: {labelled_right}/{pairs.height} targets carry their speaker's true {name}; "
+                 f"{same_value}/{n_refs} references have their target's true {name}; {other_speaker}/{n_refs} "
+                 f"({other_speaker / max(n_refs, 1):.0%}) come from another true speaker than the target's")
+    cases = read_frame(m, "swap_eval", ok_only=True)
+    kinds = Counter("seed control" if c["kind"] == "seed" else
+                    f"swap to a {name} {'seen' if c['b_in_train'] else 'unseen'} in training"
+                    for c in cases.iter_rows(named=True))
+    lines.append("swap-eval cases: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    return lines

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import polars as pl
 
-from ..corpus.scoring import score_face_gates, score_identities, score_quality_gates, true_speaker_of_voices
+from ..corpus.scoring import (
+    score_attribute_pairs,
+    score_face_gates,
+    score_identities,
+    score_quality_gates,
+    true_speaker_of_voices,
+)
 from ..gates import TARGET_GATES
 from ..recipe import Recipe
 from ..storage import read_frame, table_path
@@ -54,6 +60,7 @@ def summarize(recipe: Recipe, ground_truth: Path | None = None) -> str:
         lines += [f"vs ground truth, {g.line()}" for g in score_face_gates(all_targets, videos, gt) if g.positives
                   or g.negatives]
         lines += score_quality_gates(all_targets, every_ref, videos, gt)
+        lines += score_attribute_pairs(recipe, gt)
     return "\n".join(lines)
 
 
