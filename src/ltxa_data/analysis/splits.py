@@ -8,11 +8,6 @@ the same split, so no source video feeds two splits. A group's split is, in orde
    placed on the cumulative fractions (independent of every other group);
 3. for a new group, with `by: hours`, the split furthest below its share of hours, groups taken
    in hash order (deterministic; balances hours even when a few identities hold many).
-
-With strata (`pairs.match` an attribute: each group's main value), new groups are placed stratum by stratum: with
-`by: identities` each split gets its share of the stratum's groups (largest remainder, in hash order); with `by: hours`,
-the greedy fill runs inside each stratum. Either way, a held-out split that would get fewer than `minimum` groups of a
-stratum gives its new ones to train (a reference from a different speaker of the same value needs two there).
 """
 
 from __future__ import annotations
@@ -68,29 +63,10 @@ def assign_splits(
     seed: int,
     fractions: SplitsConfig,
     previous: dict[str, str] | None = None,
-    strata: dict[str, str] | None = None,
-    minimum: int = 1,
 ) -> dict[str, str]:
-    """identity -> split for every identity of `groups` (see the module docstring); `strata`: group's first
-    identity -> its stratum."""
-    if strata is not None:
-        out: dict[str, str] = {}
-        by_stratum: dict[str, list[list[str]]] = defaultdict(list)
-        for g in groups:
-            by_stratum[strata.get(g[0], "")].append(g)
-        for members in by_stratum.values():
-            if fractions.by == "hours":
-                placed = assign_splits(members, hours, seed, fractions, previous)
-                for split in ("val", "test"):  # too few of the stratum to pair among themselves
-                    new = [g for g in members if placed[g[0]] == split and not any(i in (previous or {}) for i in g)]
-                    if 0 < len([g for g in members if placed[g[0]] == split]) < minimum:
-                        placed.update({i: "train" for g in new for i in g})
-                out.update(placed)
-            else:
-                out.update(_by_quota(members, seed, fractions, previous or {}, minimum))
-        return out
+    """identity -> split for every identity of `groups` (see the module docstring)."""
     previous = previous or {}
-    out = {}
+    out: dict[str, str] = {}
     new_groups = []
     for group in groups:
         before: dict[str, float] = defaultdict(float)
@@ -124,38 +100,3 @@ def assign_splits(
         have[split] += sum(hours.get(i, 0.0) for i in group)
     return out
 
-
-def quota(n: int, fractions: SplitsConfig, minimum: int = 1) -> dict[str, int]:
-    """Of `n` groups, how many each split gets: its share, rounded by largest remainder (ties to the earlier
-    split); a held-out split under `minimum` gives its groups to train."""
-    share = {"train": fractions.train, "val": fractions.val, "test": fractions.test}
-    count = {s: int(n * share[s] + 1e-9) for s in SPLITS}
-    order = sorted(SPLITS, key=lambda s: (-(n * share[s] - count[s]), SPLITS.index(s)))
-    for s in order[: n - sum(count.values())]:
-        count[s] += 1
-    for s in ("val", "test"):
-        if 0 < count[s] < minimum:
-            count["train"], count[s] = count["train"] + count[s], 0
-    return count
-
-
-def _by_quota(groups: list[list[str]], seed: int, fractions: SplitsConfig, previous: dict[str, str],
-              minimum: int) -> dict[str, str]:
-    """One stratum's groups: those with a previous split keep it; new ones, in hash order, fill each split's
-    quota (`quota`), the split furthest below it first once the quotas are met."""
-    out: dict[str, str] = {}
-    want = quota(len(groups), fractions, minimum)
-    have: dict[str, int] = defaultdict(int)
-    new = []
-    for g in groups:
-        before = sorted({previous[i] for i in g if i in previous})
-        if before:
-            out.update(dict.fromkeys(g, before[0]))
-            have[before[0]] += 1
-        else:
-            new.append(g)
-    for g in sorted(new, key=lambda g: min(unit_interval("split", seed, i) for i in g)):
-        split = max(SPLITS, key=lambda s: (want[s] - have[s], -SPLITS.index(s)) if want[s] else (-len(groups), 0))
-        out.update(dict.fromkeys(g, split))
-        have[split] += 1
-    return out

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import polars as pl
 
 from ..analysis.splits import assign_splits
+from ..analysis.strata import stratified_splits
 from ..recipe import Recipe
 
 RELATION = {"same": "the target's own speaker", "different": "another speaker than the target's",
@@ -40,24 +41,18 @@ class Matcher:
 
     def splits(self, groups: list[list[str]], hours: dict[str, float], windows: dict[str, list[tuple[str, str]]],
                previous: dict[str, str]) -> dict[str, str]:
-        """identity -> split. With an attribute, groups are placed value by value (their windows' most common
-        value), and those of a held-out value go to test."""
+        """identity -> split. With an attribute, speakers are placed value by value (their windows' most common
+        value, `analysis.strata`), and groups holding a speaker of a held-out value go to test."""
         cfg = self.recipe.pairs
         if self.attribute is None:
             return assign_splits(groups, hours, cfg.seed, cfg.splits, previous)
         strata = {}
-        out: dict[str, str] = {}
-        rest = []
-        for g in groups:
-            counts = Counter(self.value[w] for i in g for w in windows.get(i, ()) if w in self.value)
-            strata[g[0]] = min(counts, key=lambda v: (-counts[v], v)) if counts else ""
-            if strata[g[0]] in self.held_out:
-                out.update(dict.fromkeys(g, "test"))
-            else:
-                rest.append(g)
-        out.update(assign_splits(rest, hours, cfg.seed, cfg.splits, previous, strata,
-                                 minimum=2 if self.relation == "different" else 1))
-        return out
+        for i, ws in windows.items():
+            counts = Counter(self.value[w] for w in ws if w in self.value)
+            strata[i] = min(counts, key=lambda v: (-counts[v], v)) if counts else ""
+        forced = {i: "test" for g in groups if any(strata.get(i) in self.held_out for i in g) for i in g}
+        return stratified_splits(groups, strata, hours, cfg.seed, cfg.splits, previous, forced,
+                                 minimum=2 if self.relation == "different" else 1)
 
     def pool(self, refs: pl.DataFrame, split: dict[str, str]) -> dict[tuple, list[Candidate]]:
         """The reference windows a target may draw from, by identity (identity) or by (value, split)."""
