@@ -3,6 +3,7 @@ bad-input corpus is broken in the advertised ways."""
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import time
@@ -13,7 +14,9 @@ import av
 import numpy as np
 import pytest
 
+from ltxa_data.corpus.faces import LOOKS, look
 from ltxa_data.corpus.generate import (
+    ACCENT_LABELS,
     GT_VERSION,
     SENTENCES,
     VOICES,
@@ -21,6 +24,7 @@ from ltxa_data.corpus.generate import (
     load_ground_truth,
     make_bad_inputs,
 )
+from ltxa_data.corpus.speech import ACCENT_VOICES, corpus_speakers
 from ltxa_data.media import MediaError, probe, read_audio
 from ltxa_data.recipe import CorpusConfig
 
@@ -367,3 +371,81 @@ def test_make_bad_inputs(corpus: tuple[Path, dict], tmp_path: Path) -> None:
     assert (bad / weird).read_bytes() != good.read_bytes(), "its own content, so not a duplicate"
     p = probe(bad / weird)
     assert p.has_audio and abs(p.duration_s - 6.0) < 0.1 and min(p.width, p.height) >= 256
+
+
+ACCENT_CFG = CorpusConfig(accents=["en-us", "en-gb-x-rp"], speakers_per_accent=2, clips_per_speaker=1,
+                          two_speaker_clips=1, scene_cut_clips=0, short_clips=0, listener_clips=0, still_clips=0,
+                          dub_clips=0, lipsync_clips=0, phone_clips=0, clip_seconds=(5.0, 6.5))
+
+
+def _turns(segments: list[dict]) -> list[list[dict]]:
+    turns: list[list[dict]] = []
+    for s in segments:
+        if turns and turns[-1][0]["speaker"] == s["speaker"]:
+            turns[-1].append(s)
+        else:
+            turns.append([s])
+    return turns
+
+
+def test_accent_corpus(tmp_path: Path) -> None:
+    out = tmp_path / "accent"
+    gt = load_ground_truth(generate_corpus(out, ACCENT_CFG))
+    want = {"us_0": "en-us", "us_1": "en-us", "rp_0": "en-gb-x-rp", "rp_1": "en-gb-x-rp"}
+    assert gt["accents"] == want and list(gt["speakers"]) == list(want)
+    assert CorpusConfig.model_validate(gt["config"]) == ACCENT_CFG
+    voices = gt["speakers"]
+    assert len(set(voices.values())) == len(voices)
+    for spk, voice in voices.items():
+        assert voice.startswith(f"{want[spk]}+") and " -p " in voice, voice
+    # Each speaker its own variant (an accent hardly changes a voice embedding) and its own drawn look.
+    assert len({v.split()[0].split("+")[1] for v in voices.values()}) == len(voices)
+    assert len({look(i) for i in range(len(voices))}) == len(voices)
+    kinds = Counter(c["kind"] for c in gt["clips"])
+    assert kinds == {"single": 4, "dialog": 1}
+    assert all((out / c["path"]).is_file() and c["path"].split("/")[0] == c["identity"] for c in gt["clips"])
+
+    with (out / ACCENT_LABELS).open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        assert next(reader) == ["video", "start", "end", "value"]
+        rows = list(reader)
+    by_video: dict[str, list[list[str]]] = {}
+    for r in rows:
+        by_video.setdefault(r[0], []).append(r)
+    assert set(by_video) == {c["path"] for c in gt["clips"]}
+    for c in gt["clips"]:
+        got = by_video[c["path"]]
+        if c["kind"] == "single":
+            assert got == [[c["path"], "", "", want[c["identity"]]]]
+            continue
+        turns = _turns(c["segments"])
+        assert len(got) == len(turns) >= 2
+        assert len({want[s] for s in c["speakers"]}) == 2, "dialog partners of different accents"
+        for (_, start, end, value), t in zip(got, turns, strict=True):
+            assert value == want[t[0]["speaker"]]
+            assert abs(float(start) - t[0]["start"]) < 1e-4 and abs(float(end) - t[-1]["end"]) < 1e-4
+            assert all(float(start) - 1e-4 <= s["start"] < s["end"] <= float(end) + 1e-4 for s in t)
+        for a, b in itertools.pairwise(got):
+            assert float(a[2]) < float(b[1]) and a[3] != b[3]
+
+
+def test_accent_speakers_and_looks() -> None:
+    """The default config keeps its speakers; accent configs name theirs by accent; every look is its own."""
+    assert corpus_speakers(CorpusConfig()) == {name: (voice, None) for name, voice in VOICES}
+    assert "accents" not in CorpusConfig().model_dump(mode="json", exclude={"accents", "speakers_per_accent"})
+    five = ["en-us", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbcwmd"]
+    speakers = corpus_speakers(CorpusConfig(accents=five, speakers_per_accent=4))
+    assert list(speakers)[::4] == ["us_0", "rp_0", "scotland_0", "caribbean_0", "midlands_0"]
+    assert len({v for v, _ in speakers.values()}) == 20 and len(ACCENT_VOICES) == 20
+    with pytest.raises(ValueError, match="2 to 20"):
+        corpus_speakers(CorpusConfig(accents=[*five, "en-gb"], speakers_per_accent=4))
+    assert [look(k) for k in range(len(LOOKS))] == list(LOOKS)
+    looks = [look(k) for k in range(40)]
+    assert len({(lk.style, lk.hair) for lk in looks[len(LOOKS):]}) == 40 - len(LOOKS)
+    assert len({(lk.skin, lk.style, lk.hair) for lk in looks}) == 40 and len({lk.skin for lk in looks}) > 30
+
+
+def test_default_corpus_has_no_accents(corpus: tuple[Path, dict]) -> None:
+    out, gt = corpus
+    assert "accents" not in gt and not {"accents", "speakers_per_accent"} & set(gt["config"])
+    assert not (out / ACCENT_LABELS).exists()

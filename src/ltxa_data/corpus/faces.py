@@ -38,6 +38,40 @@ LOOKS: tuple[_Look, ...] = (
     _Look((233, 190, 150), (160, 160, 165), "short", 0.46, 0.80, (35, 35, 40), (90, 110, 120)),
     _Look((141, 85, 36), (95, 20, 20), "long", 0.41, 0.65, (40, 140, 150), (50, 35, 25)),
 )
+STYLES = ("short", "long", "bald", "bun", "fringe", "spiky")
+HAIR_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (12, 10, 10), (45, 32, 25), (95, 60, 35), (125, 55, 25), (160, 70, 30), (205, 165, 70), (225, 200, 140),
+    (160, 160, 165), (215, 215, 210),
+)
+"""Black, dark brown, brown, auburn, red, blond, light blond, grey, white."""
+IRISES: tuple[tuple[int, int, int], ...] = (
+    (60, 90, 140), (70, 45, 30), (40, 25, 15), (60, 120, 90), (80, 60, 40), (90, 110, 120), (110, 90, 50),
+)
+"""Blue, brown, dark brown, green, hazel, grey, amber."""
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+def look(k: int) -> _Look:
+    """The look of the corpus's `k`-th speaker: `LOOKS[k]` for the first 8, then looks derived from `k`.
+
+    A derived look's skin lies on the chain of `LOOKS`'s skins ordered by lightness (Fitzpatrick I to VI), a
+    golden-ratio step along it from the previous derived look's, so that consecutive looks differ in skin. Style
+    and hair colour form a pair no other of the first 54 derived looks has (style `j % 6`, colour
+    `(7 * (j // 6) + j % 6) % 9`, 7 being prime to 9); proportions, shirt and iris are seeded by `k`.
+    """
+    if k < len(LOOKS):
+        return LOOKS[k]
+    j = k - len(LOOKS)
+    rng = np.random.default_rng([0x100C5, k])
+    skins = sorted((lk.skin for lk in LOOKS), key=lambda c: 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
+    at = ((j + 1) * _GOLDEN) % 1.0 * (len(skins) - 1)
+    i = min(int(at), len(skins) - 2)
+    hair = HAIR_COLOURS[(7 * (j // len(STYLES)) + j % len(STYLES)) % len(HAIR_COLOURS)]
+    r, g, b = colorsys.hsv_to_rgb(float(rng.uniform(0, 1)), float(rng.uniform(0.35, 0.8)),
+                                  float(rng.uniform(0.3, 0.85)))
+    return _Look(_mix(skins[i], skins[i + 1], at - i), hair, STYLES[j % len(STYLES)],
+                 round(float(rng.uniform(0.40, 0.47)), 3), round(float(rng.uniform(0.65, 0.81)), 3),
+                 (int(r * 255), int(g * 255), int(b * 255)), IRISES[int(rng.integers(len(IRISES)))])
 
 
 @dataclass(frozen=True)

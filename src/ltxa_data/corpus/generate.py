@@ -6,6 +6,7 @@ Used by the demo and the tests. Everything is deterministic from `CorpusConfig.s
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -24,14 +25,18 @@ from scipy.signal import resample_poly
 
 from ..media import write_video
 from ..recipe import CorpusConfig
-from .faces import LOOKS, MOUTH_LEVELS, PHOTO_FACE, Framing, Shot, ShotArt, TalkingPhoto, real_photo
-from .speech import ESPEAK_SR, SENTENCES, VOICES, Plan, Speech, espeak, plan_corpus
+from .faces import LOOKS, MOUTH_LEVELS, PHOTO_FACE, Framing, Shot, ShotArt, TalkingPhoto, look, real_photo
+from .speech import ESPEAK_SR, SENTENCES, VOICES, Plan, Speech, corpus_speakers, espeak, plan_corpus
 from .spoil import burn_subtitle, defocus, reverberate, subtitle_lines, with_music
 
-__all__ = ["SENTENCES", "VOICES", "generate_corpus", "load_ground_truth", "make_bad_inputs"]
+__all__ = ["ACCENT_LABELS", "SENTENCES", "VOICES", "generate_corpus", "load_ground_truth", "make_bad_inputs"]
 
 
 GROUND_TRUTH = "ground_truth.json"
+
+
+ACCENT_LABELS = "labels/accent.csv"
+"""An accent corpus's labels (`write_accent_labels`), relative to the corpus folder."""
 
 
 GT_VERSION = 8
@@ -109,7 +114,7 @@ def _render(plan: Plan, out_dir: Path, names: list[str]) -> dict[str, Any]:
 
     levels = {s: _mouth_levels(_frame_rms(x, sr, plan.n_frames, float(fps))) for s, x in tracks.items()}
     mouths = [_shot_mouth(plan, shot, levels, sr) for shot in plan.shots]
-    arts = [ShotArt(plan.width, plan.height, LOOKS[names.index(s.speaker)], s.framing) if s.speaker != PHOTO_FACE
+    arts = [ShotArt(plan.width, plan.height, look(names.index(s.speaker)), s.framing) if s.speaker != PHOTO_FACE
             else TalkingPhoto(real_photo(), plan.width, plan.height, face_h=s.framing.face_h, cx=s.framing.cx)
             for s in plan.shots]
     starts = [s.start_frame for s in plan.shots]
@@ -176,7 +181,9 @@ def subtitle_at(plan: Plan, t: float) -> str:
 
 
 def _config_json(cfg: CorpusConfig) -> Any:
-    return json.loads(json.dumps(cfg.model_dump(mode="json")))
+    # Without accents the accent fields are left out: the ground truth stays what it was before they existed.
+    skip = None if cfg.accents else {"accents", "speakers_per_accent"}
+    return json.loads(json.dumps(cfg.model_dump(mode="json", exclude=skip)))
 
 
 def load_ground_truth(out_dir_or_file: Path) -> dict:
@@ -203,9 +210,11 @@ def generate_corpus(out_dir: Path, cfg: CorpusConfig) -> Path:
         except (OSError, ValueError):
             old = None
         if (old is not None and old.get("config") == want and old.get("version") == GT_VERSION
-                and all((out_dir / c["path"]).is_file() for c in old.get("clips", []))):
+                and all((out_dir / c["path"]).is_file() for c in old.get("clips", []))
+                and (not cfg.accents or (out_dir / ACCENT_LABELS).is_file())):
             return gt_path
         gt_path.unlink()
+    speakers = corpus_speakers(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     if old is not None:
         root = out_dir.resolve()
@@ -213,22 +222,54 @@ def generate_corpus(out_dir: Path, cfg: CorpusConfig) -> Path:
             p = (out_dir / str(c.get("path", ""))).resolve()
             if p.is_file() and p.is_relative_to(root) and p != root:
                 p.unlink()
+        if "accents" in old:
+            (out_dir / ACCENT_LABELS).unlink(missing_ok=True)
 
-    names = [name for name, _ in VOICES[: cfg.speakers]]
+    names = list(speakers)
+    voices = {s: voice for s, (voice, _) in speakers.items()}
     rng = np.random.default_rng(cfg.seed)
     with tempfile.TemporaryDirectory(prefix="ltxa_corpus_") as td:
-        speech = Speech(Path(td), rng, dict(VOICES[: cfg.speakers]))
+        speech = Speech(Path(td), rng, voices)
         plans = plan_corpus(cfg, speech, rng)
     workers = max(1, min(len(plans), os.cpu_count() or 1, 8))
     with ThreadPoolExecutor(max_workers=workers) as ex:
         clips = list(ex.map(lambda p: _render(p, out_dir, names), plans))
 
     clips += _copies(cfg, clips, out_dir)
-    gt = {"config": want, "version": GT_VERSION, "speakers": dict(VOICES[: cfg.speakers]), "clips": clips}
+    gt: dict[str, Any] = {"config": want, "version": GT_VERSION, "speakers": voices, "clips": clips}
+    if cfg.accents:
+        gt["accents"] = {s: accent for s, (_, accent) in speakers.items()}
+        write_accent_labels(out_dir / ACCENT_LABELS, gt)
     tmp = gt_path.with_name(gt_path.name + ".tmp")
     tmp.write_text(json.dumps(gt, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, gt_path)
     return gt_path
+
+
+def write_accent_labels(dest: Path, ground_truth: dict) -> None:
+    """Write an accent corpus's labels (`attributes.<name>.labels`): columns video (relative to the corpus folder),
+    start, end, value (an espeak-ng accent). A dialog has one row per turn, from its first sentence's start to its
+    last's end; every other clip has one row for the whole video (start and end empty): its one voice's accent."""
+    accents = ground_truth["accents"]
+    rows: list[tuple[str, str, str, str]] = []
+    for c in ground_truth["clips"]:
+        if c["kind"] != "dialog":
+            rows.append((c["path"], "", "", accents[c["identity"]]))
+            continue
+        turns: list[list[dict]] = []
+        for g in c["segments"]:
+            if turns and turns[-1][0]["speaker"] == g["speaker"]:
+                turns[-1].append(g)
+            else:
+                turns.append([g])
+        rows += [(c["path"], f"{t[0]['start']:.4f}", f"{t[-1]['end']:.4f}", accents[t[0]["speaker"]]) for t in turns]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "start", "end", "value"])
+        w.writerows(rows)
+    os.replace(tmp, dest)
 
 
 COPY_KINDS: dict[str, tuple[float, float, float, float, int | None]] = {

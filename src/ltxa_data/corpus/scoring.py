@@ -391,7 +391,7 @@ def score_attribute_pairs(recipe: Recipe, ground_truth: dict) -> list[str]:
                  f"({other_speaker / max(n_refs, 1):.0%}) come from another true speaker than the target's")
     cases = read_frame(m, "swap_eval", ok_only=True)
     kinds = Counter("seed control" if c["kind"] == "seed" else
-                    f"swap to a {name} {'seen' if c['b_in_train'] else 'unseen'} in training"
+                    f"swap to another {name}, {'seen' if c['b_in_train'] else 'unseen'} in training"
                     for c in cases.iter_rows(named=True))
     lines.append("swap-eval cases: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
     return lines
