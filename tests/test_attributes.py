@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ltxa_data.analysis.attribute_labels import LabelRow, label_of_window, read_labels, regex_value
+from ltxa_data.analysis.attribute_labels import LabelRow, LabelsError, label_of_window, read_labels, regex_value
 from ltxa_data.corpus.generate import load_ground_truth
 from ltxa_data.corpus.scoring import window_truth
 from ltxa_data.pipeline import build
@@ -215,6 +215,9 @@ def test_label_spans_and_regex_values() -> None:
     assert label_of_window(rows, 4.0, 8.0, strict, "x.csv").value is None
     gap = label_of_window(rows, 9.5, 12.0, cfg, "x.csv")
     assert gap.value is None and "no row of x.csv covers 9.50-12.00 s" in (gap.reason or "")
+    overlapping = [LabelRow("line 2", "v.mp4", "calm", 0.0, 2.0), LabelRow("line 3", "v.mp4", "calm", 0.5, 1.5)]
+    once = label_of_window(overlapping, 0.0, 5.0, cfg, "x.csv")  # 2 s of 5 covered, not 3
+    assert once.value is None and "cover only 40%" in (once.reason or "")
     assert regex_value(r"^(?P<value>[a-z]+)_", "rp_1/clip.mp4").value == "rp"
     assert regex_value(r"^(?P<value>[a-z]+)_", "9/clip.mp4").value is None
 
@@ -229,6 +232,12 @@ def test_labels_files_in_three_formats_read_alike(tmp_path: Path) -> None:
     read = {s: [(r.video, r.start, r.end, r.value) for r in read_labels(tmp_path / f"l.{s}")]
             for s in ("csv", "jsonl", "parquet")}
     assert read["csv"] == read["jsonl"] == read["parquet"] == [("a.mp4", None, None, "x"), ("b.mp4", 1.0, 2.5, "y")]
+    # A byte-order mark, numeric values (0 is a value, not a missing one), a missing parquet cell.
+    (tmp_path / "n.jsonl").write_text('\ufeff{"video": "a.mp4", "value": 0}\n{"video": "b.mp4", "value": 2.0}\n')
+    assert [r.value for r in read_labels(tmp_path / "n.jsonl")] == ["0", "2"]
+    pl.DataFrame({"video": ["a.mp4"], "value": [float("nan")]}).write_parquet(tmp_path / "nan.parquet")
+    with pytest.raises(LabelsError, match="row 1: no value"):
+        read_labels(tmp_path / "nan.parquet")
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -236,6 +245,7 @@ def test_labels_files_in_three_formats_read_alike(tmp_path: Path) -> None:
     ({"pairs": {"reference_speaker": "different"}}, "reference_speaker: different needs pairs.match"),
     ({"attributes": {"accent": {"labels": "a.csv", "label_regex": "(?P<value>x)"}}}, "exactly one of"),
     ({"attributes": {"accent": {"label_regex": "(?P<x>x)"}}}, "named group (?P<value>"),
+    ({"attributes": {"accent": {"label_regex": "(?P<value>x"}}}, "label_regex is not a regular expression"),
     ({"attributes": {"accent": {"backend": "speechbrain_classifier"}}}, "needs `model`"),
     ({"pairs": {"splits": {"held_out_values": ["x"]}}}, "held_out_values needs pairs.match"),
 ])

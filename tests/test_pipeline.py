@@ -34,7 +34,7 @@ def frames(recipe: Recipe, name: str, ok: bool = True) -> pl.DataFrame:
 def test_every_table_is_written_and_every_row_has_a_status_and_reason(built: Recipe) -> None:
     for name in TABLES:
         df = frames(built, name, ok=False)
-        assert df.height > 0, name
+        assert df.height > 0 or (name == "attributes" and not built.attributes), name  # no attribute, no rows
         assert set(df["status"].unique()) <= {"ok", "skipped", "failed"}
         not_ok = df.filter(pl.col("status") != "ok")
         assert not_ok.filter(pl.col("error").is_null() | (pl.col("error") == "")).height == 0, name

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from ..recipe import AttributeConfig, Recipe
+from .windows import covered
 
 LABEL_SUFFIXES = (".csv", ".jsonl", ".parquet")
 
@@ -57,7 +59,7 @@ def _records(path: Path) -> list[tuple[str, dict]]:
             return [(f"line {reader.line_num}", row) for row in reader]
     if suffix == ".jsonl":
         out = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
             if line.strip():
                 try:
                     rec = json.loads(line)
@@ -70,6 +72,15 @@ def _records(path: Path) -> list[tuple[str, dict]]:
     if suffix == ".parquet":
         return [(f"row {n}", rec) for n, rec in enumerate(pl.read_parquet(path).to_dicts(), 1)]
     raise LabelsError(f"not a labels file: it must end in {', '.join(LABEL_SUFFIXES)}")
+
+
+def _text(raw: object) -> str:
+    """A cell as text: empty for a missing cell (None, NaN), an integral number without its `.0`."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return ""
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    return str(raw).strip()
 
 
 def _seconds(raw: object, name: str) -> float | None:
@@ -101,7 +112,7 @@ def read_labels(path: Path) -> list[LabelRow]:
                               f"{', '.join(map(str, records[0][1]))}; needed: video, value, optional start, end)")
     rows, bad = [], []
     for where, rec in records:
-        video, value = str(rec.get("video") or "").strip(), str(rec.get("value") or "").strip()
+        video, value = _text(rec.get("video")), _text(rec.get("value"))
         try:
             if not video:
                 raise ValueError("no video")
@@ -143,10 +154,10 @@ def labels_by_video(rows: list[LabelRow], videos: pl.DataFrame) -> dict[str, lis
     by_name: dict[str, set[str]] = defaultdict(set)
     for v in videos.select("video_id", "path", "rel_path").iter_rows():
         for name in v:
-            by_name[str(name)].add(v[0])
+            by_name[os.path.normpath(str(name))].add(v[0])
     out: dict[str, list[LabelRow]] = defaultdict(list)
     for r in rows:
-        for vid in by_name.get(r.video, ()):
+        for vid in by_name.get(os.path.normpath(r.video), ()):
             out[vid].append(r)
     return dict(out)
 
@@ -167,15 +178,14 @@ def label_of_window(rows: list[LabelRow], start: float, end: float, cfg: Attribu
     if not rows:
         return WindowValue(None, file, f"no row of {file} names this video")
     length = end - start
-    cover: dict[str, float] = defaultdict(float)
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     lines: dict[str, list[str]] = defaultdict(list)
     for r in rows:
-        c = r.covers(start, end)
-        if c > 0:
+        if r.covers(start, end) > 0:
             lines[r.value].append(r.where)
-            cover[r.value] += c
-    # Overlapping rows of one value count once at most.
-    share = {v: min(c / length, 1.0) for v, c in cover.items()}
+            spans[r.value].append((start, end) if r.start is None else (r.start, float(r.end or 0)))
+    # Overlapping rows of one value count once.
+    share = {v: min(covered(s, start, end) / length, 1.0) for v, s in spans.items()}
     window = f"{start:.2f}-{end:.2f} s"
     if not share:
         return WindowValue(None, file, f"no row of {file} covers {window} of this video (its rows: "

@@ -13,7 +13,7 @@ move.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from ..ids import unit_interval
 from ..recipe import SplitsConfig
@@ -59,7 +59,8 @@ def stratified_splits(groups: list[list[str]], strata: dict[str, str], hours: di
 
     free = []
     for g in groups:
-        fixed = sorted({forced[i] for i in g if i in forced}) or sorted({previous[i] for i in g if i in previous})
+        before = Counter(previous[i] for i in g if i in previous)
+        fixed = sorted({forced[i] for i in g if i in forced}) or sorted(before, key=lambda s: (-before[s], s))
         if fixed:
             place(g, fixed[0])
         else:

@@ -3,6 +3,7 @@ window's value comes from, and how pairs match on it."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -52,8 +53,13 @@ class AttributeConfig(StrictModel):
         if len(given) != 1:
             raise ValueError("an attribute needs exactly one of `labels`, `label_regex` or `backend`"
                              + (f" (got {', '.join(given)})" if given else ""))
-        if self.label_regex is not None and "(?P<value>" not in self.label_regex:
-            raise ValueError("label_regex needs a named group (?P<value>...)")
+        if self.label_regex is not None:
+            if "(?P<value>" not in self.label_regex:
+                raise ValueError("label_regex needs a named group (?P<value>...)")
+            try:
+                re.compile(self.label_regex)
+            except re.error as e:
+                raise ValueError(f"label_regex is not a regular expression: {e}") from None
         if self.backend is not None and not self.model:
             raise ValueError(f"backend {self.backend} needs `model` (a hub id or a local folder)")
         if self.backend is None and (self.model or self.interface):

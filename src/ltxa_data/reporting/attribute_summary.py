@@ -77,7 +77,7 @@ def status_lines(recipe: Recipe) -> list[str]:
     table = values_by_split(recipe)
     if table is not None and table.height:
         lines.append(f"pairs by {recipe.pairs.match} (reference_speaker {recipe.reference_speaker}):")
-        lines += [f"{'':<4}{r['value']:<24}{r['split']:<7}{r['pairs']:>6} pairs, {r['target_speakers']} target "
+        lines += [f"{'':<4}{r['value']!s:<24}{r['split']!s:<7}{r['pairs']:>6} pairs, {r['target_speakers']} target "
                   f"speaker(s), references from {r['reference_speakers']} speaker(s), "
                   f"{r['other_speaker_share']:.0%} from another speaker" for r in table.iter_rows(named=True)]
     return lines

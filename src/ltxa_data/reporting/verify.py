@@ -61,7 +61,8 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
         problems += check_duplicates(tables["pairs"], tables["duplicates"], tables["targets"],
                                      recipe.duplicates.targets)
     if {"swap_eval", "pairs", "references"} <= tables.keys():
-        problems += check_swap_eval(tables["swap_eval"], tables["pairs"], tables["references"], recipe)
+        problems += check_swap_eval(tables["swap_eval"], tables["pairs"], tables["references"], recipe,
+                                    tables.get("attributes"))
     if {"pairs", "attributes", "references"} <= tables.keys():
         problems += check_matches(tables["pairs"], tables["attributes"], tables["references"], recipe)
     if {"pairs", "targets", "references"} <= tables.keys():

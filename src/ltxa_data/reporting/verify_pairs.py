@@ -73,7 +73,8 @@ def check_matches(pairs: pl.DataFrame, attributes: pl.DataFrame, references: pl.
     return problems
 
 
-def check_swap_eval(cases: pl.DataFrame, pairs: pl.DataFrame, references: pl.DataFrame, recipe: Recipe) -> list[str]:
+def check_swap_eval(cases: pl.DataFrame, pairs: pl.DataFrame, references: pl.DataFrame, recipe: Recipe,
+                    attributes: pl.DataFrame | None = None) -> list[str]:
     """Swap cases change only the reference (to another identity's, or with an attribute to another value's from
     another speaker); seed cases change only the seed; targets are held out; `b_in_train` tells the truth."""
     ok_pairs = pairs.filter(pl.col("status") == "ok")
@@ -82,6 +83,9 @@ def check_swap_eval(cases: pl.DataFrame, pairs: pl.DataFrame, references: pl.Dat
     ref_identity = dict(references.select("reference_id", "identity_id").iter_rows())
     by_value = recipe.pairs.match != "identity"
     seen = set(ok_pairs.filter(pl.col("split") == "train")["value"].drop_nulls().to_list())
+    values = None if attributes is None else dict(attributes.filter(
+        (pl.col("attribute") == recipe.pairs.match) & (pl.col("window") == "reference")).select(
+        "window_id", "value").iter_rows())
     problems = []
     for c in cases.filter(pl.col("status") == "ok").iter_rows(named=True):
         where = f"swap_eval {c['case_id']}"
@@ -103,6 +107,11 @@ def check_swap_eval(cases: pl.DataFrame, pairs: pl.DataFrame, references: pl.Dat
         if not by_value and c["b_in_train"] != (split.get(c["identity_b"]) == "train"):
             problems.append(f"{where}: b_in_train says {c['b_in_train']}, identity B is in "
                             f"{split.get(c['identity_b'])}")
+        if by_value and split.get(c["identity_b"]) == "train":
+            problems.append(f"{where}: reference B's speaker {c['identity_b']} is in train")
+        if by_value and values is not None and values.get(c["reference_b_id"]) != c["value_b"]:
+            problems.append(f"{where}: reference B's {recipe.pairs.match} is {values.get(c['reference_b_id'])!r}, "
+                            f"the case says {c['value_b']!r}")
         if by_value and (pair is None or c["value_a"] != pair["value"] or c["value_b"] in (None, c["value_a"])
                          or c["b_in_train"] != (c["value_b"] in seen)):
             problems.append(f"{where}: a swap case must swap {recipe.pairs.match} {c['value_a']!r} for another value "

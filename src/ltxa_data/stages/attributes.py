@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from ..analysis.attribute_labels import (
@@ -46,7 +47,7 @@ class AttributesStage(Stage):
     table = "attributes"
     reads = ("videos", "targets", "references")
     sections = ("attributes",)
-    version = "1"
+    version = "2"  # 2: overlapping label rows of one value count once; windows past the sound's end padded
 
     def __init__(self, recipe: Recipe) -> None:
         super().__init__(recipe)
@@ -114,15 +115,22 @@ class AttributesStage(Stage):
         if not windows:
             return []
         audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1)[0]
-        waves = [audio[round(w["start_s"] * AUDIO_SAMPLE_RATE):
-                       round((w["start_s"] + w["duration_s"]) * AUDIO_SAMPLE_RATE)] for w in windows]
+        waves = []
+        for w in windows:  # zero-padded to the window's length, as the shard carries a window past the sound's end
+            a, n = round(w["start_s"] * AUDIO_SAMPLE_RATE), round(w["duration_s"] * AUDIO_SAMPLE_RATE)
+            part = audio[a : a + n]
+            waves.append(np.pad(part, (0, n - len(part))) if 0 < len(part) < n else part)
         model = Path(str(cfg.model)).name
+        heard = [wave for wave in waves if len(wave)]
+        said = iter(self.classifiers[name].classify(heard) if heard else [])
         out = []
-        for (label, p), wave in zip(self.classifiers[name].classify(waves), waves, strict=True):
-            p = round(float(p), 6)
+        for wave in waves:
             if len(wave) == 0:
                 out.append(WindowValue(None, model, "the window is past the end of the sound", None))
-            elif p < cfg.min_confidence:
+                continue
+            label, p = next(said)
+            p = round(float(p), 6)
+            if p < cfg.min_confidence:
                 out.append(WindowValue(None, model, f"{model} says {label!r} with probability {p:.3f}, under "
                                        f"attributes.{name}.min_confidence {cfg.min_confidence:g}", p))
             else:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..analysis.splits import identity_groups
 from ..gates import failure
@@ -74,6 +76,21 @@ def choose_references(
     return [(c[0], c[1]) for c in chosen]
 
 
+def previous_splits(path: Path) -> pl.DataFrame:
+    """identity_id -> split of the previous build's ok pairs, for its targets' speakers and (with an attribute)
+    its references' speakers. Read by column name: a table written before a schema change still gives its splits."""
+    if not path.exists():
+        return pl.DataFrame({"identity_id": [], "split": []}, schema={"identity_id": pl.String, "split": pl.String})
+    names = pq.read_schema(path).names
+    cols = ["identity_id", "split", "status"] + [c for c in ("reference_identity_ids",) if c in names]
+    ok = pl.read_parquet(path, columns=cols).filter(pl.col("status") == "ok")
+    frames = [ok.select("identity_id", "split")]
+    if "reference_identity_ids" in cols:
+        frames.append(ok.select(pl.col("reference_identity_ids").alias("identity_id"), "split")
+                      .explode("identity_id").drop_nulls())
+    return pl.concat(frames).unique().sort("identity_id", "split").unique("identity_id", keep="first")
+
+
 class PairsStage(Stage):
     name = "pairs"
     table = "pairs"
@@ -90,9 +107,7 @@ class PairsStage(Stage):
         # The previous run's splits keep splits stable; like identify's history, not an input of the plan hash.
         m = self.recipe.manifests_dir
         # Read by column name: a table written before a schema change still gives its splits.
-        prev = (pl.read_parquet(table_path(m, "pairs"), columns=["identity_id", "split", "status"])
-                .filter(pl.col("status") == "ok").select("identity_id", "split").unique()
-                if table_path(m, "pairs").exists() else pl.DataFrame({"identity_id": [], "split": []}))
+        prev = previous_splits(table_path(m, "pairs"))
         sources = tables["videos"].filter(pl.col("source").is_not_null()).select("video_id", "source")
         files = ok_videos(tables["videos"]).select("video_id", "path", "rel_path", "fingerprint")
         values = tables["attributes"].filter(pl.col("attribute") == self.recipe.pairs.match).select(
