@@ -319,6 +319,25 @@ def test_dataset_export_refuses_stacked_references(built: Recipe, tmp_path: Path
     assert not (tmp_path / "o").exists()
 
 
+def test_an_out_holding_the_other_kind_of_export_is_refused(built: Recipe, tmp_path: Path) -> None:
+    """Both exports end in OUT/<split>/.precomputed: one kind may not write into the other's OUT."""
+    from ltxa_data.ltx.export import export_ltx_trainer, export_ltx_trainer_dataset
+
+    out = tmp_path / "o"
+    export_ltx_trainer_dataset(built, out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(SystemicError, match=r"export ltx-trainer: .* holds an ltx-trainer-dataset export; both use"):
+        export_ltx_trainer(built, out, conditions=tmp_path / "none.pt")
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # nothing written
+    export_ltx_trainer_dataset(built, out)  # its own kind again: fine
+    trainer = tmp_path / "t"
+    (trainer / "train" / ".precomputed" / "latents").mkdir(parents=True)
+    (trainer / "export.json").write_text(json.dumps({"build": "x", "references": "first", "keys": {}}))
+    with pytest.raises(SystemicError, match="holds an ltx-trainer export"):
+        export_ltx_trainer_dataset(built, trainer)
+    assert not (trainer / "train" / "dataset.jsonl").exists()
+
+
 def test_face_masks_are_refused_before_anything_is_written(built: Recipe, tmp_path: Path) -> None:
     """A build where some samples have no face track: `video_masks: face` is refused up front, naming them."""
     import shutil

@@ -24,7 +24,8 @@ from tqdm import tqdm
 from . import removals
 from .analysis.attribute_labels import labels_problems
 from .backends import backend_problems
-from .errors import SystemicError
+from .disk import disk_full_error, space_problems
+from .errors import DiskFullError, SystemicError, is_disk_full
 from .executors import Executor, make_executor
 from .executors.jobs import judges_host_memory, plan_job
 from .ltx.conditions import text_encoder_problems
@@ -102,6 +103,8 @@ def preflight(recipe: Recipe) -> None:
                  if k not in STAGE_NAMES]
     if not problems and judges_host_memory(recipe):
         problems += _memory_problems(recipe)
+    if not problems:
+        problems += space_problems(recipe)
     if problems:
         raise RecipeError("cannot build:\n  - " + "\n  - ".join(problems))
 
@@ -242,6 +245,10 @@ def build(
                 i += 1
             if recipe.report.enabled and not only:
                 write_build_report(recipe)
+    except (OSError, DiskFullError) as e:
+        if isinstance(e, DiskFullError) or is_disk_full(e):
+            raise disk_full_error(recipe, e) from e
+        raise
     finally:
         if owned and hasattr(executor, "shutdown"):
             executor.shutdown()

@@ -125,12 +125,33 @@ def mask_video(cond: np.ndarray, num_frames: int = TARGET_FRAMES) -> bytes:
     return encode_video(mask_video_frames(cond, num_frames), TARGET_FPS, crf=0)
 
 
+def refuse_other_export(out: Path, kind: str, splits: tuple[str, ...]) -> None:
+    """Both trainer exports end in `OUT/<split>/.precomputed` (one writes it, `process_dataset.py` writes it from
+    the other): an OUT that holds the other kind of export is refused, naming what is there."""
+    other = None
+    meta = out / "export.json"
+    if meta.is_file():
+        try:
+            other = json.loads(meta.read_text(encoding="utf-8")).get("format", "ltx-trainer")
+        except ValueError:
+            other = None
+    if other is None:
+        if any((out / s / DATASET_FILE).is_file() for s in splits):
+            other = "ltx-trainer-dataset"
+        elif kind == "ltx-trainer-dataset" and any((out / s / ".precomputed").is_dir() for s in splits):
+            other = "ltx-trainer"
+    if other is not None and other != kind:
+        raise SystemicError(f"export {kind}: {out} holds an {other} export; both use {out}/<split>/.precomputed, so "
+                            "one would overwrite the other's latents: choose another OUT, or delete this one first")
+
+
 def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLITS, references: str | None = None,
                        conditions: Path | None = None, video_masks: str | None = None) -> dict[str, int]:
     """Write the export (see the module docstring); returns the keys written per split. Files are
     written atomically, so a rerun repairs an interrupted export; files of an earlier export that
     this one does not write (other keys, another `references` mode) are removed. The conditions
     file is copied to `.precomputed/caption_conditions.pt` and linked relatively, so OUT can move."""
+    refuse_other_export(out, "ltx-trainer", splits)
     references = references or recipe.export.references
     video_masks = video_masks or recipe.export.video_masks
     folders = export_folders(video_masks)
@@ -168,7 +189,8 @@ def export_ltx_trainer(recipe: Recipe, out: Path, splits: tuple[str, ...] = SPLI
         written[split] = len(names)
     if not written:
         raise SystemicError(f"build {recipe.name!r} has no shards to export (splits {', '.join(splits)})")
-    write_json_atomic(out / "export.json", {"build": recipe.name, "references": references, "keys": written,
+    write_json_atomic(out / "export.json", {"build": recipe.name, "format": "ltx-trainer", "references": references,
+                                            "keys": written,
                                             "conditions": str(conditions), "folders": list(folders),
                                             "video_masks": video_masks})
     return written
@@ -248,6 +270,7 @@ def export_ltx_trainer_dataset(recipe: Recipe, out: Path, splits: tuple[str, ...
     `dataset.jsonl` and the media it names, from the shards' mp4 and wavs. Returns the rows written per
     split. Files are written atomically and a rerun rewrites them all, so it repairs an interrupted or
     damaged export; the media of an earlier export that this one does not name are removed."""
+    refuse_other_export(out, "ltx-trainer-dataset", splits)
     references = references or recipe.export.references
     video_masks = video_masks or recipe.export.video_masks
     if references == "stack":

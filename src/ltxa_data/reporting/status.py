@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pyarrow.parquet as pq
 
+from ..disk import space_lines
 from ..gates import rejection
 from ..recipe import Recipe
 from ..removals import Removals
@@ -59,7 +60,7 @@ def format_status(recipe: Recipe, statuses: list[StageStatus]) -> str:
                      f"{c.get('failed', 0):>9}")
         for reason, n in st.reasons:
             lines.append(f"{'':<18}{n:>5} x {reason}")
-    return "\n".join(lines + status_lines(recipe) + hygiene_lines(recipe))
+    return "\n".join(lines + status_lines(recipe) + hygiene_lines(recipe) + [""] + space_lines(recipe))
 
 
 def hygiene_lines(recipe: Recipe) -> list[str]:

@@ -13,7 +13,7 @@ import polars as pl
 import pyarrow as pa
 
 from .. import isolation
-from ..errors import SystemicError, is_out_of_memory
+from ..errors import DiskFullError, SystemicError, is_disk_full, is_out_of_memory
 from ..isolation import ItemKilled
 from ..media import MediaError
 from ..recipe import Recipe
@@ -176,9 +176,12 @@ class Faults:
 
     @staticmethod
     def raise_if_systemic(e: BaseException) -> None:
-        """Raise when `e` stops the run whatever the other items do (out of memory, `SystemicError`)."""
+        """Raise when `e` stops the run whatever the other items do (out of memory, a full disk,
+        `SystemicError`)."""
         if isinstance(e, (SystemicError, MemoryError)):
             raise e
+        if is_disk_full(e):
+            raise DiskFullError(str(e)) from e
         if is_out_of_memory(e):
             raise SystemicError(str(e)) from e
 
