@@ -462,6 +462,15 @@ def test_supervisor_strikes_an_item_twice_then_poisons_it_and_stops_on_systemic_
         else:
             sup.died(task, "worker died")
 
+    sup = Supervisor(Job(name="s", watch_dir=tmp_path), [Partition("m", {})])
+    task = sup.next()  # one death on an item, then one while loading: neither is systemic yet
+    watch(task, inflight=["c.mp4"])
+    sup.died(task, "worker killed by signal 9")
+    task = sup.next()
+    watch(task, phase="setup")
+    sup.died(task, "worker died")
+    assert sup.next() is task and task.setup_deaths == 1 and task.deaths == 2
+
     n = SYSTEMIC_ITEMS
     sup = Supervisor(Job(name="s", watch_dir=tmp_path), [Partition(f"r{i}", {}) for i in range(n)])
     for i in range(n - 1):  # a partition's only item kills its worker twice, then is its failed row

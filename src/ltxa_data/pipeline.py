@@ -27,7 +27,7 @@ from .backends import backend_problems
 from .disk import disk_full_error, space_problems
 from .errors import DiskFullError, SystemicError, is_disk_full
 from .executors import Executor, make_executor
-from .executors.jobs import judges_host_memory, plan_job
+from .executors.jobs import judges_host_memory, plan_job, stage_device
 from .ltx.conditions import text_encoder_problems
 from .memory import host_memory_available, resolve_device
 from .recipe import Recipe, RecipeError, missing_inputs
@@ -115,7 +115,7 @@ def _memory_problems(recipe: Recipe) -> list[str]:
     problems = []
     for stage_cls in STAGES:
         stage = stage_cls(recipe)
-        device = next((resolve_device(d.split(":")[0]) for d in stage.devices()), "cpu")
+        device = stage_device(stage, resolve_device("auto") == "cuda")
         try:
             stage.fit_memory(1, device, 1, host_memory_available())
         except SystemicError as e:

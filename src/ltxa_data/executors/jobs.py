@@ -110,6 +110,12 @@ def worker_resources(stage: StageLike, gpus_available: bool) -> Resources:
     return r
 
 
+def stage_device(stage: StageLike, gpus_available: bool) -> str:
+    """The device a stage's workers run on: `cuda` when its resources hold a GPU (`worker_resources`), else
+    `cpu`. Preflight's memory check and `plan_job` both take it from here."""
+    return "cuda" if worker_resources(stage, gpus_available).gpus > 0 else "cpu"
+
+
 def plan_job(stage: StageLike, executor: GpuCounter, watch_dir: Path, notes: list[str] | None = None) -> Job:
     """How the executor runs `stage`: its resources, workers (fitted to memory: `Stage.fit_memory`), GPU
     slots and crash policy. What was lowered to fit is appended to `notes`."""
@@ -132,7 +138,7 @@ def plan_job(stage: StageLike, executor: GpuCounter, watch_dir: Path, notes: lis
     slot_count = max(1, int(gpu_count() / res.gpus)) if res.gpus > 0 and not local else len(slots)
     over = cfg.resources.get(stage.name)
     workers = over.workers if over is not None and over.workers else (slot_count or cfg.workers)
-    workers, memory_gb, note = stage.fit_memory(workers, "cuda" if res.gpus > 0 else "cpu",
+    workers, memory_gb, note = stage.fit_memory(workers, stage_device(stage, needs_gpu_count and gpu_count() > 0),
                                                 len(set(slots)) or 1, host_memory_available() if local else None)
     if note and notes is not None:
         notes.append(note)

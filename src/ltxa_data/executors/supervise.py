@@ -42,6 +42,8 @@ class Task:
     poison: dict[str, str] = field(default_factory=dict)
     careful: bool = False
     deaths: int = 0
+    setup_deaths: int = 0
+    """Deaths while loading (setup), counted apart from deaths on items: one of each is not systemic."""
     blank_deaths: int = 0
     watch: Path | None = None
 
@@ -164,9 +166,10 @@ class Supervisor:
         self.items_done += int(state.get("finished", 0))
         stage = f"stage '{self.job.name}'"
         if state.get("phase", "setup") == "setup":
-            if task.deaths >= STRIKES:
+            task.setup_deaths += 1
+            if task.setup_deaths >= STRIKES:
                 raise SystemicError(f"{stage}: {cause} while loading (setup) for partition {task.key}, "
-                                    f"{task.deaths} times; {self.job.advice}")
+                                    f"{task.setup_deaths} times; {self.job.advice}")
         elif not inflight:
             task.blank_deaths += 1
             if task.blank_deaths >= STRIKES:
