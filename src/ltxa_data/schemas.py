@@ -381,6 +381,9 @@ TABLES: dict[str, TableSchema] = {
                         IDENTITY_FACES, REFERENCES, ATTRIBUTES, PAIRS, SWAP_EVAL, SHARDS)
 }
 
+ADDED_TABLES = ("attributes",)
+"""Tables later versions added: a build made before one lacks it until it is built again."""
+
 EVAL_RUNS = TableSchema(
     "eval_runs", "one generated file of a swap eval (`ltxa-data eval`): what its voice and face measured",
     ("run_id",),
@@ -474,6 +477,25 @@ def conform(name: str, table: pa.Table) -> pa.Table:
         keys = table.select(list(schema.key)).to_pylist()
         if len({tuple(k.values()) for k in keys}) != len(keys):
             raise SchemaError(f"{name}: duplicate key {schema.key}")
+    return table
+
+
+def missing_columns(name: str, table: pa.Table | pa.Schema) -> list[str]:
+    """The schema's columns a table lacks, when it is an older version of the table (every column it has is the
+    schema's, in the schema's order); [] for a table that matches or that is not an older version."""
+    names = table.names if isinstance(table, pa.Schema) else table.schema.names
+    want = _schema(name).columns
+    if names == want or not set(names) < set(want) or [c for c in want if c in names] != names:
+        return []
+    return [c for c in want if c not in names]
+
+
+def upgraded(name: str, table: pa.Table) -> pa.Table:
+    """An older version of a table (`missing_columns`) with the columns it lacks added, all null."""
+    schema = _schema(name).arrow
+    for c in missing_columns(name, table):
+        i = schema.get_field_index(c)
+        table = table.add_column(i, schema.field(i), pa.nulls(table.num_rows, schema.field(i).type))
     return table
 
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import SystemicError
-from .schemas import conform, empty
+from .schemas import SchemaError, conform, empty, upgraded
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -122,7 +122,11 @@ def read_table(manifests_dir: Path, name: str) -> pa.Table:
     p = table_path(manifests_dir, name)
     if not p.exists():
         raise FileNotFoundError(f"{p}: table '{name}' has not been built yet (run `ltxa-data build`)")
-    return conform(name, pq.read_table(p))
+    try:
+        return conform(name, upgraded(name, pq.read_table(p)))
+    except SchemaError as e:
+        raise SystemicError(f"{p}: written by another version of ltxa_data ({e}): run `ltxa-data build RECIPE` to "
+                            "bring the build up to date (only the stages whose tables changed run again)") from e
 
 
 def read_frame(manifests_dir: Path, name: str, ok_only: bool = False) -> pl.DataFrame:

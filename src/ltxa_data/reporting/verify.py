@@ -16,7 +16,7 @@ from ..gates import REFERENCE_GATES, TARGET_GATES, record_problems, required_gat
 from ..ltx.encode import LATENT_MEMBERS
 from ..recipe import AUDIO_SAMPLE_RATE, TARGET_FPS, TARGET_FRAMES, Recipe
 from ..removals import Removals, embedder_of, removals_path
-from ..schemas import TABLES, SchemaError, conform
+from ..schemas import ADDED_TABLES, TABLES, SchemaError, conform, missing_columns
 from ..shard_format import REUSE_DIR, ShardError, iter_sample_jsons, read_shard
 from ..stages.duplicates import clip_of, copies_skipped
 from ..stages.scenes import crosses_cut
@@ -30,12 +30,19 @@ def verify_build(recipe: Recipe, check_media: bool = True) -> list[str]:
     """All invariant violations of a finished build (empty when it is sound)."""
     problems: list[str] = []
     tables: dict[str, pl.DataFrame] = {}
+    rebuild = ("run `ltxa-data build` on this recipe to bring it up to date (only the stages whose tables changed "
+               "run again)")
     for name in TABLES:
         p = table_path(recipe.manifests_dir, name)
         if not p.exists():
-            problems.append(f"{name}: table missing ({p})")
+            problems.append(f"{name}: table missing ({p})" + (f": made by an earlier version of ltxa_data; {rebuild}"
+                                                               if name in ADDED_TABLES else ""))
             continue
         raw = pq.read_table(p)
+        older = missing_columns(name, raw.schema)
+        if older:  # not cross-checked: its new columns would read as violations
+            problems.append(f"{name}: written by an earlier version of ltxa_data (no {', '.join(older)}); {rebuild}")
+            continue
         try:
             conform(name, raw)
         except SchemaError as e:
