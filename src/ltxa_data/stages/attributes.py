@@ -114,6 +114,7 @@ class AttributesStage(Stage):
     def _classify(self, name: str, cfg: AttributeConfig, video: dict, windows: list[dict]) -> list[WindowValue]:
         if not windows:
             return []
+        self.check_unchanged(video)
         audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1)[0]
         waves = []
         for w in windows:  # zero-padded to the window's length, as the shard carries a window past the sound's end

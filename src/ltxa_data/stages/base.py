@@ -7,6 +7,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import polars as pl
@@ -14,6 +15,7 @@ import pyarrow as pa
 
 from .. import isolation
 from ..errors import DiskFullError, SystemicError, is_disk_full, is_out_of_memory
+from ..ids import content_fingerprint, video_id_of
 from ..isolation import ItemKilled
 from ..media import MediaError
 from ..recipe import Recipe
@@ -118,6 +120,22 @@ class Stage(ABC):
 
     def config_hash(self) -> str:
         return frame_hash(self.table, self.version, self.recipe.section_hash(*self.sections))
+
+    def check_unchanged(self, video: dict) -> None:
+        """Raise `MediaError` when a video's file is gone, or is no longer the content the scan fingerprinted (its
+        video_id), so that a file a sync job or a person changed mid-build costs its row, never the build."""
+        path = Path(video["path"])
+        try:
+            now = video_id_of(content_fingerprint(path, self.recipe.scan.fingerprint_bytes))
+        except FileNotFoundError:
+            raise MediaError(f"{path}: the file is gone since the scan: this build leaves it out; the next build "
+                             "forgets it, or takes it again if it comes back") from None
+        except OSError as e:
+            raise MediaError(f"{path}: the file cannot be read since the scan ({e})") from None
+        if now != video["video_id"]:
+            raise MediaError(f"{path}: the file changed since the scan (its content is no longer video "
+                             f"{video['video_id']}): this build leaves it out; the next build scans it again as a new "
+                             "video and drops the old one's rows")
 
 
 def bucket_count(n_items: int, per_partition: int, previous: int | None = None) -> int:

@@ -41,6 +41,7 @@ class DiarizeStage(Stage):
         return _row(video["video_id"], "", 0.0, 0.0, False, "failed", failure(video["rel_path"], reason))
 
     def _diarize_one(self, video: dict) -> list[dict]:
+        self.check_unchanged(video)
         # Only the audio under the picture: an audio track that outlasts the video has no face to pair with.
         audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1, duration_s=video["duration_s"])[0]
         turns = self.diarizer(audio, AUDIO_SAMPLE_RATE)

@@ -98,6 +98,7 @@ class EmbedStage(Stage):
     def _cut_windows(self, item: tuple[dict, pl.DataFrame], pending: list[_Speaker]) -> list[dict]:
         """Skip rows for speakers with too little clean speech; the others' windows go to `pending`."""
         video, turns = item
+        self.check_unchanged(video)
         cfg = self.recipe.embed
         audio = read_audio(video["path"], AUDIO_SAMPLE_RATE, channels=1)[0]
         rows, speakers = [], []

@@ -47,6 +47,7 @@ class FingerprintsStage(Stage):
         opened: dict = {}  # a scenes partition's picture file serves all its videos here
 
         def one(video: dict) -> list[dict]:
+            self.check_unchanged(video)
             picture = None if video["picture_file"] is None else read_picture(
                 self.recipe.output_dir, video["picture_file"], video["picture_row"], video["video_id"], STEP_S,
                 opened)

@@ -170,6 +170,7 @@ class ScenesStage(Stage):
         rel = f"scenes/part-{partition.key}.arrow"
 
         def detect(video: dict) -> list[dict]:
+            self.check_unchanged(video)
             cfg = self.recipe.scenes
             cuts, picture = [], None
             if cfg.detect or self.recipe.duplicates.detect:

@@ -58,7 +58,7 @@ class SpeakerWindowStage(Stage):
         turns, ids = partition.data["turns"], partition.data["identities"]
         work = [(v, turns.filter(pl.col("video_id") == v["video_id"]), ids.filter(pl.col("video_id") == v["video_id"]))
                 for v in partition.data["videos"].to_dicts()]
-        rows = guarded(work, lambda item: self.windows_of(*item),
+        rows = guarded(work, lambda item: (self.check_unchanged(item[0]), self.windows_of(*item))[1],
                        lambda item, reason: self.no_window(item[0], "failed", reason), lambda item: item[0]["path"])
         return StageResult(rows)
 
