@@ -370,15 +370,18 @@ def test_an_embedding_fault_fails_only_its_video(corpus: Path, tmp_path: Path) -
                 raise ValueError("cannot embed an empty window")
             return np.array([[w.mean(), w.std(), w.max(), 1.0] for w in windows], np.float32)
 
+    from ltxa_data.ids import content_fingerprint, video_id_of
+
     clips = sorted((corpus / "spk0").glob("clip_*.mp4"))[:3]
-    videos = pl.DataFrame({"video_id": ["a", "b", "c"], "path": [str(c) for c in clips],
-                           "rel_path": [c.name for c in clips]})
-    # b's speech lies past the end of its audio: its windows are empty.
-    turns = pl.DataFrame({"video_id": ["a", "b", "c"], "speaker": ["S0"] * 3, "start_s": [0.5, 60.0, 0.5],
-                          "end_s": [5.0, 65.0, 5.0], "overlap": [False] * 3})
     stage = EmbedStage(parse_recipe(recipe_dict(corpus), base_dir=tmp_path))
+    ids = [video_id_of(content_fingerprint(c, stage.recipe.scan.fingerprint_bytes)) for c in clips]  # as scanned
+    videos = pl.DataFrame({"video_id": ids, "path": [str(c) for c in clips], "rel_path": [c.name for c in clips]})
+    # b's speech lies past the end of its audio: its windows are empty.
+    turns = pl.DataFrame({"video_id": ids, "speaker": ["S0"] * 3, "start_s": [0.5, 60.0, 0.5],
+                          "end_s": [5.0, 65.0, 5.0], "overlap": [False] * 3})
     stage.embedder = PickyEmbedder()
-    rows = {r["video_id"]: r for r in stage.process(Partition("p", {"videos": videos, "turns": turns}, "h")).rows}
+    by_id = {r["video_id"]: r for r in stage.process(Partition("p", {"videos": videos, "turns": turns}, "h")).rows}
+    rows = dict(zip("abc", (by_id[i] for i in ids), strict=True))
     assert rows["a"]["status"] == rows["c"]["status"] == "ok" and len(rows["a"]["embedding"]) == 4
     assert rows["b"]["status"] == "failed" and "cannot embed an empty window" in rows["b"]["error"]
     assert clips[1].name in rows["b"]["error"]
