@@ -32,12 +32,17 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
-def free_bytes(path: Path) -> int:
-    """Free bytes on the disk that holds `path` (its nearest existing folder)."""
+def _existing(path: Path) -> Path:
+    """`path`, or its nearest folder that exists (an output folder not made yet)."""
     p = Path(path).absolute()
     while not p.exists():
         p = p.parent
-    return shutil.disk_usage(p).free
+    return p
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the disk that holds `path`."""
+    return shutil.disk_usage(_existing(path)).free
 
 
 def sample_bytes(recipe: Recipe) -> tuple[int, str]:
@@ -86,10 +91,7 @@ def _where(recipe: Recipe) -> list[Path]:
     """The build's output folders, one per disk."""
     seen, out = set(), []
     for p in (recipe.output_dir, recipe.manifests_dir):
-        q = Path(p).absolute()
-        while not q.exists():
-            q = q.parent
-        dev = os.stat(q).st_dev
+        dev = os.stat(_existing(p)).st_dev
         if dev not in seen:
             seen.add(dev)
             out.append(Path(p))

@@ -58,9 +58,13 @@ class SpeakerWindowStage(Stage):
         turns, ids = partition.data["turns"], partition.data["identities"]
         work = [(v, turns.filter(pl.col("video_id") == v["video_id"]), ids.filter(pl.col("video_id") == v["video_id"]))
                 for v in partition.data["videos"].to_dicts()]
-        rows = guarded(work, lambda item: (self.check_unchanged(item[0]), self.windows_of(*item))[1],
+        rows = guarded(work, self._checked_windows,
                        lambda item, reason: self.no_window(item[0], "failed", reason), lambda item: item[0]["path"])
         return StageResult(rows)
+
+    def _checked_windows(self, item: tuple[dict, pl.DataFrame, pl.DataFrame]) -> list[dict]:
+        self.check_unchanged(item[0])
+        return self.windows_of(*item)
 
     @abstractmethod
     def windows_of(self, video: dict, turns: pl.DataFrame, identities: pl.DataFrame) -> list[dict]:
