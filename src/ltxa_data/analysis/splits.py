@@ -99,4 +99,3 @@ def assign_splits(
         out.update(dict.fromkeys(group, split))
         have[split] += sum(hours.get(i, 0.0) for i in group)
     return out
-

@@ -70,9 +70,9 @@ class SwapEvalStage(Stage):
                     b_identity = self._pick_b(pools[in_train], t, best, cfg.seed)
                     if b_identity is None:
                         continue
-                    rows.append(_case({**t, "value": None}, "swap", seed, seed, ref_a,
+                    rows.append(_case(t, "swap", seed, seed, ref_a,
                                       best[b_identity]["reference_id"], b_identity, in_train))
-                rows.append(_case({**t, "value": None}, "seed", seed, seed + 1, ref_a, ref_a, str(identity[0]), False))
+                rows.append(_case(t, "seed", seed, seed + 1, ref_a, ref_a, str(identity[0]), False))
         return StageResult(rows or [_no_case()])
 
     @staticmethod
