@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,9 +19,18 @@ from ..errors import SystemicError
 from ..recipe import RayConfig
 from .base import WorkerFactory
 from .jobs import Job
+from .ray_start import reachable, start
 from .supervise import Supervisor, Task, WorkerRuntime, fault_cause, hang_cause
 
 POLL_S = 0.5
+CLUSTER_CHECK_S = 5.0
+"""How often the driver checks that the cluster's GCS still takes connections."""
+CLUSTER_GONE_S = 15.0
+"""A GCS that takes no connection for this long is gone (Ray's own driver gives up at 60 s)."""
+PROBE_S = 60.0
+"""How long an unreachable actor may take to be declared dead (or answer) before its task counts as a death."""
+NODE_DIED = "because its node has died"
+"""Ray's words (ActorDiedError) for an actor that went with its node."""
 
 
 class _Worker:
@@ -41,6 +51,9 @@ class _Worker:
             self.runtime = WorkerRuntime(lambda: pickle.loads(self.factory_bytes)())
         return self.runtime.run(task)
 
+    def ping(self) -> None:
+        """Answers while the actor lives; on a dead one, raises Ray's verdict on how it died."""
+
 
 class RayExecutor:
     """Actors on a Ray cluster: an existing one (`address: auto` or `ray://...`) or a local one started
@@ -52,6 +65,7 @@ class RayExecutor:
         except ImportError as e:
             raise SystemicError("executor.kind ray needs Ray: pip install 'ltxa-data[ray]' (on every node)") from e
         self.ray = ray
+        self.cfg = cfg
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
             if cfg.address:
@@ -60,10 +74,28 @@ class RayExecutor:
                 kwargs.update(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, include_dashboard=cfg.include_dashboard)
                 if cfg.node_ip_address:
                     kwargs["_node_ip_address"] = cfg.node_ip_address
-            ray.init(**kwargs)
+            start(ray, cfg, kwargs)
             self._owns_cluster = True
         else:
             self._owns_cluster = False
+        self._gcs: str | None = None
+        with contextlib.suppress(Exception):
+            self._gcs = ray.get_runtime_context().gcs_address
+        self._checked = time.monotonic()
+
+    def _cluster_gone(self, job: Job) -> None:
+        """Stop the build when the cluster's GCS takes no connection for `CLUSTER_GONE_S`: every actor is lost
+        and no new one can start."""
+        self._checked = time.monotonic()
+        if not self._gcs:
+            return
+        deadline = self._checked + CLUSTER_GONE_S
+        while (why := reachable(self._gcs, 2.0)) is not None:
+            if time.monotonic() > deadline:
+                raise SystemicError(f"stage '{job.name}': the Ray cluster is gone (its GCS at {self._gcs} takes no "
+                                    f"connection: {why}). The partitions finished so far are kept: run the build "
+                                    "again on a new cluster, or with executor.kind: local, and it goes on from them")
+            time.sleep(1.0)
 
     def gpu_count(self) -> int:
         return int(self.ray.cluster_resources().get("GPU", 0))
@@ -71,6 +103,16 @@ class RayExecutor:
     def shutdown(self) -> None:
         if self._owns_cluster and self.ray.is_initialized():
             self.ray.shutdown()
+
+    def _lost_or_died(self, e: Exception, job: Job, sup: Supervisor, task: Task) -> None:
+        """What Ray's verdict on a dead actor costs: nothing blamed when its node went (or the cluster stops
+        the build), else a death as on the local executor."""
+        self._cluster_gone(job)
+        if getattr(e, "preempted", False) or NODE_DIED in str(e):
+            sup.lost(task, "its Ray node died")
+        else:  # Ray's error names no signal: the worker's fault handler does.
+            sup.died(task, fault_cause(job.watch_dir, sup.watch_state(task)) if job.watch_dir
+                     else f"worker died ({str(e).splitlines()[0][:200]})")
 
     def map(self, factory: WorkerFactory, items: Sequence[Any], job: Job | None = None) -> Iterator[Any]:
         ray = self.ray
@@ -89,6 +131,8 @@ class RayExecutor:
         blob = pickle.dumps(factory)
         idle: list[Any] = []
         running: dict[Any, tuple[Any, Task]] = {}  # result ref -> (actor, task)
+        probing: dict[Any, tuple[Any, Task, float]] = {}  # ping ref -> (unreachable actor, its task, deadline)
+        waiting: list[tuple[float, Any, Task, float]] = []  # (next ping, actor, task, deadline): unreachable still
         n_actors = 0
 
         def kill(actor: Any) -> None:
@@ -106,19 +150,38 @@ class RayExecutor:
                         actor = actor_cls.remote(blob, res.gpus)
                         n_actors += 1
                     running[actor.run.remote(task)] = (actor, task)
-                if not running:
+                if not running and not probing and not waiting:
                     return
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                ready, _ = ray.wait([*running, *probing], num_returns=1, timeout=POLL_S)
                 for ref in ready:
+                    if ref in probing:
+                        actor, task, deadline = probing.pop(ref)
+                        try:
+                            ray.get(ref)
+                        except ray.exceptions.ActorUnavailableError:
+                            waiting.append((time.monotonic() + 1.0, actor, task, deadline))
+                            continue
+                        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
+                            kill(actor)
+                            self._lost_or_died(e, job, sup, task)
+                        else:
+                            kill(actor)
+                            sup.lost(task, "its Ray actor stopped answering for a while")
+                        continue
                     actor, task = running.pop(ref)
                     try:
                         value = ray.get(ref)
+                    except ray.exceptions.ActorUnavailableError:
+                        # Unreachable, not yet known dead: a call on it waits for Ray's verdict (which
+                        # names a lost node), since killing it now would erase that.
+                        self._cluster_gone(job)
+                        n_actors -= 1
+                        probing[actor.ping.remote()] = (actor, task, time.monotonic() + PROBE_S)
+                        continue
                     except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
                         kill(actor)
                         n_actors -= 1
-                        # Ray's error names no signal: the worker's fault handler does.
-                        sup.died(task, fault_cause(job.watch_dir, sup.watch_state(task)) if job.watch_dir
-                                 else f"worker died ({str(e).splitlines()[0][:200]})")
+                        self._lost_or_died(e, job, sup, task)
                         continue
                     except ray.exceptions.RayTaskError as e:  # the worker's own exception: stops the map
                         original = getattr(e, "cause", None)
@@ -126,13 +189,24 @@ class RayExecutor:
                     idle.append(actor)
                     sup.done(task)
                     yield value
+                if time.monotonic() - self._checked > CLUSTER_CHECK_S:
+                    self._cluster_gone(job)
                 for ref, (actor, task) in list(running.items()):
                     if sup.hung(task):
                         del running[ref]
                         kill(actor)
                         n_actors -= 1
                         sup.died(task, hang_cause(job))
+                for due, actor, task, deadline in list(waiting):
+                    if time.monotonic() > deadline:
+                        waiting.remove((due, actor, task, deadline))
+                        kill(actor)
+                        sup.died(task, f"its worker answered nothing for {PROBE_S:g} s")
+                    elif time.monotonic() > due:
+                        waiting.remove((due, actor, task, deadline))
+                        probing[actor.ping.remote()] = (actor, task, deadline)
         finally:
-            for actor in idle + [a for a, _ in running.values()]:
+            lost = [a for a, _, _ in probing.values()] + [a for _, a, _, _ in waiting]
+            for actor in idle + [a for a, _ in running.values()] + lost:
                 kill(actor)
             sup.cleanup()

@@ -10,6 +10,7 @@ advice.
 from __future__ import annotations
 
 import faulthandler
+import logging
 import os
 import signal
 import socket
@@ -23,11 +24,16 @@ from .. import isolation
 from ..errors import SystemicError
 from .jobs import Job
 
+log = logging.getLogger(__name__)
+
 STRIKES = 2
 """Deaths with an item in flight that make it a failed row."""
 SYSTEMIC_ITEMS = 5
 """Items that each killed their workers twice, with no item finished anywhere, that stop the run: fewer
 could be a few hostile files that happen to come first."""
+LOST_NODES = 3
+"""Times one partition may lose its worker with its node (a cluster's, not the items' doing) before the run
+stops."""
 SETUP_TIMEOUT_S = 900.0
 """Starting a worker process and loading its models may take this long before it counts as hung."""
 
@@ -45,6 +51,8 @@ class Task:
     setup_deaths: int = 0
     """Deaths while loading (setup), counted apart from deaths on items: one of each is not systemic."""
     blank_deaths: int = 0
+    lost: int = 0
+    """Workers lost with their node: retried as they were, with no item blamed."""
     watch: Path | None = None
 
 
@@ -184,6 +192,19 @@ class Supervisor:
                                 f"{', '.join(sorted(self.poison))}) and none finished: this is not one bad file; "
                                 f"{self.job.advice}")
         task.careful = True
+        self.queue.appendleft(task)
+
+
+    def lost(self, task: Task, cause: str) -> None:
+        """`task`'s worker went with its node: run the partition again as it was, blaming no item; a
+        partition that loses `LOST_NODES` nodes stops the run."""
+        task.lost += 1
+        self._seen.pop(task.index, None)
+        self.items_done += int(self.watch_state(task).get("finished", 0))
+        if task.lost >= LOST_NODES:
+            raise SystemicError(f"stage '{self.job.name}': partition {task.key}: {cause}, {task.lost} times: check "
+                                "the cluster's nodes (`ray status`) and why they leave (memory, preemption)")
+        log.warning("stage '%s': partition %s: %s; running it again", self.job.name, task.key, cause)
         self.queue.appendleft(task)
 
 

@@ -93,6 +93,9 @@ class RayConfig(StrictModel):
     node_ip_address: str | None = Field(default=None, description="This node's address for a local cluster "
                                         "(`127.0.0.1` keeps it on loopback).")
     include_dashboard: bool = Field(default=False, description="Start Ray's dashboard with a local cluster.")
+    start_timeout_s: float = Field(default=120.0, gt=0, description="Starting a local cluster, or reaching "
+                                   "the one at `address`, may take this long; then the build stops with what "
+                                   "to check.")
 
 
 class ExecutorConfig(StrictModel):
