@@ -78,9 +78,10 @@ class RayExecutor:
             self._owns_cluster = True
         else:
             self._owns_cluster = False
-        self._gcs: str | None = None
-        with contextlib.suppress(Exception):
-            self._gcs = ray.get_runtime_context().gcs_address
+        self._gcs: str | None = None  # None: not checked (Ray Client reaches the cluster through its proxy)
+        if not (cfg.address or "").startswith("ray://"):
+            with contextlib.suppress(Exception):
+                self._gcs = ray.get_runtime_context().gcs_address
         self._checked = time.monotonic()
 
     def _cluster_gone(self, job: Job) -> None:
