@@ -55,7 +55,8 @@ def _videos(path: Path) -> pl.DataFrame:
 
 def test_a_local_cluster_that_cannot_start_fails_at_once_saying_what_to_check(tmp_path: Path, slow: Path) -> None:
     """Loopback down (a namespace whose `lo` was never brought up): Ray alone waits for its GCS for many
-    minutes; the build stops at once. Then a cluster that takes longer than `start_timeout_s`."""
+    minutes; the build stops at once. Then a cluster that takes longer than `start_timeout_s`, and an address
+    where no cluster listens."""
     path = _recipe(tmp_path / "down", slow, kind="ray", ray={"node_ip_address": "127.0.0.1"})
     began = time.monotonic()
     done = subprocess.run([shutil.which("unshare") or "unshare", "--net", sys.executable, "-m", "ltxa_data.cli",
@@ -76,7 +77,14 @@ def test_a_local_cluster_that_cannot_start_fails_at_once_saying_what_to_check(tm
     assert time.monotonic() - began < 45, "stopped after the timeout, not when Ray itself gives up (60 s more)"
     assert ("error: executor.kind ray: a local Ray cluster did not start within 1 s "
             "(executor.ray.start_timeout_s)") in late.stderr, late.stderr[-2000:]
-    assert not load_recipe(path).manifests_dir.exists() or not list(load_recipe(path).manifests_dir.glob("*.parquet"))
+    assert not list(load_recipe(path).manifests_dir.glob("*.parquet"))
+
+    path = _recipe(tmp_path / "nowhere", slow, kind="ray", ray={"address": "127.0.0.1:9"})
+    nowhere = run_offline(["-m", "ltxa_data.cli", "build", str(path), "--no-progress"], env=ENV, cwd=REPO,
+                          timeout=120, check=False)
+    assert nowhere.returncode == 1
+    assert ("error: executor.ray.address: cannot reach 127.0.0.1:9 ([Errno 111] Connection refused): check that "
+            "the cluster is up") in nowhere.stderr, nowhere.stderr[-2000:]
 
 
 def _faults(mode: str, path: Path) -> dict:
