@@ -115,7 +115,7 @@ def test_a_lost_node_costs_a_retry_and_a_lost_cluster_stops_the_build_which_resu
     # The whole cluster stopped mid-build: a clear stop, what finished is kept, a local run goes on from it.
     gone = _recipe(tmp_path / "gone", slow, kind="ray", item_timeout_s=120, ray=ray)
     out = _faults("lose-cluster", gone)
-    assert out["rc"] == 1 and out["seconds_after"] < 45, out
+    assert out["rc"] == 1 and out["seconds_after"] < 58, "stopped before Ray ends the driver itself (60 s)"
     assert "SystemicError: stage 'scan': the Ray cluster is gone (its GCS at 127.0.0.1:6391 takes no connection" \
         in out["stderr"], out["stderr"][-3000:]
     assert "run the build again on a new cluster, or with executor.kind: local" in out["stderr"]

@@ -13,6 +13,7 @@ import os
 import pickle
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SystemicError
@@ -25,12 +26,25 @@ from .supervise import Supervisor, Task, WorkerRuntime, fault_cause, hang_cause
 POLL_S = 0.5
 CLUSTER_CHECK_S = 5.0
 """How often the driver checks that the cluster's GCS still takes connections."""
-CLUSTER_GONE_S = 15.0
-"""A GCS that takes no connection for this long is gone (Ray's own driver gives up at 60 s)."""
+CLUSTER_GONE_S = 30.0
+"""A GCS that takes no connection for this long is gone: long enough for a fault-tolerant GCS to restart, short
+enough to speak before Ray's own driver ends the process, 60 s after its GCS went."""
 PROBE_S = 60.0
 """How long an unreachable actor may take to be declared dead (or answer) before its task counts as a death."""
 NODE_DIED = "because its node has died"
 """Ray's words (ActorDiedError) for an actor that went with its node."""
+
+
+@dataclass
+class _Unreachable:
+    """An actor Ray calls unavailable, pinged until Ray says how it died (or `PROBE_S` passes)."""
+
+    actor: Any
+    task: Task
+    deadline: float
+    ping: Any = None
+    """The pending ping's ref; None between pings."""
+    next_ping: float = 0.0
 
 
 class _Worker:
@@ -79,8 +93,8 @@ class RayExecutor:
         else:
             self._owns_cluster = False
         self._gcs: str | None = None  # None: not checked (Ray Client reaches the cluster through its proxy)
-        if not (cfg.address or "").startswith("ray://"):
-            with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):
+            if not ray.util.client.ray.is_connected():
                 self._gcs = ray.get_runtime_context().gcs_address
         self._checked = time.monotonic()
 
@@ -105,15 +119,17 @@ class RayExecutor:
         if self._owns_cluster and self.ray.is_initialized():
             self.ray.shutdown()
 
-    def _lost_or_died(self, e: Exception, job: Job, sup: Supervisor, task: Task) -> None:
-        """What Ray's verdict on a dead actor costs: nothing blamed when its node went (or the cluster stops
-        the build), else a death as on the local executor."""
+    def _lost_or_died(self, e: Exception, job: Job, sup: Supervisor, task: Task) -> bool:
+        """What Ray's verdict on a dead actor costs: nothing blamed when its node went (True) or the cluster
+        stops the build, else a death as on the local executor (False)."""
         self._cluster_gone(job)
         if getattr(e, "preempted", False) or NODE_DIED in str(e):
             sup.lost(task, "its Ray node died")
-        else:  # Ray's error names no signal: the worker's fault handler does.
-            sup.died(task, fault_cause(job.watch_dir, sup.watch_state(task)) if job.watch_dir
-                     else f"worker died ({str(e).splitlines()[0][:200]})")
+            return True
+        # Ray's error names no signal: the worker's fault handler does.
+        sup.died(task, fault_cause(job.watch_dir, sup.watch_state(task)) if job.watch_dir
+                 else f"worker died ({str(e).splitlines()[0][:200]})")
+        return False
 
     def map(self, factory: WorkerFactory, items: Sequence[Any], job: Job | None = None) -> Iterator[Any]:
         ray = self.ray
@@ -132,13 +148,22 @@ class RayExecutor:
         blob = pickle.dumps(factory)
         idle: list[Any] = []
         running: dict[Any, tuple[Any, Task]] = {}  # result ref -> (actor, task)
-        probing: dict[Any, tuple[Any, Task, float]] = {}  # ping ref -> (unreachable actor, its task, deadline)
-        waiting: list[tuple[float, Any, Task, float]] = []  # (next ping, actor, task, deadline): unreachable still
+        unreachable: list[_Unreachable] = []
         n_actors = 0
 
         def kill(actor: Any) -> None:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
+
+        def verdict(actor: Any, task: Task, e: Exception) -> None:
+            nonlocal n_actors
+            kill(actor)
+            if self._lost_or_died(e, job, sup, task):
+                # Idle actors on the lost node are dead too: handing them the retry would lose it again.
+                for a in idle:
+                    kill(a)
+                n_actors -= len(idle)
+                idle.clear()
 
         try:
             while True:
@@ -151,23 +176,30 @@ class RayExecutor:
                         actor = actor_cls.remote(blob, res.gpus)
                         n_actors += 1
                     running[actor.run.remote(task)] = (actor, task)
-                if not running and not probing and not waiting:
+                if not running and not unreachable:
                     return
-                ready, _ = ray.wait([*running, *probing], num_returns=1, timeout=POLL_S)
+                pings = {u.ping: u for u in unreachable if u.ping is not None}
+                if running or pings:
+                    ready, _ = ray.wait([*running, *pings], num_returns=1, timeout=POLL_S)
+                else:
+                    ready = []
+                    time.sleep(POLL_S)
                 for ref in ready:
-                    if ref in probing:
-                        actor, task, deadline = probing.pop(ref)
+                    if ref in pings:
+                        u = pings[ref]
+                        u.ping = None
                         try:
                             ray.get(ref)
                         except ray.exceptions.ActorUnavailableError:
-                            waiting.append((time.monotonic() + 1.0, actor, task, deadline))
+                            u.next_ping = time.monotonic() + 1.0
                             continue
                         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
-                            kill(actor)
-                            self._lost_or_died(e, job, sup, task)
+                            unreachable.remove(u)
+                            verdict(u.actor, u.task, e)
                         else:
-                            kill(actor)
-                            sup.lost(task, "its Ray actor stopped answering for a while")
+                            unreachable.remove(u)
+                            kill(u.actor)
+                            sup.lost(u.task, "its Ray actor stopped answering for a while")
                         continue
                     actor, task = running.pop(ref)
                     try:
@@ -177,12 +209,11 @@ class RayExecutor:
                         # names a lost node), since killing it now would erase that.
                         self._cluster_gone(job)
                         n_actors -= 1
-                        probing[actor.ping.remote()] = (actor, task, time.monotonic() + PROBE_S)
+                        unreachable.append(_Unreachable(actor, task, time.monotonic() + PROBE_S, actor.ping.remote()))
                         continue
                     except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
-                        kill(actor)
                         n_actors -= 1
-                        self._lost_or_died(e, job, sup, task)
+                        verdict(actor, task, e)
                         continue
                     except ray.exceptions.RayTaskError as e:  # the worker's own exception: stops the map
                         original = getattr(e, "cause", None)
@@ -198,16 +229,16 @@ class RayExecutor:
                         kill(actor)
                         n_actors -= 1
                         sup.died(task, hang_cause(job))
-                for due, actor, task, deadline in list(waiting):
-                    if time.monotonic() > deadline:
-                        waiting.remove((due, actor, task, deadline))
-                        kill(actor)
-                        sup.died(task, f"its worker answered nothing for {PROBE_S:g} s")
-                    elif time.monotonic() > due:
-                        waiting.remove((due, actor, task, deadline))
-                        probing[actor.ping.remote()] = (actor, task, deadline)
+                now = time.monotonic()
+                for u in list(unreachable):
+                    if now > u.deadline:
+                        # Item-caused deaths come as a quick verdict: this is the network or the node.
+                        unreachable.remove(u)
+                        kill(u.actor)
+                        sup.lost(u.task, f"its Ray worker stayed unreachable for {PROBE_S:g} s")
+                    elif u.ping is None and now > u.next_ping:
+                        u.ping = u.actor.ping.remote()
         finally:
-            lost = [a for a, _, _ in probing.values()] + [a for _, a, _, _ in waiting]
-            for actor in idle + [a for a, _ in running.values()] + lost:
+            for actor in idle + [a for a, _ in running.values()] + [u.actor for u in unreachable]:
                 kill(actor)
             sup.cleanup()

@@ -65,8 +65,8 @@ def _descendants(pid: int) -> list[int]:
 
 
 def start(ray: Any, cfg: RayConfig, kwargs: dict[str, Any]) -> None:
-    """`ray.init`, bounded: a local cluster's processes are stopped after `start_timeout_s`, which makes
-    Ray give up; an address is first checked to take connections."""
+    """`ray.init`, bounded: the processes it started are stopped after `start_timeout_s`, which makes Ray
+    give up (or, stuck in native code, the driver ends); an address is first checked to take connections."""
     if not cfg.address:
         what, failed = "a local Ray cluster", "did not start"
         check_local_address(cfg.node_ip_address or ray.util.get_node_ip_address())
@@ -83,10 +83,12 @@ def start(ray: Any, cfg: RayConfig, kwargs: dict[str, Any]) -> None:
                "Check that this machine reaches the node address (`ip addr`), that /tmp has free space, and Ray's "
                "logs in /tmp/ray/session_latest/logs")
 
+    before = set(_descendants(os.getpid()))
+
     def give_up() -> None:
         late.set()
         log.error("%s has not started after %g s: stopping it", what, cfg.start_timeout_s)
-        for pid in _descendants(os.getpid()):
+        for pid in set(_descendants(os.getpid())) - before:  # what ray.init started, nothing else
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         if not finished.wait(GIVE_UP_S):
