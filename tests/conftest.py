@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,13 @@ from ltxa_data.pipeline import build
 from ltxa_data.recipe import CorpusConfig, Recipe, load_recipe
 
 from .fixtures.random_ltx import write_random_ltx_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+needs_ray = pytest.mark.skipif(shutil.which("ray", path=str(Path(sys.executable).parent)) is None,
+                               reason="needs the ray extra")
+RAY_ENV = {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+"""Environment of an offline Ray build: workers unpickle the test doubles from `tests`; no usage report, no Ray
+token file written to the home folder."""
 
 SMALL_CORPUS = CorpusConfig(seed=1, speakers=4, clips_per_speaker=3, two_speaker_clips=1, scene_cut_clips=1,
                             short_clips=1, copy_clips=2)

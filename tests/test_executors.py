@@ -18,11 +18,10 @@ from ltxa_data.recipe import Recipe, load_recipe
 from ltxa_data.stages import STAGES
 from ltxa_data.storage import read_frame
 
-from .conftest import recipe_dict, write_recipe
+from .conftest import RAY_ENV, REPO, needs_ray, recipe_dict, write_recipe
 from .fixtures.crashing import CpuProbeScan, CrashingScan, GpuProbeScan
-from .netns import netns_available, run_offline
+from .netns import needs_netns, run_offline
 
-REPO = Path(__file__).resolve().parents[1]
 CRASHES = ("segv", "abort", "kill", "hang")
 MESSAGES = {
     "segv": "worker killed by signal 11 (SIGSEGV: a crash in native code) while reading it (2 times)",
@@ -30,14 +29,6 @@ MESSAGES = {
     "kill": "worker killed by signal 9 (SIGKILL: out of memory?) while reading it (2 times)",
     "hang": "no result after 3 s (worker stopped) while reading it (2 times)",
 }
-needs_netns = pytest.mark.skipif(not netns_available(), reason="needs `unshare -n` (root) for an offline Ray cluster")
-needs_ray = pytest.mark.skipif(shutil.which("ray", path=str(Path(sys.executable).parent)) is None,
-                               reason="needs the ray extra")
-
-
-def _offline_env() -> dict[str, str]:
-    """Workers unpickle the test doubles from `tests`; no Ray token file written to the home folder."""
-    return {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 @pytest.fixture(scope="module")
@@ -133,13 +124,13 @@ def test_crashes_cost_their_file_and_gpu_slots_hold_on_ray(tmp_path: Path, hosti
     recipe = _hostile_recipe(tmp_path / "crash", hostile, kind="ray",
                              ray={"num_cpus": 2, "num_gpus": 2, "node_ip_address": "127.0.0.1"})
     run_offline(["-m", "tests.fixtures.crashing", str(tmp_path / "crash/recipe.yaml"), "crash"],
-                env=_offline_env(), cwd=REPO, timeout=300)
+                env=RAY_ENV, cwd=REPO, timeout=300)
     _assert_isolated(recipe)
 
     path = _clean_recipe(tmp_path / "gpu", hostile, kind="ray", workers=2,
                          ray={"num_cpus": 4, "num_gpus": 2, "node_ip_address": "127.0.0.1"})
     run_offline(["-m", "tests.fixtures.crashing", str(path), "gpu"],
-                env=_offline_env(), cwd=REPO, timeout=300)
+                env=RAY_ENV, cwd=REPO, timeout=300)
     gpu, cpu = (load_recipe(path.parent / f"{kind}.yaml") for kind in ("gpu", "cpu"))
     by_pid = _devices_by_worker(gpu)
     assert len(by_pid) >= 2, f"one actor per GPU of the cluster: {by_pid}"
@@ -174,7 +165,7 @@ ltxa-data build {fresh} --no-progress
 echo RESUMED
 ltxa-data build {resumed} --no-progress
 """
-    out = run_offline(["-c", script], python="bash", env=_offline_env(), cwd=REPO, timeout=900).stdout
+    out = run_offline(["-c", script], python="bash", env=RAY_ENV, cwd=REPO, timeout=900).stdout
     ray_build = load_recipe(fresh)
     local, on_ray = _tables(built), _tables(ray_build)
     assert sorted(local) == sorted(on_ray)

@@ -21,17 +21,11 @@ from ltxa_data.recipe import load_recipe
 from ltxa_data.stages import STAGES
 from ltxa_data.storage import read_frame
 
-from .conftest import recipe_dict, write_recipe
+from .conftest import RAY_ENV, REPO, needs_ray, recipe_dict, write_recipe
 from .fixtures.crashing import CrashingScan
-from .netns import netns_available, run_offline
+from .netns import needs_netns, run_offline
 
-REPO = Path(__file__).resolve().parents[1]
-ENV = {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-pytestmark = [
-    pytest.mark.skipif(not netns_available(), reason="needs `unshare -n` (root) for an offline Ray cluster"),
-    pytest.mark.skipif(shutil.which("ray", path=str(Path(sys.executable).parent)) is None,
-                       reason="needs the ray extra"),
-]
+pytestmark = [needs_netns, needs_ray]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +55,7 @@ def test_a_local_cluster_that_cannot_start_fails_at_once_saying_what_to_check(tm
     began = time.monotonic()
     done = subprocess.run([shutil.which("unshare") or "unshare", "--net", sys.executable, "-m", "ltxa_data.cli",
                            "build", str(path), "--no-progress"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **ENV})
+                          env={**os.environ, **RAY_ENV})
     assert done.returncode == 1, done.stderr
     assert time.monotonic() - began < 60
     assert ("error: executor.kind ray: cannot start a local Ray cluster on 127.0.0.1: this machine cannot listen "
@@ -71,7 +65,7 @@ def test_a_local_cluster_that_cannot_start_fails_at_once_saying_what_to_check(tm
     path = _recipe(tmp_path / "late", slow, kind="ray",
                    ray={"node_ip_address": "127.0.0.1", "num_cpus": 2, "start_timeout_s": 1})
     began = time.monotonic()
-    late = run_offline(["-m", "ltxa_data.cli", "build", str(path), "--no-progress"], env=ENV, cwd=REPO,
+    late = run_offline(["-m", "ltxa_data.cli", "build", str(path), "--no-progress"], env=RAY_ENV, cwd=REPO,
                        timeout=300, check=False)
     assert late.returncode == 1, late.stderr
     assert time.monotonic() - began < 45, "stopped after the timeout, not when Ray itself gives up (60 s more)"
@@ -80,7 +74,7 @@ def test_a_local_cluster_that_cannot_start_fails_at_once_saying_what_to_check(tm
     assert not list(load_recipe(path).manifests_dir.glob("*.parquet"))
 
     path = _recipe(tmp_path / "nowhere", slow, kind="ray", ray={"address": "127.0.0.1:9"})
-    nowhere = run_offline(["-m", "ltxa_data.cli", "build", str(path), "--no-progress"], env=ENV, cwd=REPO,
+    nowhere = run_offline(["-m", "ltxa_data.cli", "build", str(path), "--no-progress"], env=RAY_ENV, cwd=REPO,
                           timeout=120, check=False)
     assert nowhere.returncode == 1
     assert ("error: executor.ray.address: cannot reach 127.0.0.1:9 ([Errno 111] Connection refused): check that "
@@ -88,7 +82,7 @@ def test_a_local_cluster_that_cannot_start_fails_at_once_saying_what_to_check(tm
 
 
 def _faults(mode: str, path: Path) -> dict:
-    done = run_offline(["-m", "tests.fixtures.ray_nodes", mode, str(path)], env={**ENV, "LTXA_TEST_SLOW_S": "4"},
+    done = run_offline(["-m", "tests.fixtures.ray_nodes", mode, str(path)], env={**RAY_ENV, "LTXA_TEST_SLOW_S": "4"},
                        cwd=REPO, timeout=600)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -45,13 +45,19 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(_existing(path)).free
 
 
-def sample_bytes(recipe: Recipe) -> tuple[int, str]:
-    """(bytes of one sample, how it was found): the build's shard index's mean, or the recipe's arithmetic."""
+def _ok_shards(recipe: Recipe) -> pl.DataFrame | None:
+    """The shard index's written samples (key, nbytes), or None before the first shard."""
     path = table_path(recipe.manifests_dir, "shards")
-    if path.exists():
-        sizes = pl.read_parquet(path, columns=["nbytes", "status"]).filter(pl.col("status") == "ok")["nbytes"]
-        if sizes.len() >= 8:
-            return int(sizes.mean() or 0), f"the mean of this build's {sizes.len()} samples"
+    if not path.exists():
+        return None
+    return pl.read_parquet(path, columns=["key", "nbytes", "status"]).filter(pl.col("status") == "ok")
+
+
+def sample_bytes(recipe: Recipe, shards: pl.DataFrame | None) -> tuple[int, str]:
+    """(bytes of one sample, how it was found): the mean of the build's written samples (`_ok_shards`), or the
+    recipe's arithmetic."""
+    if shards is not None and shards.height >= 8:
+        return int(shards["nbytes"].mean() or 0), f"the mean of this build's {shards.height} samples"
     k = recipe.pairs.references_per_target
     wavs = 2 * 2 * (TARGET_FRAMES * AUDIO_SAMPLE_RATE // TARGET_FPS) + k * 2 * 2 * round(
         recipe.references.duration_s * AUDIO_SAMPLE_RATE)
@@ -75,15 +81,12 @@ class SpaceNeed:
 def space_needed(recipe: Recipe) -> SpaceNeed | None:
     """What the shard stage still has to write, or None before targets are cut."""
     m = recipe.manifests_dir
-    done: set[str] = set()
-    if table_path(m, "shards").exists():
-        shards = pl.read_parquet(table_path(m, "shards"), columns=["key", "status"])
-        done = set(shards.filter(pl.col("status") == "ok")["key"].to_list())
+    shards = _ok_shards(recipe)
+    done = set(shards["key"].to_list()) if shards is not None else set()
     for table, key in (("pairs", "key"), ("targets", "target_id")):
         if table_path(m, table).exists():
             rows = pl.read_parquet(table_path(m, table), columns=[key, "status"]).filter(pl.col("status") == "ok")
-            per, how = sample_bytes(recipe)
-            return SpaceNeed(len(set(rows[key].to_list()) - done), per, how)
+            return SpaceNeed(len(set(rows[key].to_list()) - done), *sample_bytes(recipe, shards))
     return None
 
 

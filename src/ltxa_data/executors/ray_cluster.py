@@ -30,7 +30,8 @@ CLUSTER_GONE_S = 30.0
 """A GCS that takes no connection for this long is gone: long enough for a fault-tolerant GCS to restart, short
 enough to speak before Ray's own driver ends the process, 60 s after its GCS went."""
 PROBE_S = 60.0
-"""How long an unreachable actor may take to be declared dead (or answer) before its task counts as a death."""
+"""How long Ray may call an actor unavailable before its partition runs again as lost (a file's crash gives a
+quick verdict instead)."""
 NODE_DIED = "because its node has died"
 """Ray's words (ActorDiedError) for an actor that went with its node."""
 
@@ -79,7 +80,6 @@ class RayExecutor:
         except ImportError as e:
             raise SystemicError("executor.kind ray needs Ray: pip install 'ltxa-data[ray]' (on every node)") from e
         self.ray = ray
-        self.cfg = cfg
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
             if cfg.address:

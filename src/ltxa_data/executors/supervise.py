@@ -194,7 +194,6 @@ class Supervisor:
         task.careful = True
         self.queue.appendleft(task)
 
-
     def lost(self, task: Task, cause: str) -> None:
         """`task`'s worker went with its node: run the partition again as it was, blaming no item; a
         partition that loses `LOST_NODES` nodes stops the run."""
